@@ -1,0 +1,25 @@
+# The twistd dropin for twisted_netlab.  twistd imports every dropin at each
+# start, so this imports nothing but ServiceMaker and names the tap modules,
+# which are imported only when their plugin is run.
+from twisted.application.service import ServiceMaker
+
+NetlabHello = ServiceMaker(
+    "netlab-hello",
+    "twisted_netlab.tap.hello",
+    "The greeting server: one line to every client, then close.",
+    "netlab-hello",
+)
+
+NetlabEcho = ServiceMaker(
+    "netlab-echo",
+    "twisted_netlab.tap.echo",
+    "The line echo server: S: plus every line, byte for byte.",
+    "netlab-echo",
+)
+
+Netlab = ServiceMaker(
+    "netlab",
+    "twisted_netlab.tap.suite",
+    "The whole netlab suite in one process: hello and echo.",
+    "netlab",
+)
