@@ -29,8 +29,18 @@ HERE = Path(__file__).resolve().parent
 FILE_LIMIT = 65536
 
 
+def cases() -> dict[str, list[str]]:
+    """
+    Every benchmark's name and the cases --case can pick in it.
+    """
+    return {
+        m.rsplit(".", 1)[1]: list(importlib.import_module(m).CASES) for m in MODULES
+    }
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    names = [m.rsplit(".", 1)[1] for m in MODULES]
+    every = cases()
+    names = list(every)
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Benchmark netlab's servers against the seed and the usual "
@@ -48,6 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=names,
         help="run only this benchmark (repeatable); default: all of "
         + ", ".join(names),
+    )
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=sorted({c for cs in every.values() for c in cs}),
+        help="run only this case (repeatable), e.g. an echo scenario such as "
+        "1000x1, or connections; benchmarks with none of the cases are skipped",
     )
     parser.add_argument("--repeats", type=int, help="rounds (default 3; quick 1)")
     parser.add_argument(
@@ -145,8 +162,14 @@ def main(argv: list[str] | None = None) -> int:
         warmup=args.warmup or (0.2 if quick else 1.0),
         duration=args.duration or (0.4 if quick else 3.0),
         progress=lambda line: print(line, file=sys.stderr, flush=True),
+        cases=frozenset(args.case) if args.case else None,
     )
-    names = args.only or [m.rsplit(".", 1)[1] for m in MODULES]
+    every = cases()
+    names = [
+        name
+        for name in (args.only or list(every))
+        if not args.case or set(args.case) & set(every[name])
+    ]
     started = time.monotonic()
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     sections: list[Section] = []
@@ -177,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def header(results: dict[str, Any]) -> str:
     m = results["machine"]
-    quick = " (--quick: a tiny load; the figures mean nothing)" if results["quick"] else ""
+    quick = ""
+    if results["quick"]:
+        quick = " (--quick: a tiny load; the figures mean nothing)"
     return (
         f"{results['command']}{quick}\n{results['date']}, {m['cores']} cores "
         f"({m['cpu']}), Linux {m['kernel']}, Python {m['python']}, "

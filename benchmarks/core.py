@@ -32,6 +32,11 @@ class Context:
     warmup: float
     duration: float
     progress: Callable[[str], None]
+    #: run only these cases (echo scenario keys, "connections", ...); None: all
+    cases: frozenset[str] | None = None
+
+    def wants(self, case: str) -> bool:
+        return self.cases is None or case in self.cases
 
 
 @dataclass

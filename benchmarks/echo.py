@@ -88,6 +88,8 @@ QUICK_SCENARIOS = [
     Scenario("1000x1", 30, 1, LINE),
     Scenario("10x64-1KiB", 2, 64, 1024),
 ]
+#: what --case can name
+CASES = [*(s.key for s in SCENARIOS), "connections"]
 IDLE_CONNS, HOLD_CONNS = 5_000, 10_000
 QUICK_IDLE_CONNS, QUICK_HOLD_CONNS = 100, 200
 
@@ -101,17 +103,25 @@ MAX_KIB_PER_IDLE_CONN = 2.0
 
 
 def run(context: Context) -> Section:
-    scenarios = QUICK_SCENARIOS if context.quick else SCENARIOS
-    runs = _closed_loop(context, scenarios)
+    scenarios = [
+        s
+        for s in (QUICK_SCENARIOS if context.quick else SCENARIOS)
+        if context.wants(s.key)
+    ]
+    runs = _closed_loop(context, scenarios) if scenarios else []
     idle, hold = (
         (QUICK_IDLE_CONNS, QUICK_HOLD_CONNS)
         if context.quick
         else (IDLE_CONNS, HOLD_CONNS)
     )
-    memory = {
-        spec.name: _connections(context, spec, idle, hold)
-        for spec in [SERVERS[0], NETLAB_WITH_TIMEOUT, *SERVERS[1:]]
-    }
+    memory = (
+        {
+            spec.name: _connections(context, spec, idle, hold)
+            for spec in [SERVERS[0], NETLAB_WITH_TIMEOUT, *SERVERS[1:]]
+        }
+        if context.wants("connections")
+        else {}
+    )
     return _section(context, scenarios, runs, memory, idle, hold)
 
 
@@ -149,14 +159,12 @@ def _closed_loop(context: Context, scenarios: list[Scenario]) -> list[dict[str, 
     return runs
 
 
-def _measure(
-    context: Context, server: RunningServer, scenario: Scenario
-) -> TimedRun:
+def _measure(context: Context, server: RunningServer, scenario: Scenario) -> TimedRun:
     return run_timed(
         context.loadgen,
         "echo",
         server.port,
-        server_cpu=server.cpu_seconds,
+        server_cpu=server.cpu_times,
         conns=scenario.conns,
         depth=scenario.depth,
         size=scenario.size,
@@ -170,9 +178,11 @@ def _describe(record: dict[str, Any]) -> str:
     if record.get("error"):
         return f"{head} FAILED: {record['error']}"
     return (
-        f"{head} {record['per_second']:>11,.0f}/s  p50 {record['p50_us']:>8,.0f} us"
-        f"  p99 {record['p99_us']:>8,.0f} us  server {record['server_cpu_us_per_reply']:6.2f}"
-        f" us/reply  loadgen {record['client_cpu_us_per_reply']:5.2f} us/reply"
+        f"{head} {record['per_second']:>11,.0f}/s"
+        f"  p50 {record['p50_us']:>8,.0f} us  p99 {record['p99_us']:>8,.0f} us"
+        f"  server {record['server_cpu_us_per_reply']:6.2f} us/reply"
+        f" ({record['server_sys_us_per_reply']:5.2f} kernel)"
+        f"  loadgen {record['client_cpu_us_per_reply']:5.2f} us/reply"
     )
 
 
@@ -256,6 +266,9 @@ def _summary(
                 "server_cpu_us_per_reply": median(
                     r["server_cpu_us_per_reply"] for r in good
                 ),
+                "server_sys_us_per_reply": median(
+                    r["server_sys_us_per_reply"] for r in good
+                ),
                 "client_cpu_us_per_reply": median(
                     r["client_cpu_us_per_reply"] for r in good
                 ),
@@ -272,9 +285,7 @@ def _ratios(
     (the two measured minutes apart at most), then the median over rounds.
     """
     by_key = {
-        (r["round"], r["scenario"], r["server"]): r
-        for r in runs
-        if not r.get("error")
+        (r["round"], r["scenario"], r["server"]): r for r in runs if not r.get("error")
     }
     rounds = sorted({r["round"] for r in runs})
     ratios: dict[str, dict[str, float | None]] = {}
@@ -316,7 +327,9 @@ def _section(
                     fmt(s["p99_us"]),
                     fmt(s["server_cpu_us_per_reply"], 1),
                     fmt(s["client_cpu_us_per_reply"], 1),
-                    "" if spec.name == NETLAB else fmt_ratio(ratios[scenario.key][spec.name]),
+                    ""
+                    if spec.name == NETLAB
+                    else fmt_ratio(ratios[scenario.key][spec.name]),
                 ]
             )
     throughput = Table(
@@ -363,6 +376,8 @@ def _section(
 
     targets = []
     for key, peer_name, least in RATIO_TARGETS:
+        if key not in labels:
+            continue
         value = ratios.get(key, {}).get(peer_name)
         targets.append(
             Target(
@@ -374,65 +389,77 @@ def _section(
         )
     mine = memory.get(NETLAB, {})
     kib = mine.get("kib_per_idle_conn")
-    targets.append(
-        Target(
-            f"echo: memory per idle connection ({idle:,} idle)",
-            f"<= {MAX_KIB_PER_IDLE_CONN:.1f} KiB",
-            kib,
-            kib is not None and kib <= MAX_KIB_PER_IDLE_CONN,
+    if memory:
+        targets.append(
+            Target(
+                f"echo: memory per idle connection ({idle:,} idle)",
+                f"<= {MAX_KIB_PER_IDLE_CONN:.1f} KiB",
+                kib,
+                kib is not None and kib <= MAX_KIB_PER_IDLE_CONN,
+            )
         )
-    )
-    targets.append(
-        Target(
-            f"echo: {hold:,} concurrent connections held and answered",
-            f"{hold:,}",
-            mine.get("answered"),
-            bool(mine.get("held")),
+        targets.append(
+            Target(
+                f"echo: {hold:,} concurrent connections held and answered",
+                f"{hold:,}",
+                mine.get("answered"),
+                bool(mine.get("held")),
+            )
         )
-    )
 
     names = [spec.name for spec in SERVERS]
-    panels = [
-        Panel(
-            "Echo replies per second (higher is better)",
-            "replies/s",
-            [labels[s.key] for s in scenarios],
-            {n: [summary[s.key][n]["per_second"] for s in scenarios] for n in names},
-            low={
-                n: [summary[s.key][n]["per_second_min"] for s in scenarios]
-                for n in names
-            },
-            high={
-                n: [summary[s.key][n]["per_second_max"] for s in scenarios]
-                for n in names
-            },
-            log=True,
-            highlight=NETLAB,
-        ),
-        Panel(
-            "Echo server CPU per reply (lower is better)",
-            "CPU us per reply",
-            [labels[s.key] for s in scenarios],
-            {
-                n: [summary[s.key][n]["server_cpu_us_per_reply"] for s in scenarios]
-                for n in names
-            },
-            log=True,
-            highlight=NETLAB,
-        ),
-        Panel(
-            f"Memory per idle connection, {idle:,} idle (lower is better)",
-            "KiB per connection",
-            ["idle connections"],
-            {n: [m.get("kib_per_idle_conn")] for n, m in memory.items()},
-            highlight=NETLAB,
-        ),
-    ]
+    panels = []
+    if scenarios:
+        panels += [
+            Panel(
+                "Echo replies per second (higher is better)",
+                "replies/s",
+                [labels[s.key] for s in scenarios],
+                {
+                    n: [summary[s.key][n]["per_second"] for s in scenarios]
+                    for n in names
+                },
+                low={
+                    n: [summary[s.key][n]["per_second_min"] for s in scenarios]
+                    for n in names
+                },
+                high={
+                    n: [summary[s.key][n]["per_second_max"] for s in scenarios]
+                    for n in names
+                },
+                log=True,
+                highlight=NETLAB,
+            ),
+            Panel(
+                "Echo server CPU per reply (lower is better)",
+                "CPU us per reply",
+                [labels[s.key] for s in scenarios],
+                {
+                    n: [summary[s.key][n]["server_cpu_us_per_reply"] for s in scenarios]
+                    for n in names
+                },
+                log=True,
+                highlight=NETLAB,
+            ),
+        ]
+    if memory:
+        panels.append(
+            Panel(
+                f"Memory per idle connection, {idle:,} idle (lower is better)",
+                "KiB per connection",
+                ["idle connections"],
+                {n: [m.get("kib_per_idle_conn")] for n, m in memory.items()},
+                highlight=NETLAB,
+            )
+        )
     failures = [
         f"echo {r['scenario']} {r['server']} round {r['round']}: {r['error']}"
         for r in runs
         if r.get("error")
-    ] + [f"echo connections {n}: {m['error']}" for n, m in memory.items() if "error" in m]
+    ]
+    failures += [
+        f"echo connections {n}: {m['error']}" for n, m in memory.items() if "error" in m
+    ]
     return Section(
         NAME,
         [throughput, connections],

@@ -44,6 +44,8 @@ SERVERS = [
     ),
 ]
 CONCURRENCY, QUICK_CONCURRENCY = 32, 4
+#: what --case can name
+CASES = ["hello"]
 
 
 def run(context: Context) -> Section:
@@ -64,7 +66,7 @@ def run(context: Context) -> Section:
                         context.loadgen,
                         "hello",
                         server.port,
-                        server_cpu=server.cpu_seconds,
+                        server_cpu=server.cpu_times,
                         conns=concurrency,
                         expect=GREETING,
                         warmup=context.warmup,
@@ -93,9 +95,7 @@ def _describe(record: dict[str, Any]) -> str:
     )
 
 
-def _section(
-    context: Context, runs: list[dict[str, Any]], concurrency: int
-) -> Section:
+def _section(context: Context, runs: list[dict[str, Any]], concurrency: int) -> Section:
     good = [r for r in runs if not r.get("error")]
     summary: dict[str, dict[str, float | None]] = {}
     for spec in SERVERS:

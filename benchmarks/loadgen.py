@@ -83,6 +83,8 @@ class TimedRun:
     p99_us: float
     client_cpu_us_per_reply: float
     server_cpu_us_per_reply: float
+    server_user_us_per_reply: float
+    server_sys_us_per_reply: float
     mismatches: int
     closed_early: int
     connect_errors: int
@@ -108,7 +110,7 @@ def run_timed(
     mode: str,
     port: int,
     *,
-    server_cpu: Callable[[], float],
+    server_cpu: Callable[[], tuple[float, float]],
     conns: int,
     warmup: float,
     duration: float,
@@ -120,7 +122,8 @@ def run_timed(
 ) -> TimedRun:
     """
     Run the load generator in C{echo} or C{hello} mode against C{port};
-    C{server_cpu} is read when the measured window opens and closes.
+    C{server_cpu} (user and system seconds) is read when the measured window
+    opens and closes.
     """
     argv = [
         str(binary),
@@ -148,7 +151,7 @@ def run_timed(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
-    cpu_start = cpu_end = 0.0
+    cpu_start = cpu_end = (0.0, 0.0)
     result: dict[str, Any] | None = None
     try:
         for line in proc.stdout:
@@ -170,6 +173,12 @@ def run_timed(
             f"load generator {mode} failed (exit {proc.returncode}): {stderr}"
         )
     replies = int(result["replies"])
+    user = cpu_end[0] - cpu_start[0]
+    system = cpu_end[1] - cpu_start[1]
+
+    def per_reply(seconds: float) -> float:
+        return seconds * 1e6 / replies if replies else 0.0
+
     return TimedRun(
         mode=mode,
         conns=conns,
@@ -182,9 +191,9 @@ def run_timed(
         p50_us=float(result["p50_us"]),
         p99_us=float(result["p99_us"]),
         client_cpu_us_per_reply=float(result["client_cpu_us_per_reply"]),
-        server_cpu_us_per_reply=(
-            (cpu_end - cpu_start) * 1e6 / replies if replies else 0.0
-        ),
+        server_cpu_us_per_reply=per_reply(user + system),
+        server_user_us_per_reply=per_reply(user),
+        server_sys_us_per_reply=per_reply(system),
         mismatches=int(result["mismatches"]),
         closed_early=int(result["closed_early"]),
         connect_errors=int(result["connect_errors"]),

@@ -24,14 +24,12 @@ def render_table(table: Table) -> str:
         out = []
         for i, (cell, width) in enumerate(zip(row, widths, strict=True)):
             # figures right-aligned, names left-aligned
-            numeric = i > 0 and cell[:1].isdigit() or cell[:1] == "-"
+            numeric = i > 0 and (cell[:1].isdigit() or cell == "-")
             out.append(cell.rjust(width) if numeric else cell.ljust(width))
         return "  ".join(out).rstrip()
 
     body = [line(r) for r in table.rows]
-    return "\n".join(
-        [table.title, "", rule, line(table.columns), rule, *body, rule]
-    )
+    return "\n".join([table.title, "", rule, line(table.columns), rule, *body, rule])
 
 
 def targets_table(targets: list[Target]) -> Table:

@@ -134,14 +134,14 @@ class RunningServer:
                 f"{self.spec.name} exited with status {self.proc.returncode}:\n{tail}"
             )
 
-    def cpu_seconds(self) -> float:
+    def cpu_times(self) -> tuple[float, float]:
         """
-        User plus system CPU time of the whole process (all its threads).
+        User and system CPU seconds of the whole process (all its threads).
         """
         with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         # fields[0] is the state (field 3); utime and stime are fields 14, 15.
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{self.pid}/statm") as f:

@@ -22,6 +22,9 @@ class HelloFactory(protocol.Factory):
 
 if __name__ == "__main__":
     reactor.listenTCP(  # type: ignore[attr-defined]
-        int(sys.argv[1]), HelloFactory(), backlog=int(sys.argv[2]), interface="127.0.0.1"
+        int(sys.argv[1]),
+        HelloFactory(),
+        backlog=int(sys.argv[2]),
+        interface="127.0.0.1",
     )
     reactor.run()  # type: ignore[attr-defined]
