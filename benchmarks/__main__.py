@@ -23,7 +23,7 @@ from benchmarks import MODULES
 from benchmarks.core import Context, Section
 from benchmarks.loadgen import LoadgenError, build
 from benchmarks.report import render, write_plot
-from benchmarks.servers import BACKLOG, raise_file_limit
+from benchmarks.servers import BACKLOG, pinning, raise_file_limit
 
 HERE = Path(__file__).resolve().parent
 FILE_LIMIT = 65536
@@ -66,9 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run only this case (repeatable), e.g. an echo scenario such as "
         "1000x1, or connections; benchmarks with none of the cases are skipped",
     )
-    parser.add_argument("--repeats", type=int, help="rounds (default 3; quick 1)")
+    parser.add_argument("--repeats", type=int, help="rounds (default 5; quick 1)")
     parser.add_argument(
-        "--duration", type=float, help="measured seconds per run (default 3)"
+        "--duration", type=float, help="measured seconds per run (default 2)"
     )
     parser.add_argument(
         "--warmup", type=float, help="seconds before measuring (default 1)"
@@ -90,6 +90,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="where the compiled load generator is kept "
         "(default $XDG_CACHE_HOME/twisted_netlab-benchmarks)",
+    )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the scheduler place servers and load generator (default: "
+        "each server on the first CPU, the load generator on the second)",
     )
     parser.add_argument(
         "--no-plot", action="store_true", help="skip the plot (no matplotlib needed)"
@@ -154,15 +160,20 @@ def main(argv: list[str] | None = None) -> int:
     files = raise_file_limit(FILE_LIMIT)
     info = machine()
     info["file_limit"] = files
+    pins = None if args.no_pin else pinning()
+    info["server_cpus"] = sorted(pins[0]) if pins else None
+    info["loadgen_cpus"] = sorted(pins[1]) if pins else None
     context = Context(
         loadgen=loadgen,
         log_dir=args.log_dir,
         quick=quick,
-        repeats=args.repeats or (1 if quick else 3),
+        repeats=args.repeats or (1 if quick else 5),
         warmup=args.warmup or (0.2 if quick else 1.0),
-        duration=args.duration or (0.4 if quick else 3.0),
+        duration=args.duration or (0.4 if quick else 2.0),
         progress=lambda line: print(line, file=sys.stderr, flush=True),
         cases=frozenset(args.case) if args.case else None,
+        server_cpus=pins[0] if pins else None,
+        loadgen_cpus=pins[1] if pins else None,
     )
     every = cases()
     names = [

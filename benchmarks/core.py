@@ -34,6 +34,9 @@ class Context:
     progress: Callable[[str], None]
     #: run only these cases (echo scenario keys, "connections", ...); None: all
     cases: frozenset[str] | None = None
+    #: the CPUs the servers and the load generator are pinned to (None: any)
+    server_cpus: frozenset[int] | None = None
+    loadgen_cpus: frozenset[int] | None = None
 
     def wants(self, case: str) -> bool:
         return self.cases is None or case in self.cases
@@ -78,6 +81,8 @@ class Panel:
     high: dict[str, list[float | None]] = field(default_factory=dict)
     log: bool = False
     highlight: str | None = None
+    #: draw a dashed line at this value (a ratio of 1.0, say)
+    reference: float | None = None
 
 
 @dataclass

@@ -134,7 +134,9 @@ def _closed_loop(context: Context, scenarios: list[Scenario]) -> list[dict[str, 
     servers: dict[str, RunningServer] = {}
     try:
         for spec in SERVERS:
-            servers[spec.name] = RunningServer(spec, context.log_dir)
+            servers[spec.name] = RunningServer(
+                spec, context.log_dir, context.server_cpus
+            )
         for round_ in range(context.repeats):
             for index, scenario in enumerate(scenarios):
                 for spec in rotated(SERVERS, round_ + index):
@@ -170,6 +172,7 @@ def _measure(context: Context, server: RunningServer, scenario: Scenario) -> Tim
         size=scenario.size,
         warmup=context.warmup,
         duration=context.duration,
+        cpus=context.loadgen_cpus,
     )
 
 
@@ -196,12 +199,16 @@ def _connections(
     """
     figures: dict[str, Any] = {"idle_conns": idle, "hold_conns": hold}
     try:
-        with RunningServer(spec, context.log_dir) as server:
-            with Holder(context.loadgen, server.port, 10) as warm:
+        with RunningServer(spec, context.log_dir, context.server_cpus) as server:
+            with Holder(
+                context.loadgen, server.port, 10, cpus=context.loadgen_cpus
+            ) as warm:
                 warm.ping()
             server.wait_closed()
             before = server.stable_rss()
-            with Holder(context.loadgen, server.port, idle) as first:
+            with Holder(
+                context.loadgen, server.port, idle, cpus=context.loadgen_cpus
+            ) as first:
                 fds = server.settle(target=server.base_fds + idle)
                 after = server.stable_rss()
                 figures.update(
@@ -211,7 +218,11 @@ def _connections(
                     kib_per_idle_conn=(after - before) / idle / 1024,
                 )
                 with Holder(
-                    context.loadgen, server.port, hold - idle, sources=4
+                    context.loadgen,
+                    server.port,
+                    hold - idle,
+                    sources=4,
+                    cpus=context.loadgen_cpus,
                 ) as second:
                     fds = server.settle(target=server.base_fds + hold)
                     answered = first.ping() + second.ping()
@@ -278,11 +289,12 @@ def _summary(
 
 
 def _ratios(
-    scenarios: list[Scenario], runs: list[dict[str, Any]]
+    scenarios: list[Scenario], runs: list[dict[str, Any]], figure: str, *, inverse: bool
 ) -> dict[str, dict[str, float | None]]:
     """
-    netlab-echo's replies per second over each peer's, taken round by round
-    (the two measured minutes apart at most), then the median over rounds.
+    netlab-echo's C{figure} over each peer's (or, with C{inverse}, the peer's
+    over netlab-echo's), taken round by round (the two measured minutes apart
+    at most), then the median over rounds.
     """
     by_key = {
         (r["round"], r["scenario"], r["server"]): r for r in runs if not r.get("error")
@@ -296,8 +308,9 @@ def _ratios(
             for round_ in rounds:
                 mine = by_key.get((round_, scenario.key, NETLAB))
                 theirs = by_key.get((round_, scenario.key, spec.name))
-                if mine and theirs and theirs["per_second"]:
-                    values.append(mine["per_second"] / theirs["per_second"])
+                if mine and theirs and mine[figure] and theirs[figure]:
+                    a, b = (theirs, mine) if inverse else (mine, theirs)
+                    values.append(a[figure] / b[figure])
             ratios[scenario.key][spec.name] = median(values)
     return ratios
 
@@ -311,7 +324,8 @@ def _section(
     hold: int,
 ) -> Section:
     summary = _summary(scenarios, runs)
-    ratios = _ratios(scenarios, runs)
+    ratios = _ratios(scenarios, runs, "per_second", inverse=False)
+    cpu_ratios = _ratios(scenarios, runs, "server_cpu_us_per_reply", inverse=True)
     labels = {s.key: s.label for s in scenarios}
 
     rows: list[list[str]] = []
@@ -330,6 +344,9 @@ def _section(
                     ""
                     if spec.name == NETLAB
                     else fmt_ratio(ratios[scenario.key][spec.name]),
+                    ""
+                    if spec.name == NETLAB
+                    else fmt_ratio(cpu_ratios[scenario.key][spec.name]),
                 ]
             )
     throughput = Table(
@@ -343,7 +360,8 @@ def _section(
             "p99 us",
             "server CPU us/reply",
             "loadgen CPU us/reply",
-            "netlab-echo / this",
+            "netlab-echo / this: replies/s",
+            "CPU/reply, this / netlab",
         ],
         rows,
     )
@@ -412,6 +430,18 @@ def _section(
     if scenarios:
         panels += [
             Panel(
+                "netlab-echo's replies/s over each peer's, same round (dashed: 1.0)",
+                "ratio",
+                [labels[s.key] for s in scenarios],
+                {
+                    n: [ratios[s.key][n] for s in scenarios]
+                    for n in names
+                    if n != NETLAB
+                },
+                log=True,
+                reference=1.0,
+            ),
+            Panel(
                 "Echo replies per second (higher is better)",
                 "replies/s",
                 [labels[s.key] for s in scenarios],
@@ -474,6 +504,7 @@ def _section(
             "runs": runs,
             "summary": summary,
             "ratios": ratios,
+            "cpu_per_reply_ratios": cpu_ratios,
             "connections": memory,
         },
         failures,

@@ -54,7 +54,9 @@ def run(context: Context) -> Section:
     servers: dict[str, RunningServer] = {}
     try:
         for spec in SERVERS:
-            servers[spec.name] = RunningServer(spec, context.log_dir)
+            servers[spec.name] = RunningServer(
+                spec, context.log_dir, context.server_cpus
+            )
         for round_ in range(context.repeats):
             for spec in rotated(SERVERS, round_):
                 server = servers[spec.name]
@@ -71,6 +73,7 @@ def run(context: Context) -> Section:
                         expect=GREETING,
                         warmup=context.warmup,
                         duration=context.duration,
+                        cpus=context.loadgen_cpus,
                     )
                     record.update(asdict(result), error=result.error)
                 except (LoadgenError, ServerError) as e:

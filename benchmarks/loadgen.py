@@ -95,7 +95,7 @@ class TimedRun:
         Why this run does not count, or None.
         """
         if self.mismatches:
-            return f"{self.mismatches} replies differed from what was sent"
+            return f"{self.mismatches} replies differed from what was expected"
         if self.closed_early:
             return f"{self.closed_early} connections closed by the server"
         if self.mode == "echo" and self.opened < self.conns:
@@ -119,6 +119,7 @@ def run_timed(
     prefix: str = "S:",
     expect: str = "",
     timeout: float = 60.0,
+    cpus: frozenset[int] | None = None,
 ) -> TimedRun:
     """
     Run the load generator in C{echo} or C{hello} mode against C{port};
@@ -150,6 +151,8 @@ def run_timed(
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    if cpus:
+        os.sched_setaffinity(proc.pid, cpus)
     assert proc.stdout is not None
     cpu_start = cpu_end = (0.0, 0.0)
     result: dict[str, Any] | None = None
@@ -215,6 +218,7 @@ class Holder:
         prefix: str = "S:",
         sources: int = 1,
         timeout: float = 60.0,
+        cpus: frozenset[int] | None = None,
     ) -> None:
         self.conns = conns
         self._proc = subprocess.Popen(
@@ -237,6 +241,8 @@ class Holder:
             stderr=subprocess.PIPE,
             text=True,
         )
+        if cpus:
+            os.sched_setaffinity(self._proc.pid, cpus)
         first = self._read()
         self.connected = int(first["connected"])
         self.connect_errors = int(first["connect_errors"])

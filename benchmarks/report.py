@@ -98,18 +98,43 @@ def write_plot(sections: list[Section], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+#: one colour per kind of server, the same in every panel
+COLOURS = {
+    "netlab": "#1f5fa8",
+    "twisted": "#f28e2b",
+    "seed": "#59a14f",
+    "asyncio": "#e15759",
+}
+OTHER = "#9c9c9c"
+
+
+def colour(name: str) -> str:
+    if name.startswith("netlab") and "+" in name:
+        return "#7fa8d8"
+    for prefix, value in COLOURS.items():
+        if name.startswith(prefix):
+            return value
+    return OTHER
+
+
 def _draw(ax: Any, panel: Panel) -> None:
     names = list(panel.series)
     n = max(1, len(names))
     width = 0.8 / n
-    palette = ["#4e79a7", "#f28e2b", "#76b7b2", "#e15759", "#59a14f", "#b07aa1"]
-    others = iter(palette[1:])
+    present = [v for vs in panel.series.values() for v in vs if v]
     for i, name in enumerate(names):
         values = panel.series[name]
         xs = [c + (i - (n - 1) / 2) * width for c in range(len(panel.categories))]
         heights = [v if v is not None else 0.0 for v in values]
-        color = palette[0] if name == panel.highlight else next(others, "#999999")
-        bars = ax.bar(xs, heights, width, label=name, color=color)
+        bars = ax.bar(
+            xs,
+            heights,
+            width,
+            label=name,
+            color=colour(name),
+            edgecolor="black" if name == panel.highlight else "none",
+            linewidth=0.8,
+        )
         low, high = panel.low.get(name), panel.high.get(name)
         if low and high:
             err = [
@@ -132,13 +157,14 @@ def _draw(ax: Any, panel: Panel) -> None:
     ax.set_xticks(range(len(panel.categories)), panel.categories, fontsize=8)
     ax.set_ylabel(panel.ylabel)
     ax.set_title(panel.title, fontsize=10)
-    if panel.log:
+    if panel.log and present:
         ax.set_yscale("log")
-        ax.margins(y=0.25)
-    else:
-        top = max((v for vs in panel.series.values() for v in vs if v), default=1)
-        ax.set_ylim(0, top * 1.2)
-    ax.legend(fontsize=7, loc="upper right" if not panel.log else "lower left")
+        ax.set_ylim(min(present) / 2, max(present) * 12)
+    elif present:
+        ax.set_ylim(0, max(present) * 1.35)
+    if panel.reference is not None:
+        ax.axhline(panel.reference, color="black", linestyle="--", linewidth=0.8)
+    ax.legend(fontsize=7, loc="upper left", ncols=min(n, 3), frameon=False)
     ax.grid(axis="y", alpha=0.3)
 
 

@@ -78,6 +78,26 @@ def peer(script: str) -> Callable[[int, Path], list[str]]:
     return argv
 
 
+def pin(pid: int, cpus: frozenset[int] | None) -> None:
+    """
+    Keep process C{pid} (just started, so still one thread; threads it starts
+    inherit this) on C{cpus}.
+    """
+    if cpus:
+        os.sched_setaffinity(pid, cpus)
+
+
+def pinning() -> tuple[frozenset[int], frozenset[int]] | None:
+    """
+    The CPUs for the servers and for the load generator: one each, apart,
+    when this process may use two or more; None otherwise.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return None
+    return frozenset(allowed[:1]), frozenset(allowed[1:2])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -90,7 +110,9 @@ class RunningServer:
     One server process, started by L{start}; stop it with L{stop}.
     """
 
-    def __init__(self, spec: ServerSpec, log_dir: Path) -> None:
+    def __init__(
+        self, spec: ServerSpec, log_dir: Path, cpus: frozenset[int] | None = None
+    ) -> None:
         self.spec = spec
         self.port = free_port()
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +128,7 @@ class RunningServer:
         )
         self.pid = self.proc.pid
         try:
+            pin(self.pid, cpus)
             self._wait_listening()
             self.base_fds = self.settle()
         except BaseException:

@@ -18,12 +18,12 @@ class Echo(LineReceiver):
         self.sendLine(b"S:" + line)
 
 
-class EchoFactory(protocol.Factory):
+class EchoFactory(protocol.ServerFactory):
     protocol = Echo
 
 
 if __name__ == "__main__":
-    reactor.listenTCP(  # type: ignore[attr-defined]
+    reactor.listenTCP(
         int(sys.argv[1]), EchoFactory(), backlog=int(sys.argv[2]), interface="127.0.0.1"
     )
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()

@@ -16,15 +16,15 @@ class Hello(protocol.Protocol):
         self.transport.loseConnection()  # type: ignore[union-attr]
 
 
-class HelloFactory(protocol.Factory):
+class HelloFactory(protocol.ServerFactory):
     protocol = Hello
 
 
 if __name__ == "__main__":
-    reactor.listenTCP(  # type: ignore[attr-defined]
+    reactor.listenTCP(
         int(sys.argv[1]),
         HelloFactory(),
         backlog=int(sys.argv[2]),
         interface="127.0.0.1",
     )
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()
