@@ -779,6 +779,20 @@ class StoreExpungeCopyTests(ServerFixture):
         )
         self.assertEqual(self.store.messages(USER), [SIMPLE])
 
+    def test_close_expunges(self) -> None:
+        """
+        CLOSE removes \\Deleted messages silently and leaves the selected
+        state; after EXAMINE it removes nothing.
+        """
+        self.command(b"a STORE 1 +FLAGS.SILENT (\\Deleted)")
+        self.assertEqual(self.command(b"b CLOSE"), b"b OK CLOSE completed\r\n")
+        self.assertEqual(self.server.state, "auth")
+        self.assertEqual(self.store.folder(USER).uids(), [2, 3])
+        self.store.folder(USER).set_flags({2: ["\\Deleted"]})
+        self.command(b"c EXAMINE INBOX")
+        self.assertEqual(self.command(b"d CLOSE"), b"d OK CLOSE completed\r\n")
+        self.assertEqual(self.store.folder(USER).uids(), [2, 3])
+
     def test_expunge_by_other_session_told_at_noop(self) -> None:
         """
         Another session's EXPUNGE is reported at this session's next NOOP,
