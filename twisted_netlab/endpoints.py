@@ -67,7 +67,6 @@ class ListeningService(StreamServerEndpointService):
         super().__init__(endpoint, factory)
         self.program = program
         self.description = description
-        self.setName(f"{program} {description}")
 
     def privilegedStartService(self) -> None:
         try:
