@@ -43,6 +43,16 @@ class OptionsTests(SynchronousTestCase):
             parse("--greeting", "Grüß")["greeting_bytes"], "Grüß\r\n".encode()
         )
 
+    def test_systemd_without_socket(self) -> None:
+        """
+        A systemd endpoint when systemd passed no socket says so.
+        """
+        self.patch(__import__("os"), "environ", {})
+        e = self.assertRaises(
+            usage.UsageError, parse, "--listen", "systemd:domain=INET:index=0"
+        )
+        self.assertIn("systemd passed no listening socket", str(e))
+
     def test_bad_endpoint(self) -> None:
         """
         A malformed or unknown endpoint description is a usage error naming it.
