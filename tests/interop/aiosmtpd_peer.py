@@ -70,7 +70,7 @@ class _LoopbackController(Controller):
 
     def _trigger_server(self) -> None:
         assert self.server is not None
-        self.port = self.server.sockets[0].getsockname()[1]
+        self.port = self.server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         super()._trigger_server()
 
 
@@ -111,9 +111,10 @@ def aiosmtpd_peer(
     if users is not None:
 
         def authenticator(server, session, envelope, mechanism, auth_data):
-            ok = isinstance(auth_data, LoginPassword) and users.get(
-                auth_data.login.decode()
-            ) == auth_data.password.decode()
+            ok = (
+                isinstance(auth_data, LoginPassword)
+                and users.get(auth_data.login.decode()) == auth_data.password.decode()
+            )
             recorder.logins.append((mechanism, auth_data.login))
             return AuthResult(success=ok)
 

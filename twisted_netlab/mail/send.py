@@ -191,8 +191,8 @@ def _connection_error(reason: Failure, host: str, server: str, timeout: float) -
     """
     Turn a failure to connect into L{ConnectionFailed}.
     """
-    if reason.check(CancelledError):
-        return reason
+    if reason.check(CancelledError, error.ConnectingCancelledError):
+        raise CancelledError()
     if reason.check(error.DNSLookupError):
         message = f"cannot find the host {host} (DNS lookup failed)"
     elif reason.check(error.ConnectionRefusedError):

@@ -162,6 +162,12 @@ class MessageSender(smtp.ESMTPClient):
             self.factory.transcript("-- starting TLS")
         super().esmtpState_starttls(code, resp)
 
+    def esmtpTLSFailed(self, code: int = -1, resp: bytes | None = None) -> None:
+        # Twisted replaces the server's reply with a text of its own.
+        self.sendError(
+            TLSFailed(f"{self.factory.server} refused STARTTLS: {code} {_text(resp)}")
+        )
+
     def authenticate(
         self, code: int, resp: bytes, items: dict[bytes, bytes | None]
     ) -> None:
@@ -376,8 +382,6 @@ class MessageSenderFactory(ClientFactory[MessageSender]):
             return TLSFailed(
                 f"{server} does not offer STARTTLS; refusing to go on without TLS"
             )
-        if isinstance(exc, smtp.TLSError):
-            return TLSFailed(f"{server} refused STARTTLS: {code} {text}")
         if isinstance(exc, smtp.AUTHDeclinedError):
             return AuthenticationFailed(
                 f"{server} rejected the login of {self.username}: {code} {text}"
