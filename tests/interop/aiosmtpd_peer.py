@@ -116,12 +116,14 @@ def aiosmtpd_peer(
                 and users.get(auth_data.login.decode()) == auth_data.password.decode()
             )
             recorder.logins.append((mechanism, auth_data.login))
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
 
         options.update(
             authenticator=authenticator,
             auth_required=True,
-            auth_require_tls=tls != "none",
+            # aiosmtpd counts only STARTTLS as TLS: over implicit TLS it
+            # would hide AUTH.
+            auth_require_tls=tls == "starttls",
         )
     controller = _LoopbackController(
         recorder,
