@@ -227,6 +227,18 @@ async def test_untrusted_certificate(peer: Peer, tmp_path: Path) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_expired_certificate(tmp_path: Path) -> None:
+    """
+    An expired certificate from the trusted CA is L{TLSFailed}.
+    """
+    expired = make_server_certificate(tmp_path, expired=True)
+    with aiosmtpd_peer(expired, users=USERS) as peer:
+        text = await refused_with(TLSFailed, peer, simple())
+        assert "certificate verify failed" in text
+        assert peer.recorder.logins == []
+
+
+@pytest_twisted.ensureDeferred
 async def test_wrong_host_name(tmp_path: Path) -> None:
     """
     A trusted certificate for another name is L{TLSFailed}.
@@ -251,6 +263,19 @@ async def test_skip_verify(tmp_path: Path) -> None:
     with aiosmtpd_peer(other_name, users=USERS) as peer:
         result = await send(peer, simple(), cafile=None, verify=False)
         assert result.all_accepted
+
+
+@pytest_twisted.ensureDeferred
+async def test_auth_login(certificate: ServerCertificate) -> None:
+    """
+    A server offering only AUTH LOGIN gets user name and password through
+    its challenges.
+    """
+    with aiosmtpd_peer(
+        certificate, users=USERS, auth_exclude_mechanism=["PLAIN"]
+    ) as peer:
+        assert (await send(peer, simple())).all_accepted
+        assert peer.recorder.logins == [("LOGIN", b"alice")]
 
 
 @pytest_twisted.ensureDeferred

@@ -26,6 +26,7 @@ class Options(ServerConnectionOptions):
         "[--html-file FILE] [--attach FILE]... [--header 'Name: value']... "
         "[--user NAME] [--password-env VAR | --password-file FILE] "
         "[--tls starttls|implicit|none] [--cafile PEM] [--insecure-skip-verify] "
+        "[--insecure-plaintext-auth] "
         "[--timeout S] [--dry-run] [-v]"
     )
     longdesc = (

@@ -22,6 +22,7 @@ from io import BytesIO
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import ClientFactory, connectionDone
 from twisted.mail import smtp
 from twisted.mail._cred import LOGINAuthenticator
@@ -430,9 +431,11 @@ class MessageSenderFactory(ClientFactory[MessageSender]):
             elif "wrong version number" in detail or "packet length" in detail:
                 detail += " (is this a STARTTLS port rather than implicit TLS?)"
             return TLSFailed(f"TLS with {self.server} failed: {detail}")
+        detail = (
+            "" if reason.check(ConnectionDone) else f" ({reason.getErrorMessage()})"
+        )
         return ConnectionFailed(
-            f"{self.server} closed the connection unexpectedly"
-            f" ({reason.getErrorMessage()})"
+            f"{self.server} closed the connection unexpectedly{detail}"
         )
 
 
