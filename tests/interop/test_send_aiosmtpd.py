@@ -149,13 +149,17 @@ async def test_delivered_byte_for_byte(peer: Peer, tmp_path: Path) -> None:
 async def test_implicit_tls(certificate: ServerCertificate) -> None:
     """
     With implicit TLS (port 465 style) the message is delivered over TLS
-    from the first byte.
+    from the first byte, verified or (C{verify=False}) not.
     """
     with aiosmtpd_peer(certificate, tls="implicit", users=USERS) as peer:
         message = simple()
         result = await send(peer, message, tls="implicit")
         assert result.all_accepted
         assert peer.recorder.arrivals[0].content == message_bytes(message)
+        unverified = await send(
+            peer, message, tls="implicit", cafile=None, verify=False
+        )
+        assert unverified.all_accepted
 
 
 @pytest_twisted.ensureDeferred
