@@ -92,10 +92,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default $XDG_CACHE_HOME/twisted_netlab-benchmarks)",
     )
     parser.add_argument(
-        "--no-pin",
+        "--experiment",
+        action="append",
+        choices=["write-now"],
+        help="also measure an experimental server: write-now is netlab-echo "
+        "on a Twisted whose TCP write sends at once (Twisted issue #5303)",
+    )
+    parser.add_argument(
+        "--pin",
         action="store_true",
-        help="let the scheduler place servers and load generator (default: "
-        "each server on the first CPU, the load generator on the second)",
+        help="run each server on the first CPU and the load generator on the "
+        "second (default: where the scheduler puts them, as deployed; pinning "
+        "spares the seed's threads their cross-core GIL hand-offs but also "
+        "denies them the second core)",
     )
     parser.add_argument(
         "--no-plot", action="store_true", help="skip the plot (no matplotlib needed)"
@@ -160,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     files = raise_file_limit(FILE_LIMIT)
     info = machine()
     info["file_limit"] = files
-    pins = None if args.no_pin else pinning()
+    pins = pinning() if args.pin else None
     info["server_cpus"] = sorted(pins[0]) if pins else None
     info["loadgen_cpus"] = sorted(pins[1]) if pins else None
     context = Context(
@@ -174,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         cases=frozenset(args.case) if args.case else None,
         server_cpus=pins[0] if pins else None,
         loadgen_cpus=pins[1] if pins else None,
+        experiments=frozenset(args.experiment or ()),
     )
     every = cases()
     names = [

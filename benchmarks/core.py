@@ -37,6 +37,8 @@ class Context:
     #: the CPUs the servers and the load generator are pinned to (None: any)
     server_cpus: frozenset[int] | None = None
     loadgen_cpus: frozenset[int] | None = None
+    #: experimental servers to measure too (echo: "write-now")
+    experiments: frozenset[str] = frozenset()
 
     def wants(self, case: str) -> bool:
         return self.cases is None or case in self.cases

@@ -52,6 +52,17 @@ SERVERS = [
     ),
 ]
 
+#: Measured only when asked (--experiment write-now): netlab-echo on a Twisted
+#: patched to send at once when nothing is buffered (Twisted issue #5303),
+#: to show what Twisted's write-later transport costs per reply.
+EXPERIMENTS = {
+    "write-now": ServerSpec(
+        "netlab-echo/write-now",
+        "experiment: netlab-echo, Twisted's TCP write sending at once",
+        peer("netlab_echo_write_now.py"),
+    ),
+}
+
 #: Measured for memory only: netlab-echo as it runs by default, with an idle
 #: timeout (a DelayedCall per connection).
 NETLAB_WITH_TIMEOUT = ServerSpec(
@@ -108,7 +119,8 @@ def run(context: Context) -> Section:
         for s in (QUICK_SCENARIOS if context.quick else SCENARIOS)
         if context.wants(s.key)
     ]
-    runs = _closed_loop(context, scenarios) if scenarios else []
+    servers = [*SERVERS, *(EXPERIMENTS[e] for e in sorted(context.experiments))]
+    runs = _closed_loop(context, scenarios, servers) if scenarios else []
     idle, hold = (
         (QUICK_IDLE_CONNS, QUICK_HOLD_CONNS)
         if context.quick
@@ -122,10 +134,12 @@ def run(context: Context) -> Section:
         if context.wants("connections")
         else {}
     )
-    return _section(context, scenarios, runs, memory, idle, hold)
+    return _section(context, scenarios, servers, runs, memory, idle, hold)
 
 
-def _closed_loop(context: Context, scenarios: list[Scenario]) -> list[dict[str, Any]]:
+def _closed_loop(
+    context: Context, scenarios: list[Scenario], specs: list[ServerSpec]
+) -> list[dict[str, Any]]:
     """
     Every scenario against every server, C{context.repeats} rounds, the order
     of the servers rotating from one run to the next.
@@ -133,13 +147,13 @@ def _closed_loop(context: Context, scenarios: list[Scenario]) -> list[dict[str, 
     runs: list[dict[str, Any]] = []
     servers: dict[str, RunningServer] = {}
     try:
-        for spec in SERVERS:
+        for spec in specs:
             servers[spec.name] = RunningServer(
                 spec, context.log_dir, context.server_cpus
             )
         for round_ in range(context.repeats):
             for index, scenario in enumerate(scenarios):
-                for spec in rotated(SERVERS, round_ + index):
+                for spec in rotated(specs, round_ + index):
                     server = servers[spec.name]
                     record: dict[str, Any] = {
                         "round": round_,
@@ -250,7 +264,7 @@ def _connections(
 
 
 def _summary(
-    scenarios: list[Scenario], runs: list[dict[str, Any]]
+    scenarios: list[Scenario], servers: list[ServerSpec], runs: list[dict[str, Any]]
 ) -> dict[str, dict[str, dict[str, float | None]]]:
     """
     Per scenario and server: the median (and the range) of each figure over
@@ -259,7 +273,7 @@ def _summary(
     summary: dict[str, dict[str, dict[str, float | None]]] = {}
     for scenario in scenarios:
         summary[scenario.key] = {}
-        for spec in SERVERS:
+        for spec in servers:
             good = [
                 r
                 for r in runs
@@ -289,7 +303,12 @@ def _summary(
 
 
 def _ratios(
-    scenarios: list[Scenario], runs: list[dict[str, Any]], figure: str, *, inverse: bool
+    scenarios: list[Scenario],
+    servers: list[ServerSpec],
+    runs: list[dict[str, Any]],
+    figure: str,
+    *,
+    inverse: bool,
 ) -> dict[str, dict[str, float | None]]:
     """
     netlab-echo's C{figure} over each peer's (or, with C{inverse}, the peer's
@@ -303,7 +322,9 @@ def _ratios(
     ratios: dict[str, dict[str, float | None]] = {}
     for scenario in scenarios:
         ratios[scenario.key] = {}
-        for spec in SERVERS[1:]:
+        for spec in servers:
+            if spec.name == NETLAB:
+                continue
             values: list[float | None] = []
             for round_ in rounds:
                 mine = by_key.get((round_, scenario.key, NETLAB))
@@ -318,19 +339,22 @@ def _ratios(
 def _section(
     context: Context,
     scenarios: list[Scenario],
+    servers: list[ServerSpec],
     runs: list[dict[str, Any]],
     memory: dict[str, dict[str, Any]],
     idle: int,
     hold: int,
 ) -> Section:
-    summary = _summary(scenarios, runs)
-    ratios = _ratios(scenarios, runs, "per_second", inverse=False)
-    cpu_ratios = _ratios(scenarios, runs, "server_cpu_us_per_reply", inverse=True)
+    summary = _summary(scenarios, servers, runs)
+    ratios = _ratios(scenarios, servers, runs, "per_second", inverse=False)
+    cpu_ratios = _ratios(
+        scenarios, servers, runs, "server_cpu_us_per_reply", inverse=True
+    )
     labels = {s.key: s.label for s in scenarios}
 
     rows: list[list[str]] = []
     for scenario in scenarios:
-        for spec in SERVERS:
+        for spec in servers:
             s = summary[scenario.key][spec.name]
             rows.append(
                 [
@@ -425,7 +449,7 @@ def _section(
             )
         )
 
-    names = [spec.name for spec in SERVERS]
+    names = [spec.name for spec in servers]
     panels = []
     if scenarios:
         panels += [
@@ -492,13 +516,13 @@ def _section(
     ]
     return Section(
         NAME,
-        [throughput, connections],
+        [t for t in (throughput, connections) if t.rows],
         targets,
         panels,
         {
             "servers": [
                 {"name": s.name, "description": s.description}
-                for s in [*SERVERS, NETLAB_WITH_TIMEOUT]
+                for s in [*servers, NETLAB_WITH_TIMEOUT]
             ],
             "scenarios": [{**asdict(s), "label": s.label} for s in scenarios],
             "runs": runs,

@@ -116,8 +116,9 @@ class RunningServer:
         self.spec = spec
         self.port = free_port()
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"{spec.name}-{self.port}.log"
-        self.out_path = log_dir / f"{spec.name}-{self.port}.out"
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.name)
+        self.log_path = log_dir / f"{stem}-{self.port}.log"
+        self.out_path = log_dir / f"{stem}-{self.port}.out"
         self._log = self.out_path.open("wb")
         self.proc = subprocess.Popen(
             spec.argv(self.port, self.log_path),
