@@ -228,7 +228,13 @@ def header(results: dict[str, Any]) -> str:
         f"{results['command']}{quick}\n{results['date']}, {m['cores']} cores "
         f"({m['cpu']}), Linux {m['kernel']}, Python {m['python']}, "
         f"Twisted {m['twisted']}; load average {m['loadavg_start']:.2f} at the "
-        f"start, {m['loadavg_end']:.2f} at the end"
+        f"start, {m['loadavg_end']:.2f} at the end; "
+        + (
+            f"servers pinned to CPU {m['server_cpus']}, load generator to "
+            f"CPU {m['loadgen_cpus']}"
+            if m.get("server_cpus")
+            else "not pinned"
+        )
     )
 
 

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import echo, hello
@@ -38,15 +39,19 @@ from benchmarks.servers import (
 #: its caller): the system calls, the rest of Twisted's reactor and transport,
 #: and the protocol's own code.
 SYSCALLS = [
-    ("recv()", ("Connection.doRead",)),
-    ("send()", ("untilConcludes",)),
+    ("at the recv() line", ("Connection.doRead",)),
+    ("at the send() line", ("untilConcludes",)),
     (
-        "epoll_ctl() from write-later (startWriting/stopWriting)",
+        "at the epoll_ctl() lines of write-later (startWriting/stopWriting)",
         ("EPollReactor._add", "EPollReactor._remove"),
     ),
-    ("epoll_wait()", ("EPollReactor.doPoll",)),
-    ("accept(), close()", ("Port.doRead", "Connection._closeSocket")),
+    ("at the epoll_wait() line", ("EPollReactor.doPoll",)),
+    (
+        "at the accept() and close() lines",
+        ("socket.accept", "_SocketCloser._closeSocket", "socket._real_close"),
+    ),
 ]
+LOGGING_FILES = ("twisted/logger/", "twisted/python/logfile.py")
 PROTOCOL_FILES = ("twisted_netlab/", "peers/", "twisted/protocols/basic.py")
 
 
@@ -58,9 +63,11 @@ def classify(frames: list[str]) -> str:
     for name, leaves in SYSCALLS:
         if leaf in leaves:
             return name
+    if any(p in f for f in frames for p in LOGGING_FILES):
+        return "logging (twisted.logger, the log file)"
     if any(p in f for f in frames for p in PROTOCOL_FILES):
         return "protocol code (with the Python of transport.write below it)"
-    return "Twisted reactor and transport, Python"
+    return "Twisted reactor and transport, other Python"
 
 
 def sample(pid: int, seconds: float, out: Path) -> collections.Counter[str]:
@@ -95,18 +102,21 @@ def sample(pid: int, seconds: float, out: Path) -> collections.Counter[str]:
     return stacks
 
 
-def count_syscalls(pid: int, seconds: float, out: Path) -> dict[str, int]:
+def count_syscalls(pid: int, out: Path, run: Callable[[], TimedRun]) -> dict[str, int]:
     """
-    System calls of process C{pid} (all threads) over C{seconds}, by strace.
+    System calls of process C{pid} (all threads) while C{run} runs, by strace.
     """
     strace = subprocess.Popen(
         ["strace", "-c", "-f", "-p", str(pid), "-o", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(seconds)
-    strace.terminate()
-    strace.wait()
+    time.sleep(1.0)  # attached to every thread by then
+    try:
+        run()
+    finally:
+        strace.terminate()
+        strace.wait()
     calls: dict[str, int] = {}
     for line in out.read_text().splitlines():
         parts = line.split()
@@ -122,32 +132,21 @@ def drive(
     scenario: echo.Scenario,
     seconds: float,
     cpus: frozenset[int] | None,
-) -> tuple[threading.Thread, list[TimedRun]]:
-    """
-    Start the load generator against C{server} in a thread.
-    """
-    result: list[TimedRun] = []
-
-    def run() -> None:
-        result.append(
-            run_timed(
-                loadgen,
-                mode,
-                server.port,
-                server_cpu=server.cpu_times,
-                conns=scenario.conns,
-                depth=scenario.depth,
-                size=scenario.size,
-                expect=hello.GREETING,
-                warmup=1.0,
-                duration=seconds,
-                cpus=cpus,
-            )
-        )
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, result
+    warmup: float = 1.0,
+) -> TimedRun:
+    return run_timed(
+        loadgen,
+        mode,
+        server.port,
+        server_cpu=server.cpu_times,
+        conns=scenario.conns,
+        depth=scenario.depth,
+        size=scenario.size,
+        expect=hello.GREETING,
+        warmup=warmup,
+        duration=seconds,
+        cpus=cpus,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,21 +191,30 @@ def main(argv: list[str] | None = None) -> int:
             tempfile.TemporaryDirectory() as tmp,
             RunningServer(spec, Path(tmp), server_cpus) as server,
         ):
-            thread, result = drive(
-                loadgen, server, mode, scenario, args.seconds + 2, loadgen_cpus
+            result: list[TimedRun] = []
+            thread = threading.Thread(
+                target=lambda: result.append(
+                    drive(
+                        loadgen, server, mode, scenario, args.seconds + 2, loadgen_cpus
+                    )
+                )
             )
+            thread.start()
             time.sleep(1.5)
             stacks = sample(server.pid, args.seconds, Path(tmp) / "pyspy.txt")
             thread.join()
             calls: dict[str, int] = {}
             counted: list[TimedRun] = []
-            if args.strace:
-                thread, counted = drive(
-                    loadgen, server, mode, scenario, args.seconds + 2, loadgen_cpus
+
+            def short_run() -> TimedRun:
+                counted.append(
+                    drive(loadgen, server, mode, scenario, 3.0, loadgen_cpus, 0.0)
                 )
-                time.sleep(1.5)
-                calls = count_syscalls(server.pid, args.seconds, Path(tmp) / "st.txt")
-                thread.join()
+                return counted[-1]
+
+            if args.strace:
+                server.wait_closed()
+                calls = count_syscalls(server.pid, Path(tmp) / "strace.txt", short_run)
     except (LoadgenError, ServerError) as e:
         print(f"benchmarks.profile: {e}", file=sys.stderr)
         return 1
@@ -221,16 +229,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{run.server_sys_us_per_reply:.2f} kernel; load generator "
         f"{run.client_cpu_us_per_reply:.2f} us/{unit}"
     )
-    print(f"\nwhere the time goes (py-spy, {total:,} samples)")
+    print(
+        f"\nPython stacks (py-spy, {total:,} samples; the C work inside a call, "
+        "the allocation\nof recv()'s buffer say, is charged to the line making "
+        "the call)"
+    )
     categories: collections.Counter[str] = collections.Counter()
     for stack, n in stacks.items():
         categories[classify(stack.split(";"))] += n
     for name, n in categories.most_common():
-        share = n / total
-        print(
-            f"  {share:6.1%}  {share * run.server_cpu_us_per_reply:6.2f} us/{unit}"
-            f"  {name}"
-        )
+        print(f"  {n / total:6.1%}  {name}")
     own: collections.Counter[str] = collections.Counter()
     for stack, n in stacks.items():
         own[stack.split(";")[-1]] += n
@@ -238,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     for frame, n in own.most_common(args.top):
         print(f"  {n / total:6.1%}  {frame}")
     if calls and counted and counted[0].replies:
-        replies = counted[0].replies / counted[0].seconds * args.seconds
-        print(f"\nsystem calls per {unit} (strace -c, a separate window)")
+        replies = counted[0].replies
+        print(f"\nsystem calls per {unit} (strace -c over a separate run)")
         for name, n in sorted(calls.items(), key=lambda kv: -kv[1]):
             if n / replies >= 0.01:
                 print(f"  {n / replies:6.2f}  {name}")
