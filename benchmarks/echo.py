@@ -9,6 +9,7 @@ connections are held and answered.
 
 from __future__ import annotations
 
+import resource
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -212,6 +213,14 @@ def _connections(
     are held at once and each answers a line.
     """
     figures: dict[str, Any] = {"idle_conns": idle, "hold_conns": hold}
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if limit != resource.RLIM_INFINITY and limit < hold + 1000:
+        figures["error"] = (
+            f"the open-file limit is {limit}, too low for {hold:,} connections "
+            "(raise it with ulimit -n, or run as root)"
+        )
+        context.progress(f"echo connections {spec.name}: {figures['error']}")
+        return figures
     try:
         with RunningServer(spec, context.log_dir, context.server_cpus) as server:
             with Holder(

@@ -169,7 +169,7 @@ static void start_connect(int i) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) die("socket");
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (kind != HELLO) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (sources > 1) {
         struct sockaddr_in src = {.sin_family = AF_INET};
         src.sin_addr.s_addr = htonl(0x7f000001 + (uint32_t)(i % sources));
@@ -194,7 +194,8 @@ static void start_connect(int i) {
         c->state = DONE;
         return;
     }
-    c->events = EPOLLOUT | EPOLLIN | EPOLLRDHUP;
+    /* a greeting server speaks first: readable means connected (or refused) */
+    c->events = kind == HELLO ? (EPOLLIN | EPOLLRDHUP) : (EPOLLOUT | EPOLLIN | EPOLLRDHUP);
     struct epoll_event ev = {.events = c->events, .data.u32 = (uint32_t)i};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl");
     connecting++;
@@ -317,8 +318,7 @@ static void on_echo_event(struct conn *c, int i, uint32_t events) {
     if (c->unsent > 0 || (events & EPOLLOUT)) flush_lines(c, i);
 }
 
-static void on_hello_event(struct conn *c, int i) {
-    (void)i;
+static void on_hello_event(struct conn *c, int i, uint32_t events) {
     for (;;) {
         ssize_t r = read(c->fd, rbuf, sizeof rbuf);
         if (r > 0) {
@@ -326,9 +326,17 @@ static void on_hello_event(struct conn *c, int i) {
                 memcmp(rbuf, reply + c->roff, (size_t)r) != 0)
                 c->bad = 1;
             c->roff += (size_t)r;
-            continue;
+            /* the server closed after this: no need to read the end of file */
+            if (c->roff >= reply_len && (events & EPOLLRDHUP)) r = 0;
+            else continue;
         }
         if (r < 0 && errno == EAGAIN) return;
+        if (r < 0 && c->roff == 0 && errno == ECONNREFUSED) {
+            connect_errors++;
+            finish(c);
+            if (running) start_connect(i);
+            return;
+        }
         /* end of file (or reset): one connection served */
         int64_t t = now_ns();
         if (r < 0 || c->roff != reply_len || c->bad) mismatches++;
@@ -370,6 +378,11 @@ static void open_more(void) {
 static void dispatch(struct epoll_event *ev) {
     int i = (int)ev->data.u32;
     struct conn *c = &cs[i];
+    if (c->state == CONNECTING && kind == HELLO) {
+        connecting--;
+        opened++;
+        c->state = OPEN;
+    }
     if (c->state == CONNECTING) {
         if (!(ev->events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
         on_connected(c, i);
@@ -383,7 +396,7 @@ static void dispatch(struct epoll_event *ev) {
     if (c->state != OPEN) return;
     switch (kind) {
     case ECHO: on_echo_event(c, i, ev->events); break;
-    case HELLO: on_hello_event(c, i); break;
+    case HELLO: on_hello_event(c, i, ev->events); break;
     case HOLD: on_hold_event(c, i); break;
     }
 }
