@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import os
 import shutil
 import subprocess
@@ -24,6 +25,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from twisted.internet.protocol import ServerFactory
 
 from benchmarks import echo, hello
 from benchmarks.loadgen import LoadgenError, TimedRun, build, run_timed
@@ -149,6 +153,61 @@ def drive(
     )
 
 
+class _NullTransport:
+    """
+    A transport whose write costs nothing, to time a protocol alone.
+    """
+
+    disconnecting = False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def registerProducer(self, producer: object, streaming: bool) -> None:
+        pass
+
+    def getPeer(self) -> None:
+        return None
+
+
+def protocol_costs() -> None:
+    """
+    Print what the echo protocols' own code costs per line, the transport's
+    write left out: netlab-echo's EchoProtocol and the textbook LineReceiver.
+    """
+    import timeit
+
+    from twisted.internet.testing import MemoryReactorClock
+
+    from benchmarks.peers.twisted_echo import EchoFactory as TextbookFactory
+    from twisted_netlab.echo import EchoFactory
+
+    line = b"a" * 31 + b"\n"
+    cases = [("1 line of 32 B", line, 1), ("10 lines", line * 10, 10)]
+    cases.append(("64 lines of 1 KiB", (b"b" * 1023 + b"\n") * 64, 64))
+    factories: list[tuple[str, ServerFactory[Any]]] = [
+        ("netlab-echo", EchoFactory(idle_timeout=0, reactor=MemoryReactorClock())),
+        ("netlab-echo+timeout", EchoFactory(reactor=MemoryReactorClock())),
+        ("twisted-textbook", TextbookFactory()),
+    ]
+    print("protocol code per dataReceived call, transport.write left out")
+    for name, factory in factories:
+        protocol = factory.buildProtocol(None)
+        assert protocol is not None
+        protocol.makeConnection(_NullTransport())
+        for label, data, lines in cases:
+            n = 100_000 if lines == 1 else 20_000
+            best = min(
+                timeit.repeat(
+                    functools.partial(protocol.dataReceived, data), number=n, repeat=5
+                )
+            )
+            print(
+                f"  {name:20} {label:18} {best / n * 1e6:7.3f} us"
+                f" ({best / n / lines * 1e6:.3f} us per line)"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     specs: dict[str, ServerSpec] = {
         s.name: s
@@ -169,11 +228,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strace", action="store_true", help="count system calls")
     parser.add_argument("--top", type=int, default=12, help="functions to list")
     parser.add_argument(
+        "--protocol",
+        action="store_true",
+        help="only time the echo protocols' own code, in this process",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="server on the first CPU, load generator on the second",
     )
     args = parser.parse_args(argv)
+    if args.protocol:
+        protocol_costs()
+        return 0
 
     raise_file_limit(65536)
     pins = pinning() if args.pin else None
