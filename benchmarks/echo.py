@@ -125,7 +125,7 @@ QUICK_SCENARIOS = [
 #: what --case can name
 CASES = [*(s.key for s in SCENARIOS), "connections"]
 IDLE_CONNS, HOLD_CONNS = 5_000, 10_000
-QUICK_IDLE_CONNS, QUICK_HOLD_CONNS = 100, 200
+QUICK_IDLE_CONNS, QUICK_HOLD_CONNS = 200, 400
 
 #: (scenario key, peer, least ratio netlab-echo / peer)
 RATIO_TARGETS = [
