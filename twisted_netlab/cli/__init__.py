@@ -26,7 +26,9 @@ from twisted_netlab import __version__
 from twisted_netlab.errors import EXIT_SOFTWARE, EXIT_USAGE, NetlabError
 
 #: name -> (module, one-line description); the module has Options and run().
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "fetch": ("twisted_netlab.cli.fetch", "Read mail from an IMAP server."),
+}
 
 
 def _subcommands() -> list[tuple[str, None, Any, str]]:
