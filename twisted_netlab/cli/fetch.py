@@ -300,6 +300,7 @@ async def run(reactor: Any, options: Any) -> int:
                 progress = ProgressLine(sys.stderr)
                 try:
                     report = await save_messages(
+                        reactor,
                         session,
                         store,
                         criteria=options["query"],

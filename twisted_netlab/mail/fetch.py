@@ -574,30 +574,24 @@ class IMAPClientProtocol(imap4.IMAP4Client):
         assert self.transport is not None
         self.transport.write(data + b"\r\n")
 
-    # Dispatching, robustly.
+    # Dispatching, robustly: a bad response ends the session with an error,
+    # instead of IMAP4Client's log.err.
 
     def dispatchCommand(self, tag: bytes, rest: bytes) -> None:
+        state = self.state or "unauth"
+        handler = getattr(self, "response_" + state.upper(), self._defaultHandler)
         try:
-            super().dispatchCommand(tag, rest)
-        except Exception:  # pragma: no cover - super() already catches
-            self.fail(BadResponse(f"bad response {_text(rest[:100])!r}"))
+            handler(tag, rest)
+        except Exception as e:
+            self.fail(BadResponse(f"bad response {_text(rest[:100])!r} ({e})"))
 
     def response_UNAUTH(self, tag: bytes, rest: bytes) -> None:
-        if self.state is None and not rest[:7].upper().startswith((b"OK", b"PREAUTH")):
+        if self.state is None and not rest.upper().startswith((b"OK", b"PREAUTH")):
             self.fail(
                 ConnectionFailed(f"{self.host} refused the session: {_text(rest)}")
             )
             return
-        try:
-            super().response_UNAUTH(tag, rest)
-        except Exception as e:
-            self.fail(BadResponse(f"bad response {_text(rest[:100])!r}: {e}"))
-
-    def response_AUTH(self, tag: bytes, rest: bytes) -> None:
-        try:
-            self._defaultHandler(tag, rest)
-        except Exception as e:
-            self.fail(BadResponse(f"bad response {_text(rest[:100])!r}: {e}"))
+        super().response_UNAUTH(tag, rest)
 
     def _defaultHandler(self, tag: bytes, rest: bytes) -> None:
         if tag == b"*":
@@ -845,6 +839,8 @@ class IMAPSession:
         @raise AuthenticationFailed: the server said no, or LOGIN would go
             unencrypted, or the server disallows it (LOGINDISABLED).
         """
+        if self.protocol.state == "auth":
+            return  # PREAUTH: the server knows who we are
         if not self.secure and self.tls != "none":
             raise AuthenticationFailed(
                 "refusing to send the password without TLS "

@@ -5,14 +5,19 @@ A L{MessageStore} writes whole messages byte for byte with the standard
 library's C{mailbox} module (Maildir, mbox) or as C{.eml} files.  A
 L{FetchState} keeps, per account and mailbox, the UIDVALIDITY and the
 highest UID saved, as getmail6 and mbsync do, so a rerun fetches only what
-is new and starts over when UIDVALIDITY changes.
+is new, and starts over when UIDVALIDITY changes.
 
 L{save_messages} ties them together so that a message is never lost and
-never saved twice, even when a run is killed: before a batch is written the
-state file records the batch's digests (a journal); the messages are then
-written and synced; only then does the state advance past them.  A run that
-finds a journal left behind asks the store which of those messages it
-already holds, and skips them.
+never saved twice, even when a run is killed:
+
+  - before a batch is written, the state file lists its UIDs (a journal);
+  - the messages are written, each synced to disk (C{mailbox} does that
+    for Maildir) and the directory or mbox synced after them;
+  - only then does the state advance past them and the journal empty.
+
+A run that finds a journal left behind, or a changed UIDVALIDITY, fetches
+those messages again but first asks the store whether it already holds
+each one (by size and SHA-256 of its content) and skips those it does.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ import json
 import mailbox
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.threads import deferToThreadPool
 
 from twisted_netlab.errors import LocalWriteFailed, ServerRefused, UsageProblem
 
@@ -68,16 +76,6 @@ class SaveTarget:
         return f"{self.kind}:{self.path}"
 
 
-def _write_error(target: object, e: BaseException) -> LocalWriteFailed:
-    if isinstance(e, OSError):
-        reason = e.strerror or str(e)
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            reason += " (the target is full)"
-    else:
-        reason = str(e) or type(e).__name__
-    return LocalWriteFailed(f"cannot write to {target}: {reason}")
-
-
 @contextlib.contextmanager
 def _writing(target: object) -> Iterator[None]:
     """
@@ -86,7 +84,13 @@ def _writing(target: object) -> Iterator[None]:
     try:
         yield
     except (OSError, mailbox.Error) as e:
-        raise _write_error(target, e) from None
+        if isinstance(e, OSError):
+            reason = e.strerror or str(e)
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                reason += " (the target is full)"
+        else:
+            reason = str(e) or type(e).__name__
+        raise LocalWriteFailed(f"cannot write to {target}: {reason}") from None
 
 
 def _fsync_directory(path: Path) -> None:
@@ -97,6 +101,11 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def _check_writable(directory: Path) -> None:
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -105,26 +114,74 @@ class MessageStore:
     """
     A place messages are saved to, byte for byte.
 
-    L{add} writes a message; once L{sync} returns, everything added is on
-    disk.  L{holds} says which of some messages (by digest of their stored
-    form, see L{digest}) are already there.
+    L{add_all} writes messages; once L{sync} returns, everything written is
+    on disk.  L{holds} says which messages (by the size and digest of their
+    stored form, see L{digest}) the target held when it was opened.
     """
+
+    #: How many messages are written at once (each write ends in an fsync,
+    #: which waits for the disk; several waits overlap).
+    writers = 1
 
     def __init__(self, target: SaveTarget) -> None:
         self.target = target
         self._index: dict[int, list[Callable[[], bytes]]] | None = None
         self._digests: dict[int, set[str]] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     def add(self, message: FetchedMessage) -> None:
+        """
+        Write one message.
+
+        @raise LocalWriteFailed: it could not be written.
+        """
         raise NotImplementedError
 
+    def add_all(
+        self, messages: Sequence[FetchedMessage]
+    ) -> tuple[set[int], LocalWriteFailed | None]:
+        """
+        Write C{messages}, L{writers} at a time.
+
+        @return: the UIDs of those written, and the first failure if any;
+            with one writer, nothing after a failure is written.
+        """
+        if self.writers == 1 or len(messages) == 1:
+            written: set[int] = set()
+            for message in messages:
+                try:
+                    self.add(message)
+                except LocalWriteFailed as e:
+                    return written, e
+                written.add(message.uid)
+            return written, None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.writers, "netlab-store")
+        futures = [(m.uid, self._pool.submit(self.add, m)) for m in messages]
+        written, failure = set(), None
+        for uid, future in futures:
+            error = future.exception()
+            if error is None:
+                written.add(uid)
+            elif failure is None:
+                if not isinstance(error, LocalWriteFailed):
+                    raise error
+                failure = error
+        return written, failure
+
     def sync(self) -> None:
+        """
+        Make everything written so far durable.
+        """
         raise NotImplementedError
 
     def close(self) -> None:
         """
         Release the target.
         """
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def stored_form(self, data: bytes) -> bytes:
         """
@@ -147,8 +204,9 @@ class MessageStore:
 
     def holds(self, digests: Iterable[tuple[int, str]]) -> set[str]:
         """
-        Which of these (size, digest) pairs the target already holds, as
-        stored before this store was opened.
+        Which of these (size, digest) pairs the target held when this store
+        first looked (the first call lists it; messages are read only when
+        their size matches).
         """
         with _writing(self.target):
             if self._index is None:
@@ -159,22 +217,20 @@ class MessageStore:
             for size, digest in digests:
                 if size not in self._digests:
                     self._digests[size] = {
-                        _sha256(r()) for r in self._index.get(size, [])
+                        _sha256(read()) for read in self._index.get(size, [])
                     }
                 if digest in self._digests[size]:
                     found.add(digest)
             return found
 
 
-def _read(path: Path) -> Callable[[], bytes]:
-    return path.read_bytes
-
-
 class MaildirStore(MessageStore):
     """
     A Maildir, written with C{mailbox.Maildir}: each message is written to
-    C{tmp/}, synced, and moved to C{new/}.
+    C{tmp/}, synced, and moved to C{new/}, as new mail is delivered.
     """
+
+    writers = 8
 
     def __init__(self, target: SaveTarget) -> None:
         super().__init__(target)
@@ -186,7 +242,14 @@ class MaildirStore(MessageStore):
 
     def add(self, message: FetchedMessage) -> None:
         with _writing(self.target):
-            self._box.add(message.data)
+            for attempt in range(3):
+                try:
+                    self._box.add(message.data)
+                    return
+                except mailbox.ExternalClashError:
+                    # Two writers picked the same unique name; pick again.
+                    if attempt == 2:
+                        raise
 
     def sync(self) -> None:
         with _writing(self.target):
@@ -196,7 +259,7 @@ class MaildirStore(MessageStore):
         for sub in ("new", "cur"):
             for entry in os.scandir(self.target.path / sub):
                 if entry.is_file():
-                    yield entry.stat().st_size, _read(Path(entry.path))
+                    yield entry.stat().st_size, Path(entry.path).read_bytes
 
 
 class EmlStore(MessageStore):
@@ -204,6 +267,8 @@ class EmlStore(MessageStore):
     A directory of C{UID.eml} files (C{UID-N.eml} if that name is taken),
     each written under a temporary name, synced, then linked in place.
     """
+
+    writers = 8
 
     def __init__(self, target: SaveTarget) -> None:
         super().__init__(target)
@@ -221,7 +286,7 @@ class EmlStore(MessageStore):
                     f.flush()
                     os.fsync(f.fileno())
                 for n in range(1000):
-                    name = f"{message.uid}.eml" if n == 0 else f"{message.uid}-{n}.eml"
+                    name = f"{message.uid}-{n}.eml" if n else f"{message.uid}.eml"
                     try:
                         os.link(temporary, directory / name)
                         break
@@ -238,16 +303,17 @@ class EmlStore(MessageStore):
     def _stored(self) -> Iterable[tuple[int, Callable[[], bytes]]]:
         for entry in os.scandir(self.target.path):
             if entry.is_file() and entry.name.endswith(".eml"):
-                yield entry.stat().st_size, _read(Path(entry.path))
+                yield entry.stat().st_size, Path(entry.path).read_bytes
 
 
 class MboxStore(MessageStore):
     """
-    An mbox file, written with C{mailbox.mbox} and locked while open.
+    An mbox file, written with C{mailbox.mbox} and locked while open; it is
+    synced once per batch.
 
-    The mbox format itself changes a message in one way: a line starting
-    with C{From } gets a C{>} in front (mboxo quoting), and a message not
-    ending in a newline gets one; everything else is kept byte for byte.
+    The mbox format changes a message in one way: a line starting with
+    C{From } gets a C{>} in front (mboxo quoting), and a message not ending
+    in a newline gets one; everything else is kept byte for byte.
     """
 
     def __init__(self, target: SaveTarget) -> None:
@@ -267,8 +333,8 @@ class MboxStore(MessageStore):
 
     @staticmethod
     def _quoted(data: bytes) -> bytes:
-        # mailbox quotes "\nFrom "; a first line "From " would pass as a
-        # separator line, so it is quoted here.
+        # mailbox quotes "\nFrom "; a first line "From " would pass for the
+        # separator line, so that one is quoted here.
         return b">" + data if data.startswith(b"From ") else data
 
     def stored_form(self, data: bytes) -> bytes:
@@ -284,6 +350,7 @@ class MboxStore(MessageStore):
             self._box.flush()
 
     def close(self) -> None:
+        super().close()
         with _writing(self.target):
             self._box.unlock()
             self._box.close()
@@ -292,11 +359,6 @@ class MboxStore(MessageStore):
         for key in self._box.iterkeys():
             data = self._box.get_bytes(key)
             yield len(data), functools.partial(bytes, data)
-
-
-def _check_writable(directory: Path) -> None:
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise PermissionError(errno.EACCES, "Permission denied")
 
 
 def open_store(target: SaveTarget) -> MessageStore:
@@ -324,24 +386,22 @@ def default_state_directory() -> Path:
     return Path(base) / "netlab" / "fetch"
 
 
-@dataclass(frozen=True)
-class PendingMessage:
+def account_name(user: str, host: str) -> str:
     """
-    A message being written: its UID, and the size and digest of its
-    stored form.
+    How an account is named in state files: C{user@host}.  The port is left
+    out on purpose: the same mailbox reached over IMAPS or STARTTLS has the
+    same UIDs.
     """
-
-    uid: int
-    size: int
-    sha256: str
+    return f"{user}@{host}"
 
 
 class FetchState:
     """
     What C{--new-only} remembers for one account and mailbox: the
-    UIDVALIDITY, the highest UID saved, and the journal of a batch being
-    written.  The file is replaced atomically (and synced) on every change
-    and locked while open, so two runs cannot both save the same messages.
+    UIDVALIDITY, the highest UID saved, and the UIDs of a batch being
+    written (the journal).  The file is replaced atomically, and synced, on
+    every change; it is locked while open, so that two runs cannot both
+    save the same messages.
     """
 
     def __init__(self, path: Path, account: str, mailbox: str) -> None:
@@ -350,7 +410,7 @@ class FetchState:
         self.mailbox = mailbox
         self.uidvalidity: int | None = None
         self.last_uid = 0
-        self.pending: list[PendingMessage] = []
+        self.pending: list[int] = []
         self._lock: int | None = None
 
     @classmethod
@@ -376,7 +436,7 @@ class FetchState:
                 os.close(lock)
                 raise LocalWriteFailed(
                     f"another netlab fetch is saving {mailbox!r} of {account} "
-                    f"(state {state.path} is locked)"
+                    f"(its state {state.path} is locked)"
                 ) from None
             state._lock = lock
         try:
@@ -400,7 +460,7 @@ class FetchState:
             uidvalidity = data["uidvalidity"]
             self.uidvalidity = None if uidvalidity is None else int(uidvalidity)
             self.last_uid = int(data["last_uid"])
-            self.pending = [PendingMessage(**p) for p in data.get("pending", [])]
+            self.pending = [int(uid) for uid in data.get("pending", [])]
         except (ValueError, KeyError, TypeError):
             raise UsageProblem(
                 f"state file {self.path} is damaged; "
@@ -413,12 +473,12 @@ class FetchState:
             "mailbox": self.mailbox,
             "uidvalidity": self.uidvalidity,
             "last_uid": self.last_uid,
-            "pending": [asdict(p) for p in self.pending],
+            "pending": self.pending,
         }
         temporary = self.path.with_suffix(".tmp")
         with _writing(self.path):
             with open(temporary, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1)
+                json.dump(data, f)
                 f.write("\n")
                 f.flush()
                 os.fsync(f.fileno())
@@ -427,43 +487,26 @@ class FetchState:
 
     def restart(self, uidvalidity: int) -> None:
         """
-        Forget everything: the mailbox now has C{uidvalidity}.
+        Forget every UID: the mailbox now has C{uidvalidity}.
         """
         self.uidvalidity, self.last_uid, self.pending = uidvalidity, 0, []
         self._save()
 
-    def begin(self, pending: Sequence[PendingMessage]) -> None:
+    def begin(self, uids: Sequence[int]) -> None:
         """
-        Record that these messages are about to be written.
+        Record that the messages with these UIDs are about to be written.
         """
-        self.pending = list(pending)
+        self.pending = sorted(uids)
         self._save()
 
-    def commit(self, last_uid: int) -> None:
+    def commit(self, last_uid: int, pending: Sequence[int] = ()) -> None:
         """
-        Everything up to C{last_uid} is safely written; the journal is done.
+        Everything up to C{last_uid} is safely written; C{pending} lists
+        the UIDs above it that may or may not be.
         """
         self.last_uid = max(self.last_uid, last_uid)
-        self.pending = []
+        self.pending = sorted(u for u in pending if u > self.last_uid)
         self._save()
-
-    def recover(self, store: MessageStore) -> int:
-        """
-        After an interrupted run, advance past the journaled messages that
-        C{store} holds (they were written in UID order).
-
-        @return: how many of them it holds.
-        """
-        if not self.pending:
-            return 0
-        held = store.holds((p.size, p.sha256) for p in self.pending)
-        last, count = self.last_uid, 0
-        for p in self.pending:
-            if p.sha256 not in held:
-                break
-            last, count = p.uid, count + 1
-        self.commit(last)
-        return count
 
     def close(self) -> None:
         """
@@ -481,8 +524,8 @@ class FetchState:
 class SaveReport:
     """
     What L{save_messages} did: C{saved} messages written, C{skipped} found
-    already in the target (after a UIDVALIDITY change or an interrupted
-    run), C{restarted} when UIDVALIDITY had changed.
+    already in the target (after an interrupted run or a UIDVALIDITY
+    change), C{restarted} when UIDVALIDITY had changed.
     """
 
     mailbox: str
@@ -499,44 +542,41 @@ def save_batch(
     batch: Sequence[FetchedMessage],
     *,
     state: FetchState | None = None,
-    skip_held: bool = False,
+    recheck: Callable[[int], bool] = lambda uid: False,
 ) -> tuple[int, int]:
     """
-    Write C{batch} (in UID order) to C{store}, journaled in C{state}; the
-    state advances only once the messages are synced.  With C{skip_held},
-    messages the store already holds are not written again.
+    Write C{batch} (in UID order) to C{store}, journaled in C{state}, which
+    advances only once the messages are written and synced.  Messages whose
+    UID C{recheck} accepts are first looked for in the store, and skipped
+    if it holds them already.
 
     @return: how many were saved and how many skipped.
-    @raise LocalWriteFailed: a write failed; the state then covers exactly
-        the messages written before it.
+    @raise LocalWriteFailed: a write failed; the state then covers the
+        messages up to the first that failed, and the journal the rest.
     """
-    pending = [PendingMessage(m.uid, *store.digest(m.data)) for m in batch]
-    held = store.holds((p.size, p.sha256) for p in pending) if skip_held else set()
+    check = [m for m in batch if recheck(m.uid)]
+    digests = {m.uid: store.digest(m.data) for m in check}
+    held = store.holds(digests.values()) if check else set()
+    skip = {uid for uid, (_, digest) in digests.items() if digest in held}
     if state is not None:
-        state.begin(pending)
-    saved = skipped = 0
-    last_uid: int | None = None
-    failed: LocalWriteFailed | None = None
-    try:
-        for message, entry in zip(batch, pending, strict=True):
-            if entry.sha256 in held:
-                skipped += 1
-            else:
-                store.add(message)
-                saved += 1
-            last_uid = message.uid
-    except LocalWriteFailed as e:
-        failed = e
-    # If syncing fails, the journal stays: the next run sorts it out.
-    store.sync()
-    if state is not None and last_uid is not None:
-        state.commit(last_uid)
-    if failed is not None:
-        raise failed
-    return saved, skipped
+        state.begin([m.uid for m in batch])
+    written, failure = store.add_all([m for m in batch if m.uid not in skip])
+    store.sync()  # if this fails, the journal stays for the next run
+    done = written | skip
+    if state is not None:
+        last = state.last_uid
+        for message in batch:
+            if message.uid not in done:
+                break
+            last = message.uid
+        state.commit(last, [m.uid for m in batch])
+    if failure is not None:
+        raise failure
+    return len(written), len(skip)
 
 
 async def save_messages(
+    reactor: Any,
     session: IMAPSession,
     store: MessageStore,
     *,
@@ -548,20 +588,22 @@ async def save_messages(
 ) -> SaveReport:
     """
     Save the messages of the selected mailbox that match C{criteria} to
-    C{store}, in batches.
+    C{store}, in batches; each batch is written in the reactor's thread
+    pool while the next one arrives.
 
-    With C{state} (C{--new-only}), only messages above the state's UID are
+    With C{state} (C{--new-only}) only messages above the state's UID are
     fetched, and the state advances as they are saved; when the mailbox's
-    UIDVALIDITY differs from the state's, everything is fetched again, but
-    messages the store already holds are skipped.  C{limit} keeps the
-    oldest C{limit} new messages with a state (the next run continues from
-    there), the newest C{limit} without.  C{mark_seen} sets \\Seen on each
-    batch once it is saved (the mailbox must be selected read-write).
+    UIDVALIDITY is not the state's, everything is fetched again, skipping
+    what the store already holds.  C{limit} keeps the oldest C{limit} new
+    messages with a state (the next run continues from there), the newest
+    C{limit} without.  C{mark_seen} sets \\Seen on each batch once it is
+    saved (the mailbox must be selected read-write).
     """
     selected = session.selected
     if selected is None:
         raise UsageProblem("no mailbox is selected")
-    min_uid, skip_held, restarted = 1, False, False
+    min_uid, restarted = 1, False
+    recheck: Callable[[int], bool] = lambda uid: False  # noqa: E731
     if state is not None:
         if not selected.uidvalidity:
             raise ServerRefused(
@@ -569,21 +611,26 @@ async def save_messages(
                 "--new-only cannot work without it"
             )
         if state.uidvalidity != selected.uidvalidity:
-            restarted = skip_held = state.uidvalidity is not None
+            restarted = state.uidvalidity is not None
             state.restart(selected.uidvalidity)
-        else:
-            state.recover(store)
+            if restarted:
+                recheck = lambda uid: True  # noqa: E731
+        elif state.pending:
+            recheck = frozenset(state.pending).__contains__
         min_uid = state.last_uid + 1
     uids = await session.search(criteria, min_uid=min_uid)
     if limit is not None:
-        uids = uids[:limit] if state is not None else uids[max(len(uids) - limit, 0) :]
+        uids = uids[:limit] if state is not None else uids[-limit:]
     sizes = await session.message_sizes(uids)
     total_bytes = sum(sizes.values())
     done = done_bytes = saved = skipped = 0
     if progress is not None:
         progress(0, len(sizes), 0, total_bytes)
+    pool = reactor.getThreadPool()
     async for batch in session.iter_messages(uids, sizes=sizes):
-        s, k = save_batch(store, batch, state=state, skip_held=skip_held)
+        s, k = await deferToThreadPool(
+            reactor, pool, save_batch, store, batch, state=state, recheck=recheck
+        )
         saved, skipped = saved + s, skipped + k
         if mark_seen:
             await session.mark_seen([m.uid for m in batch])
@@ -600,12 +647,3 @@ async def save_messages(
         last_uid=state.last_uid if state is not None else None,
         restarted=restarted,
     )
-
-
-def account_name(user: str, host: str) -> str:
-    """
-    How an account is named in state files: C{user@host}.  The port is left
-    out on purpose: the same mailbox reached over IMAPS or STARTTLS has the
-    same UIDs.
-    """
-    return f"{user}@{host}"
