@@ -28,10 +28,8 @@ from twisted_netlab.errors import EXIT_SOFTWARE, EXIT_USAGE, NetlabError
 
 #: name -> (module, one-line description); the module has Options and run().
 COMMANDS: dict[str, tuple[str, str]] = {
-COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("twisted_netlab.cli.send", "Compose a message and send it over SMTP."),
     "fetch": ("twisted_netlab.cli.fetch", "Read mail from an IMAP server."),
-}
 }
 
 

@@ -40,11 +40,20 @@ PROGRESS_THRESHOLD = 200
 
 
 class Options(ServerConnectionOptions):
-    synopsis = "netlab fetch --server HOST[:PORT] --user NAME [options]"
+    synopsis = (
+        "--server HOST[:PORT] --user NAME [--password-env VAR | --password-file "
+        "FILE] [--tls implicit|starttls|none] [--cafile PEM] "
+        "[--insecure-skip-verify] [--insecure-plaintext-auth] [--mailbox INBOX] "
+        "[--list] [--search CRITERIA]... [--limit N] "
+        "[--save maildir:DIR | mbox:FILE | eml:DIR] [--new-only] [--mark-seen] "
+        "[--json] [--timeout S] [-v]"
+    )
     longdesc = (
         "Read mail from an IMAP server. TLS is implicit by default (port 993); "
-        "--tls starttls uses port 143 and requires STARTTLS; --tls none is "
-        "plaintext, password included. By default prints a summary of each "
+        "--tls starttls uses port 143 and requires STARTTLS; the server's "
+        "certificate and name are verified. --tls none (port 143) is plaintext "
+        "and needs --insecure-plaintext-auth to log in. "
+        "By default prints a summary of each "
         "message in the mailbox; --list lists mailboxes; --save writes whole "
         "messages. Mailboxes are opened read-only unless --mark-seen is given. "
         "Search keys (--search, repeatable, all must match): ALL, SEEN, UNSEEN, "
@@ -78,8 +87,7 @@ class Options(ServerConnectionOptions):
 
     def opt_search(self, criteria: str) -> None:
         """
-        Search criteria, e.g. 'UNSEEN' or 'FROM "Jane Doe" SINCE 2024-05-01'
-        (repeatable; all must match).
+        Criteria, e.g. 'FROM "Jane Doe" SINCE 2024-05-01' (repeatable; all must match).
         """
         self["search"].append(criteria)
 
@@ -285,7 +293,11 @@ async def run(reactor: Any, options: Any) -> int:
             trace=trace,
         )
         try:
-            await session.login(options["user"], password)
+            await session.login(
+                options["user"],
+                password,
+                allow_plaintext=options["insecure-plaintext-auth"],
+            )
             if options["list"]:
                 for box in await session.list_mailboxes():
                     out.write(

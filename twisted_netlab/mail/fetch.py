@@ -697,8 +697,8 @@ async def connect(
 
     @param tls: C{"implicit"} (TLS from the first byte, port 993 by
         default), C{"starttls"} (port 143, STARTTLS required) or C{"none"}
-        (plaintext, and then L{IMAPSession.login} may send the password
-        unencrypted, because this was asked for).
+        (plaintext; L{IMAPSession.login} then sends the password only if
+        told to).
     @param cafile: trust the certificates in this PEM file instead of the
         system's.
     @param verify: C{False} skips certificate checks (unsafe).
@@ -831,20 +831,22 @@ class IMAPSession:
         result: tuple[list[bytes], bytes] = await self.protocol.sendCommand(cmd)
         return result
 
-    async def login(self, user: str, password: str) -> None:
+    async def login(
+        self, user: str, password: str, *, allow_plaintext: bool = False
+    ) -> None:
         """
-        Log in with LOGIN, which is only ever sent over TLS, unless the
-        session was opened with C{tls="none"}.
+        Log in with LOGIN.  It is only ever sent over TLS, unless the
+        session was opened with C{tls="none"} and C{allow_plaintext} is true.
 
         @raise AuthenticationFailed: the server said no, or LOGIN would go
             unencrypted, or the server disallows it (LOGINDISABLED).
         """
         if self.protocol.state == "auth":
             return  # PREAUTH: the server knows who we are
-        if not self.secure and self.tls != "none":
+        if not self.secure and not allow_plaintext:
             raise AuthenticationFailed(
-                "refusing to send the password without TLS "
-                "(only --tls none allows that)"
+                "refusing to send the password without TLS (use TLS, or allow "
+                "it with --tls none --insecure-plaintext-auth)"
             )
         caps = await self.capabilities()
         if b"LOGINDISABLED" in caps:
