@@ -20,7 +20,6 @@ from __future__ import annotations
 import email.header
 import email.utils
 import re
-import shlex
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -215,6 +214,7 @@ _FLAG_KEYS = {
 }  # fmt: skip
 _DATE_KEYS = {"SINCE", "BEFORE", "ON", "SENTSINCE", "SENTBEFORE", "SENTON"}
 _TEXT_KEYS = {"FROM", "TO", "CC", "BCC", "SUBJECT", "BODY", "TEXT"}
+_SEARCH_TOKEN = re.compile(r""""(?:[^"\\]|\\.)*"?|'[^']*'?|[()]|[^\s()"']+""")
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()  # noqa: SIM905
 
 
@@ -251,67 +251,71 @@ class SearchQuery:
     def parse(cls, criteria: Sequence[str] | str) -> SearchQuery:
         """
         Parse criteria such as C{["UNSEEN", 'FROM "Jane Doe"', "SINCE
-        2024-05-01"]} (each string split like a shell command line).
+        2024-05-01"]}: words, strings in double or single quotes, and
+        parentheses.
 
-        @raise UsageProblem: on an unknown key, a missing or bad value, or
-            unbalanced parentheses; the message says which.
+        @raise UsageProblem: on an unknown key, a missing or bad value, an
+            unclosed quote or unbalanced parentheses; the message says which.
         """
-        if isinstance(criteria, str):
-            criteria = [criteria]
-        tokens: list[str] = []
-        try:
-            for text in criteria:
-                lexer = shlex.shlex(text, posix=True, punctuation_chars="()")
-                lexer.whitespace_split = True
-                tokens.extend(lexer)
-        except ValueError as e:
-            raise UsageProblem(f"bad search criteria: {e}") from None
-        text = " ".join(criteria)
+        text = criteria if isinstance(criteria, str) else " ".join(criteria)
+        tokens: list[tuple[str, bool]] = []  # (word, quoted)
+        for match in _SEARCH_TOKEN.finditer(text):
+            word, quoted = match.group(), match.group()[:1] in "\"'"
+            if quoted and (len(word) < 2 or word[-1] != word[0]):
+                raise UsageProblem(f"bad search criteria {text!r}: unclosed quote")
+            if quoted:
+                word = (
+                    re.sub(r"\\(.)", r"\1", word[1:-1])
+                    if word[0] == '"'
+                    else word[1:-1]
+                )
+            tokens.append((word, quoted))
         if not tokens:
             return cls((b"ALL",), "ALL")
         args: list[_Arg] = []
         position = 0
 
-        def key() -> None:
+        def take() -> tuple[str, bool]:
             nonlocal position
             if position >= len(tokens):
                 raise ValueError("a search key is missing at the end")
-            word = tokens[position]
-            name = word.upper()
             position += 1
+            return tokens[position - 1]
+
+        def key() -> None:
+            word, quoted = take()
+            name = "" if quoted else word.upper()
             if name in _FLAG_KEYS:
                 args.append(name.encode("ascii"))
             elif name in _DATE_KEYS or name in _TEXT_KEYS:
-                if position >= len(tokens) or tokens[position] in "()":
+                if position >= len(tokens) or tokens[position] in (
+                    ("(", False),
+                    (")", False),
+                ):
                     raise ValueError(f"{name} needs a value")
-                value = tokens[position]
-                position += 1
+                value = take()[0]
                 args.append(name.encode("ascii"))
-                if name in _DATE_KEYS:
-                    try:
-                        args.append(_search_date(value))
-                    except ValueError as e:
-                        raise ValueError(f"{name} needs {e}") from None
-                else:
-                    args.append(_astring(value))
-            elif name == "NOT":
-                args.append(b"NOT")
-                key()
-            elif name == "OR":
-                args.append(b"OR")
-                key()
-                key()
-            elif word == "(":
+                try:
+                    args.append(
+                        _search_date(value) if name in _DATE_KEYS else _astring(value)
+                    )
+                except ValueError as e:
+                    raise ValueError(f"{name} needs {e}") from None
+            elif name in ("NOT", "OR"):
+                args.append(name.encode("ascii"))
+                for _ in range(1 if name == "NOT" else 2):
+                    key()
+            elif name == "(":
                 args.append(b"(")
-                if position < len(tokens) and tokens[position] == ")":
+                if tokens[position : position + 1] == [(")", False)]:
                     raise ValueError("empty parentheses")
-                while position < len(tokens) and tokens[position] != ")":
+                while position < len(tokens) and tokens[position] != (")", False):
                     key()
                 if position >= len(tokens):
                     raise ValueError("a ')' is missing")
-                position += 1
+                take()
                 args.append(b")")
-            elif word == ")":
+            elif name == ")":
                 raise ValueError("a '(' is missing")
             else:
                 known = ", ".join(sorted(_FLAG_KEYS | _DATE_KEYS | _TEXT_KEYS))
@@ -555,8 +559,26 @@ class IMAPClientProtocol(imap4.IMAP4Client):
         super().lineReceived(line)
 
     def rawDataReceived(self, data: bytes) -> None:
+        # A literal's octets.  As IMAP4Client's, except that the line end
+        # right after a literal is kept: a literal can end a response line
+        # (a mailbox name in LIST), and then the next response must not be
+        # glued to it.
         self.resetTimeout()
-        super().rawDataReceived(data)
+        buffer: Any = self._pendingBuffer
+        size: int = self._pendingSize - len(data)  # type: ignore[operator]
+        if size > 0:
+            self._pendingSize = size
+            buffer.write(data)
+            return
+        passon = b""
+        if size < 0:
+            data, passon = data[:size], data[size:]
+        buffer.write(data)
+        self._pendingBuffer = self._pendingSize = None
+        buffer.seek(0, 0)
+        parts: list[bytes] = self._parts  # type: ignore[assignment]
+        parts.append(buffer.read())
+        self.setLineMode(passon)
 
     def sendLine(self, line: bytes) -> None:
         if self.trace is not None:
@@ -599,7 +621,24 @@ class IMAPClientProtocol(imap4.IMAP4Client):
                 self._bye = _text(rest[4:])
             if not self.waiting:
                 return  # unsolicited news; nothing here waits for it
-        super()._defaultHandler(tag, rest)
+        if tag in (b"*", b"+"):
+            super()._defaultHandler(tag, rest)
+            return
+        # A tagged answer: as IMAP4Client does, but an unknown tag or an
+        # answer without text is no crash, and a NO is answered only once.
+        cmd = self.tags.get(tag)
+        if cmd is None:
+            raise BadResponse(f"an answer to no command: {_text(tag + b' ' + rest)}")
+        status, _, text = rest.partition(b" ")
+        if status.upper() == b"OK":
+            cmd.finish(rest, self._extraInfo)
+        else:
+            d, cmd.defer = cmd.defer, None
+            d.errback(imap4.IMAP4Exception(text))
+        if self.tags is not None:
+            self.tags.pop(tag, None)
+        self.waiting = None
+        self._flushQueue()
         if not self.tags and not self.queued:
             self.setTimeout(None)
 
@@ -642,6 +681,11 @@ class IMAPClientProtocol(imap4.IMAP4Client):
         d, self.greeting = self.greeting, None
         if d is not None:
             d.errback(failure)
+        # A command whose NO is being handled when the connection drops has
+        # its answer already: IMAP4Client would answer it twice.
+        for cmd in [*(self.tags or {}).values(), *(self.queued or [])]:
+            if cmd is not None and cmd.defer is not None and cmd.defer.called:
+                cmd.defer = None
         super().connectionLost(failure)
 
     def _explain(self, reason: Failure) -> NetlabError:
