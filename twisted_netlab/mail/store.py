@@ -235,9 +235,9 @@ class MaildirStore(MessageStore):
     def __init__(self, target: SaveTarget) -> None:
         super().__init__(target)
         with _writing(target):
-            self._box = mailbox.Maildir(target.path, create=True)
             for sub in ("tmp", "new", "cur"):
-                (target.path / sub).mkdir(exist_ok=True)
+                (target.path / sub).mkdir(parents=True, exist_ok=True)
+            self._box = mailbox.Maildir(target.path, create=False)
             _check_writable(target.path / "tmp")
 
     def add(self, message: FetchedMessage) -> None:
@@ -321,6 +321,8 @@ class MboxStore(MessageStore):
         with _writing(target):
             if target.path.is_dir():
                 raise IsADirectoryError(errno.EISDIR, "it is a directory")
+            if any(p.exists() and not p.is_dir() for p in target.path.parents):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
             target.path.parent.mkdir(parents=True, exist_ok=True)
             self._box = mailbox.mbox(target.path, create=True)
             try:
