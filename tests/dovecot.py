@@ -3,11 +3,13 @@ Dovecot, an IMAP server no one here wrote, run by the tests from a temporary
 directory on loopback ports.
 
 L{Dovecot} writes a configuration with one passwd-file user whose mail is a
-Maildir, a certificate from L{tests.certs}, an IMAP port (STARTTLS offered,
-LOGIN disabled before TLS) and an IMAPS port; it starts the server, fills
-mailboxes by writing Maildir files directly (much faster than APPEND), and
-changes a mailbox's UIDVALIDITY.  It needs root (Dovecot drops privileges to
-its own users) and C{/usr/sbin/dovecot}; L{skip_reason} says why not.
+Maildir, a certificate from L{tests.certs}, an IMAP port (with STARTTLS) and
+an IMAPS port; it starts the server in well under a second, fills mailboxes
+by writing Maildir files directly (much faster than APPEND), and changes a
+mailbox's UIDVALIDITY.  It needs root (Dovecot drops privileges to its own
+users) and C{/usr/sbin/dovecot}; L{skip_reason} says why not.  (Dovecot
+counts loopback connections as secure, so it allows LOGIN on the IMAP port
+before STARTTLS, where a remote client would see LOGINDISABLED.)
 
 Used by the fetch integration tests and the benchmarks.
 """
@@ -24,6 +26,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import twisted.mail.imap4  # noqa: F401  (registers the imap4-utf-7 codec)
 
 from tests.certs import ServerCertificate, make_server_certificate
 
@@ -89,7 +93,8 @@ def make_message(index: int, *, size: int = 0, subject: str | None = None) -> by
 @dataclass
 class Dovecot:
     """
-    One Dovecot instance in a fresh directory under C{/tmp} (its processes
+    One Dovecot instance, listening on 127.0.0.1 and 127.0.0.2 (whose name
+    its certificate lacks), in a fresh directory under C{/tmp} (its processes
     run as other users, who must be able to reach their files: pytest's
     C{tmp_path} is private to root); L{start} it, L{stop} it, L{remove} it.
     """
@@ -131,7 +136,7 @@ base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
-listen = 127.0.0.1
+listen = 127.0.0.1, 127.0.0.2
 protocols = imap
 default_login_user = dovenull
 default_internal_user = dovecot
@@ -250,25 +255,40 @@ service anvil {{
             os.chown(path / sub, MAIL_UID, MAIL_GID)
         return path
 
+    def deliver(
+        self,
+        data: bytes,
+        mailbox: str = "INBOX",
+        *,
+        seen: bool = False,
+        received: float | None = None,
+    ) -> Path:
+        """
+        Put one message into C{mailbox} by writing its Maildir file directly
+        (named so that Dovecot numbers messages in delivery order): in
+        C{cur/} with the S flag when C{seen}, dated C{received} (a
+        timestamp: Dovecot's INTERNALDATE) when given.
+        """
+        self._counter += 1
+        name = f"{1_600_000_000 + self._counter}.M{self._counter}P1.netlab"
+        folder = self.mailbox_path(mailbox)
+        path = folder / "cur" / f"{name}:2,S" if seen else folder / "new" / name
+        path.write_bytes(data)
+        os.chown(path, MAIL_UID, MAIL_GID)
+        if received is not None:
+            os.utime(path, (received, received))
+        return path
+
     def fill(self, messages: Iterable[bytes], mailbox: str = "INBOX") -> list[bytes]:
         """
-        Deliver C{messages} into C{mailbox} by writing Maildir files
-        directly, named so that Dovecot gives them UIDs in this order.
+        Deliver C{messages} into C{mailbox} (see L{deliver}), much faster
+        than APPEND.
 
-        @return: the messages, as stored.
+        @return: the messages, in UID order.
         """
-        import twisted.mail.imap4  # noqa: F401  (registers imap4-utf-7)
-
-        new = self.mailbox_path(mailbox) / "new"
-        stored = []
-        base = 1_600_000_000
-        for data in messages:
-            self._counter += 1
-            name = f"{base + self._counter}.M{self._counter}P1.netlab"
-            path = new / name
-            path.write_bytes(data)
-            os.chown(path, MAIL_UID, MAIL_GID)
-            stored.append(data)
+        stored = list(messages)
+        for data in stored:
+            self.deliver(data, mailbox)
         return stored
 
     def doveadm(self, *args: str) -> str:
