@@ -665,6 +665,31 @@ class FetchTests(SessionTestCase):
         self.assertEqual((second.uid, second.size, second.subject), (2, 7, ""))
         self.assertIsNone(second.date)
 
+    def test_malformed_headers(self) -> None:
+        """
+        Malformed or raw 8-bit header fields still give a summary: raw UTF-8
+        is shown as text, an unreadable date is None, nothing raises.
+        """
+        session = self.selected()
+        d = self.run_(session.fetch_summaries([1]))
+        headers = (
+            b'From: "unterminated <x@y\r\n'
+            b"To: =?utf-8?q?broken\r\n"
+            b"Subject: Gr\xc3\xbc\xc3\x9fe \xff\r\n"
+            b"Date: yesterday\r\n\r\n"
+        )
+        self.server.send(
+            b"* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 9 BODY[HEADER.FIELDS "
+            b"(FROM TO SUBJECT DATE)] {%d}\r\n" % len(headers)
+            + headers
+            + b")\r\n0002 OK done\r\n"
+        )
+        [summary] = self.successResultOf(d)
+        self.assertEqual(summary.subject, "Grüße \ufffd")
+        self.assertIn("unterminated", summary.sender)
+        self.assertIn("broken", summary.recipients)
+        self.assertIsNone(summary.date)
+
     def test_messages_byte_for_byte(self) -> None:
         """
         Whole messages come back exactly as sent in the literal (CRLF,

@@ -435,43 +435,42 @@ def _is_origin(value: Any) -> bool:
     return isinstance(value, bytes) and value[:1] == b"<" and value[-1:] == b">"
 
 
-def _header(headers: bytes, name: str) -> str:
+def _header(parsed: Any, headers: bytes, name: str) -> str:
     """
-    Header field C{name} of C{headers}, unfolded, encoded words decoded;
-    8-bit text is taken as UTF-8.  Malformed fields come out as they are.
+    Header field C{name} (of C{parsed}, C{headers} parsed with the default
+    policy): unfolded, encoded words decoded, 8-bit text taken as UTF-8.
+    A field the email package cannot make sense of comes out as it is.
     """
     try:
-        value = BytesHeaderParser(policy=default_policy).parsebytes(headers).get(name)
+        value = parsed.get(name)
         text = "" if value is None else str(value)
     except Exception:  # the email package gives up on some malformed fields
-        raw = BytesHeaderParser(policy=compat32).parsebytes(headers).get(name, "")
+        raw = str(BytesHeaderParser(policy=compat32).parsebytes(headers).get(name, ""))
         try:
-            text = str(email.header.make_header(email.header.decode_header(str(raw))))
+            text = str(email.header.make_header(email.header.decode_header(raw)))
         except Exception:
-            text = str(raw)
+            text = raw
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return " ".join(text.split())
-
-
-def _date(headers: bytes) -> datetime | None:
-    raw = BytesHeaderParser(policy=compat32).parsebytes(headers).get("Date")
-    try:
-        return email.utils.parsedate_to_datetime(str(raw)) if raw else None
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 def _summary(uid: int, items: dict[str, Any]) -> MessageSummary:
     headers = items.get("BODY[HEADER.FIELDS]") or items.get("RFC822.HEADER")
     headers = headers if isinstance(headers, bytes) else b""
+    parsed = BytesHeaderParser(policy=default_policy).parsebytes(headers)
+    raw_date = BytesHeaderParser(policy=compat32).parsebytes(headers).get("Date")
+    try:
+        when = email.utils.parsedate_to_datetime(str(raw_date)) if raw_date else None
+    except (TypeError, ValueError, IndexError):
+        when = None
     return MessageSummary(
         uid=uid,
         flags=_flags(items.get("FLAGS")),
         size=_int(items.get("RFC822.SIZE", 0), "a message size"),
-        sender=_header(headers, "From"),
-        recipients=_header(headers, "To"),
-        subject=_header(headers, "Subject"),
-        date=_date(headers),
+        sender=_header(parsed, headers, "From"),
+        recipients=_header(parsed, headers, "To"),
+        subject=_header(parsed, headers, "Subject"),
+        date=when,
     )
 
 
