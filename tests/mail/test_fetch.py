@@ -9,6 +9,7 @@ BAD included.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Coroutine
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -680,7 +681,8 @@ class FetchTests(SessionTestCase):
         )
         self.server.send(
             b"* 1 FETCH (UID 1 FLAGS () RFC822.SIZE 9 BODY[HEADER.FIELDS "
-            b"(FROM TO SUBJECT DATE)] {%d}\r\n" % len(headers)
+            b"(FROM TO SUBJECT DATE)] {%d}\r\n"
+            % len(headers)
             + headers
             + b")\r\n0002 OK done\r\n"
         )
@@ -713,7 +715,6 @@ class FetchTests(SessionTestCase):
         )
         for i in range(len(answer)):
             self.server.send(answer[i : i + 1])
-        self.clock.advance(0)
         self.assertEqual(
             self.successResultOf(d), [FetchedMessage(7, ("\\Seen",), body)]
         )
@@ -721,17 +722,20 @@ class FetchTests(SessionTestCase):
     def test_batches_pipelined(self) -> None:
         """
         Messages are fetched in batches over UID ranges, bounded by count
-        and size; the next batch is asked for before the current one is
-        handed over, and gone messages are skipped.
+        and size; each batch is asked for before the one before it is
+        handed over (the server sends it meanwhile), and messages gone
+        meanwhile are skipped.
         """
         session = self.selected()
         sizes = {1: 10, 2: 10, 3: 10, 5: 100, 6: 10}
         batches: list[list[int]] = []
+        sent_before: list[list[bytes]] = []
 
         async def consume() -> None:
             async for batch in session.iter_messages(
                 [6, 5, 4, 3, 2, 1], sizes=sizes, batch_messages=3, batch_bytes=50
             ):
+                sent_before.append(self.server.received())
                 batches.append([m.uid for m in batch])
 
         d = self.run_(consume())
@@ -749,20 +753,47 @@ class FetchTests(SessionTestCase):
             )
 
         answer(b"0002", [1, 2])  # 3 is gone meanwhile
-        self.assertEqual(
-            self.server.received(), [b"0003 UID FETCH 5 (UID FLAGS BODY.PEEK[])"]
-        )
-        self.assertEqual(batches, [])
-        self.clock.advance(0)
-        self.assertEqual(batches, [[1, 2]])
         answer(b"0003", [5])
-        self.assertEqual(
-            self.server.received(), [b"0004 UID FETCH 6 (UID FLAGS BODY.PEEK[])"]
-        )
-        self.clock.advance(0)
         answer(b"0004", [6])
         self.successResultOf(d)
         self.assertEqual(batches, [[1, 2], [5], [6]])
+        self.assertEqual(
+            sent_before,
+            [
+                [b"0003 UID FETCH 5 (UID FLAGS BODY.PEEK[])"],
+                [b"0004 UID FETCH 6 (UID FLAGS BODY.PEEK[])"],
+                [],
+            ],
+        )
+
+    def test_stop_early(self) -> None:
+        """
+        A caller that stops after the first batch leaves no failure behind
+        for the batch already asked for.
+        """
+        session = self.selected()
+
+        async def first(session: IMAPSession) -> list[int]:
+            async for batch in session.iter_messages(
+                [1, 2], sizes={1: 1, 2: 1}, batch_messages=1
+            ):
+                return [m.uid for m in batch]
+            return []
+
+        d = self.run_(first(session))
+        self.server.send(b"* 1 FETCH (UID 1 BODY[] {1}\r\nx)\r\n0002 OK\r\n")
+        self.assertEqual(self.successResultOf(d), [1])
+        session.close()
+        closed = session.protocol.failure
+        gc.collect()
+        unhandled = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, Deferred)
+            and isinstance(getattr(o, "result", None), Failure)
+            and o.result.value is closed
+        ]
+        self.assertEqual(unhandled, [])
 
     def test_fetch_refused(self) -> None:
         """
@@ -781,7 +812,6 @@ class FetchTests(SessionTestCase):
         d = self.run_(session.fetch_messages([1]))
         self.server.send(b"* 1 FETCH (UID 1 RFC822.SIZE 2)\r\n0002 OK\r\n")
         self.server.send(b"* 1 FETCH (UID 1 FLAGS ())\r\n0003 OK\r\n")
-        self.clock.advance(0)
         self.failureResultOf(d, BadResponse)
 
     def test_mark_seen(self) -> None:

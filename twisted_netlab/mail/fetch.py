@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import email.header
 import email.utils
+import functools
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,7 +41,6 @@ from twisted.internet.error import (
     TimeoutError,
 )
 from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.task import deferLater
 from twisted.mail import imap4
 from twisted.python.failure import Failure
 
@@ -356,14 +356,50 @@ def _mailbox_name(data: bytes) -> str:
         return data.decode("utf-8", "replace")
 
 
-def _parse(line: bytes) -> list[Any]:
-    try:
-        parsed: list[Any] = imap4.parseNestedParens(line)
-        return parsed
-    except (imap4.IMAP4Exception, ValueError, IndexError) as e:
-        raise BadResponse(
-            f"cannot parse the server's response {_text(line[:100])!r}: {e}"
-        ) from None
+_TOKEN = re.compile(
+    rb"""[ ]*(?:(\()|(\))|\{(\d+)\}\r\n|"((?:[^"\\]|\\.)*)"|"""
+    rb"""([^ ()"{\[\]]+(?:\[[^\]]*\](?:<\d+>)?)?))"""
+)
+_ESCAPE = re.compile(rb"\\(.)")
+
+
+def _parse(data: bytes) -> list[Any]:
+    """
+    An IMAP response's data as nested lists: atoms (C{NIL} as L{None}),
+    strings and literals as bytes, parenthesised lists as lists.  An atom
+    with a section keeps it: C{BODY[HEADER.FIELDS (FROM)]<0>}.
+
+    (C{imap4.parseNestedParens} does the same one character at a time,
+    which was most of the time spent fetching thousands of messages.)
+    """
+    stack: list[list[Any]] = [[]]
+    position, end = 0, len(data.rstrip(b" "))
+    while position < end:
+        match = _TOKEN.match(data, position)
+        if match is None:
+            raise BadResponse(
+                f"cannot parse the server's response {_text(data[:100])!r}"
+            )
+        position = match.end()
+        opening, closing, literal, quoted, atom = match.groups()
+        if opening:
+            stack.append([])
+        elif closing:
+            if len(stack) == 1:
+                raise BadResponse(f"unbalanced ')' in {_text(data[:100])!r}")
+            done = stack.pop()
+            stack[-1].append(done)
+        elif literal is not None:
+            size = int(literal)
+            stack[-1].append(data[position : position + size])
+            position += size
+        elif quoted is not None:
+            stack[-1].append(_ESCAPE.sub(rb"\1", quoted))
+        else:
+            stack[-1].append(None if atom.upper() == b"NIL" else atom)
+    if len(stack) != 1 or position > len(data):
+        raise BadResponse(f"unbalanced '(' or short literal in {_text(data[:100])!r}")
+    return stack[0]
 
 
 def _int(value: Any, what: str) -> int:
@@ -403,27 +439,10 @@ def _fetch_items(lines: Iterable[bytes]) -> dict[int, dict[str, Any]]:
             raise BadResponse(f"malformed FETCH answer {_text(line[:100])!r}")
         items = by_number.setdefault(int(match.group(1)), {})
         values = parsed[0]
-        i = 0
-        while i + 1 < len(values):
-            key = values[i]
+        for key, value in zip(values[::2], values[1::2], strict=False):
             if not isinstance(key, bytes):
                 raise BadResponse(f"malformed FETCH answer {_text(line[:100])!r}")
-            name = key.upper().decode("ascii", "replace")
-            i += 1
-            if name in ("BODY", "BINARY") and isinstance(values[i], list):
-                section = values[i]
-                head = (
-                    section[0].upper()
-                    if section and isinstance(section[0], bytes)
-                    else b""
-                )
-                name = f"{name}[{head.decode('ascii', 'replace')}]"
-                i += 1
-                if i < len(values) and _is_origin(values[i]):
-                    i += 1
-            if i < len(values):
-                items[name] = values[i]
-            i += 1
+            items[_item_name(key)] = value
     return {
         _int(items["UID"], "a UID"): items
         for items in by_number.values()
@@ -431,8 +450,16 @@ def _fetch_items(lines: Iterable[bytes]) -> dict[int, dict[str, Any]]:
     }
 
 
-def _is_origin(value: Any) -> bool:
-    return isinstance(value, bytes) and value[:1] == b"<" and value[-1:] == b">"
+@functools.lru_cache(maxsize=64)
+def _item_name(key: bytes) -> str:
+    """
+    A FETCH item's name, a section reduced to its first word:
+    C{BODY[HEADER.FIELDS (FROM)]<0>} is C{BODY[HEADER.FIELDS]}.
+    """
+    name, bracket, section = key.upper().partition(b"[")
+    if bracket:
+        name += b"[" + section.split(b"]")[0].split(b" ")[0] + b"]"
+    return name.decode("ascii", "replace")
 
 
 def _header(parsed: Any, headers: bytes, name: str) -> str:
@@ -624,22 +651,23 @@ class IMAPClientProtocol(imap4.IMAP4Client):
             super()._defaultHandler(tag, rest)
             return
         # A tagged answer: as IMAP4Client does, but an unknown tag or an
-        # answer without text is no crash, and a NO is answered only once.
+        # answer without text is no crash.
         cmd = self.tags.get(tag)
         if cmd is None:
             raise BadResponse(f"an answer to no command: {_text(tag + b' ' + rest)}")
+        # The next command goes out before this answer is handled, so that
+        # the server works on it meanwhile.
+        del self.tags[tag]
+        self.waiting = None
+        self._flushQueue()
+        if not self.tags and not self.queued:
+            self.setTimeout(None)
         status, _, text = rest.partition(b" ")
         if status.upper() == b"OK":
             cmd.finish(rest, self._extraInfo)
         else:
             d, cmd.defer = cmd.defer, None
             d.errback(imap4.IMAP4Exception(text))
-        if self.tags is not None:
-            self.tags.pop(tag, None)
-        self.waiting = None
-        self._flushQueue()
-        if not self.tags and not self.queued:
-            self.setTimeout(None)
 
     def serverGreeting(self, caps: Any) -> None:
         self.setTimeout(None)
@@ -680,11 +708,6 @@ class IMAPClientProtocol(imap4.IMAP4Client):
         d, self.greeting = self.greeting, None
         if d is not None:
             d.errback(failure)
-        # A command whose NO is being handled when the connection drops has
-        # its answer already: IMAP4Client would answer it twice.
-        for cmd in [*(self.tags or {}).values(), *(self.queued or [])]:
-            if cmd is not None and cmd.defer is not None and cmd.defer.called:
-                cmd.defer = None
         super().connectionLost(failure)
 
     def _explain(self, reason: Failure) -> NetlabError:
@@ -1109,8 +1132,8 @@ class IMAPSession:
         in batches of at most C{batch_messages} messages and C{batch_bytes}
         octets (a bigger message comes alone).  Each batch is one UID FETCH
         of BODY.PEEK[], which leaves \\Seen alone; the next batch is asked
-        for before this one is handed over, so the server works while the
-        caller stores.
+        for before this one is handed over, so the server sends it while
+        the caller stores this one.
         """
         self._require_selected()
         uids = sorted(set(uids))
@@ -1129,31 +1152,32 @@ class IMAPSession:
                 total = 0
             batches[-1].append(uid)
             total += size
-        batches = [b for b in batches if b]
-        pending: Deferred[dict[int, dict[str, Any]]] | None = None
-        try:
-            for i, batch in enumerate(batches):
-                current = pending or Deferred.fromCoroutine(self._fetch_bodies(batch))
-                pending = None
-                found = await current
-                if i + 1 < len(batches):
-                    pending = Deferred.fromCoroutine(self._fetch_bodies(batches[i + 1]))
-                    # Let the protocol send it before this batch is handled.
-                    await deferLater(self.reactor, 0, lambda: None)
-                yield [
-                    FetchedMessage(
-                        uid=uid,
-                        flags=_flags(items.get("FLAGS")),
-                        data=_body(uid, items),
-                    )
-                    for uid, items in found.items()
-                ]
-        finally:
-            if pending is not None:
-                pending.addErrback(lambda _: None)
+        todo = iter(b for b in batches if b)
 
-    async def _fetch_bodies(self, uids: list[int]) -> dict[int, dict[str, Any]]:
-        return await self._fetch(uids, b"(UID FLAGS BODY.PEEK[])")
+        async def fetch(batch: list[int]) -> dict[int, dict[str, Any]] | Exception:
+            # A batch asked for ahead may never be awaited (the caller
+            # stopped): its failure is a value, never an unhandled error.
+            try:
+                return await self._fetch(batch, b"(UID FLAGS BODY.PEEK[])")
+            except Exception as e:
+                return e
+
+        def ask() -> Deferred[dict[int, dict[str, Any]] | Exception] | None:
+            batch = next(todo, None)
+            return None if batch is None else Deferred.fromCoroutine(fetch(batch))
+
+        pending = ask()
+        while pending is not None:
+            # The next batch is asked for now: the server sends it while this
+            # one is handled.
+            current, pending = pending, ask()
+            found = await current
+            if isinstance(found, Exception):
+                raise found
+            yield [
+                FetchedMessage(uid, _flags(items.get("FLAGS")), _body(uid, items))
+                for uid, items in found.items()
+            ]
 
     async def fetch_messages(self, uids: Sequence[int]) -> list[FetchedMessage]:
         """
