@@ -578,8 +578,11 @@ class IMAPClientProtocol(imap4.IMAP4Client):
             )
         )
 
-    def lineReceived(self, line: bytes) -> None:
+    def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
+        super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
         if self.trace is not None:
             self.trace("S: " + _text(line))
         super().lineReceived(line)
@@ -589,7 +592,6 @@ class IMAPClientProtocol(imap4.IMAP4Client):
         # right after a literal is kept: a literal can end a response line
         # (a mailbox name in LIST), and then the next response must not be
         # glued to it.
-        self.resetTimeout()
         buffer: Any = self._pendingBuffer
         size: int = self._pendingSize - len(data)  # type: ignore[operator]
         if size > 0:
