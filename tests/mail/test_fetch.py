@@ -858,6 +858,21 @@ class EndingTests(SessionTestCase):
         self.assertEqual(str(error), "no answer from imap.example within 30 seconds")
         self.assertFalse(self.transport.connected)
 
+    def test_slow_answer_is_not_a_timeout(self) -> None:
+        """
+        The timeout counts from the last data received: a long answer that
+        keeps coming is waited for.
+        """
+        session = self.selected()
+        d = self.run_(session.fetch_messages([1]))
+        self.server.send(b"* 1 FETCH (UID 1 RFC822.SIZE 4)\r\n0002 OK\r\n")
+        self.server.send(b"* 1 FETCH (UID 1 BODY[] {4}\r\nab")
+        self.clock.advance(20)
+        self.server.send(b"cd")
+        self.clock.advance(20)
+        self.server.send(b")\r\n0003 OK done\r\n")
+        self.assertEqual([m.data for m in self.successResultOf(d)], [b"abcd"])
+
     def test_idle_is_not_a_timeout(self) -> None:
         """
         Between commands, the server owes nothing: a quiet session stays.
