@@ -220,6 +220,12 @@ service anvil {{
                     return
                 time.sleep(0.01)
 
+    def __enter__(self) -> Dovecot:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
     def remove(self) -> None:
         """
         Stop the server and delete its directory.
