@@ -41,6 +41,7 @@ from twisted.internet.error import (
     TimeoutError,
 )
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import connectionDone
 from twisted.mail import imap4
 from twisted.python.failure import Failure
 
@@ -632,6 +633,8 @@ class IMAPClientProtocol(imap4.IMAP4Client):
         handler = getattr(self, "response_" + state.upper(), self._defaultHandler)
         try:
             handler(tag, rest)
+        except BadResponse as e:
+            self.fail(e)
         except Exception as e:
             self.fail(BadResponse(f"bad response {_text(rest[:100])!r} ({e})"))
 
@@ -702,7 +705,7 @@ class IMAPClientProtocol(imap4.IMAP4Client):
         if self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
-    def connectionLost(self, reason: Failure = ConnectionDone) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
         if self.failure is None:
             self.failure = self._explain(reason)
@@ -854,7 +857,9 @@ class IMAPSession:
             caps: dict[bytes, Any] = await self.protocol.getCapabilities()
             return caps
         except imap4.IMAP4Exception as e:
-            raise ServerRefused(f"{self.host} refused CAPABILITY: {e}") from None
+            raise ServerRefused(
+                f"{self.host} refused CAPABILITY: {_text(_bytes(e))}"
+            ) from None
 
     async def _starttls(self, options: Any) -> None:
         caps = await self.capabilities()
@@ -862,7 +867,7 @@ class IMAPSession:
             self.protocol.fail(
                 TLSFailed(
                     f"{self.host} does not offer STARTTLS; not logging in without "
-                    "TLS (use --tls implicit, or --tls none to allow plaintext)"
+                    "TLS (try --tls implicit)"
                 )
             )
             assert self.protocol.failure is not None
@@ -875,16 +880,32 @@ class IMAPSession:
             raise error from None
 
     async def _run(
-        self, command: bytes, args: Sequence[_Arg] = (), *, mask: str | None = None
+        self,
+        command: bytes,
+        args: Sequence[_Arg] = (),
+        *,
+        refused: str,
+        error: type[NetlabError] = ServerRefused,
+        mask: str | None = None,
     ) -> tuple[list[bytes], bytes]:
         """
         Send C{command}, literals and all; return its untagged answers and
         the tagged line.
 
-        @raise imap4.IMAP4Exception: the server said NO or BAD.
+        @raise NetlabError: C{error}, saying C{refused} and the server's
+            text, when the server answers NO or BAD.
         """
-        if self.protocol.failure is not None:
-            raise self.protocol.failure
+        try:
+            return await self._send(command, args, mask)
+        except imap4.IMAP4Exception as e:
+            raise error(f"{refused}: {_text(_bytes(e))}") from None
+
+    async def _send(
+        self, command: bytes, args: Sequence[_Arg], mask: str | None
+    ) -> tuple[list[bytes], bytes]:
+        failure = self.protocol.failure
+        if failure is not None:
+            raise type(failure)(str(failure))
         lines = _command_lines(args)
         pending = iter(lines[1:])
 
@@ -922,16 +943,13 @@ class IMAPSession:
             raise AuthenticationFailed(
                 f"{self.host} does not allow LOGIN{where} (LOGINDISABLED)"
             )
-        try:
-            await self._run(
-                b"LOGIN",
-                [_astring(user), _astring(password)],
-                mask=f"LOGIN {_text(_command_lines([_astring(user)])[0])} ****",
-            )
-        except imap4.IMAP4Exception as e:
-            raise AuthenticationFailed(
-                f"{self.host} rejected the login of {user!r}: {_text(_bytes(e))}"
-            ) from None
+        await self._run(
+            b"LOGIN",
+            [_astring(user), _astring(password)],
+            refused=f"{self.host} rejected the login of {user!r}",
+            error=AuthenticationFailed,
+            mask=f"LOGIN {_text(_command_lines([_astring(user)])[0])} ****",
+        )
         self.protocol._capCache = None  # capabilities may change on login
 
     async def list_mailboxes(
@@ -940,18 +958,12 @@ class IMAPSession:
         """
         The mailboxes matching C{pattern} (C{*} all, C{%} one level).
         """
-        try:
-            lines, _ = await self._run(
-                b"LIST",
-                [
-                    _mailbox_arg(reference) if reference else b'""',
-                    _mailbox_arg(pattern),
-                ],
-            )
-        except imap4.IMAP4Exception as e:
-            raise ServerRefused(
-                f"{self.host} refused LIST: {_text(_bytes(e))}"
-            ) from None
+        reference_arg = _mailbox_arg(reference) if reference else b'""'
+        lines, _ = await self._run(
+            b"LIST",
+            [reference_arg, _mailbox_arg(pattern)],
+            refused=f"{self.host} refused LIST",
+        )
         boxes = []
         for line in lines:
             if line[:5].upper() != b"LIST ":
@@ -975,18 +987,11 @@ class IMAPSession:
 
         @raise ServerRefused: no such mailbox.
         """
-        try:
-            lines, _ = await self._run(
-                b"STATUS",
-                [
-                    _mailbox_arg(mailbox),
-                    b"(MESSAGES RECENT UNSEEN UIDVALIDITY UIDNEXT)",
-                ],
-            )
-        except imap4.IMAP4Exception as e:
-            raise ServerRefused(
-                f"no status for mailbox {mailbox!r}: {_text(_bytes(e))}"
-            ) from None
+        lines, _ = await self._run(
+            b"STATUS",
+            [_mailbox_arg(mailbox), b"(MESSAGES RECENT UNSEEN UIDVALIDITY UIDNEXT)"],
+            refused=f"no status for mailbox {mailbox!r}",
+        )
         values: dict[str, int] = {}
         for line in lines:
             if line[:7].upper() == b"STATUS ":
@@ -1012,14 +1017,12 @@ class IMAPSession:
 
         @raise ServerRefused: no such mailbox, or it cannot be opened.
         """
-        command = b"EXAMINE" if read_only else b"SELECT"
-        try:
-            lines, tagged = await self._run(command, [_mailbox_arg(mailbox)])
-        except imap4.IMAP4Exception as e:
-            self.selected = None
-            raise ServerRefused(
-                f"cannot open mailbox {mailbox!r}: {_text(_bytes(e))}"
-            ) from None
+        self.selected = None  # even if this fails, as on the server
+        lines, tagged = await self._run(
+            b"EXAMINE" if read_only else b"SELECT",
+            [_mailbox_arg(mailbox)],
+            refused=f"cannot open mailbox {mailbox!r}",
+        )
         exists, uidvalidity, uidnext = 0, 0, None
         for line in lines:
             words = line.split(None, 2)
@@ -1062,12 +1065,11 @@ class IMAPSession:
             if isinstance(criteria, SearchQuery)
             else SearchQuery.parse(criteria)
         )
-        try:
-            lines, _ = await self._run(b"UID SEARCH", query.command_args(min_uid))
-        except imap4.IMAP4Exception as e:
-            raise ServerRefused(
-                f"{self.host} refused the search: {_text(_bytes(e))}"
-            ) from None
+        lines, _ = await self._run(
+            b"UID SEARCH",
+            query.command_args(min_uid),
+            refused=f"{self.host} refused the search",
+        )
         uids: set[int] = set()
         for line in lines:
             words = line.split()
@@ -1078,12 +1080,9 @@ class IMAPSession:
     async def _fetch(
         self, uids: Sequence[int], items: bytes
     ) -> dict[int, dict[str, Any]]:
-        try:
-            lines, _ = await self._run(b"UID FETCH", [uid_set(uids), items])
-        except imap4.IMAP4Exception as e:
-            raise ServerRefused(
-                f"{self.host} refused FETCH: {_text(_bytes(e))}"
-            ) from None
+        lines, _ = await self._run(
+            b"UID FETCH", [uid_set(uids), items], refused=f"{self.host} refused FETCH"
+        )
         found = _fetch_items(lines)
         return {uid: found[uid] for uid in uids if uid in found}
 
@@ -1200,12 +1199,11 @@ class IMAPSession:
             raise UsageProblem(f"mailbox {selected.name!r} is open read-only")
         if not uids:
             return
-        try:
-            await self._run(b"UID STORE", [uid_set(uids), b"+FLAGS.SILENT (\\Seen)"])
-        except imap4.IMAP4Exception as e:
-            raise ServerRefused(
-                f"{self.host} refused to set \\Seen: {_text(_bytes(e))}"
-            ) from None
+        await self._run(
+            b"UID STORE",
+            [uid_set(uids), b"+FLAGS.SILENT (\\Seen)"],
+            refused=f"{self.host} refused to set \\Seen",
+        )
 
     async def logout(self) -> None:
         """
