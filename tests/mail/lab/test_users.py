@@ -195,7 +195,7 @@ class UsersCheckerTests(SynchronousTestCase):
     def test_good_password(self) -> None:
         """
         The right password gives the lowercased address as bytes, whatever
-        the case of the login name, as bytes or text.
+        the case of the login name.
         """
         for name in [b"Alice@Example.test", b"alice@example.test"]:
             avatar = self.successResultOf(
