@@ -33,6 +33,12 @@ def parse_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
     """
     try:
         return serverFromString(reactor, description)
+    except IndexError as e:
+        if description.startswith("systemd:"):
+            reason = "systemd passed no listening socket with that index"
+        else:
+            reason = str(e) or type(e).__name__
+        raise usage.UsageError(f"bad endpoint {description!r}: {reason}") from e
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise usage.UsageError(f"bad endpoint {description!r}: {reason}") from e
@@ -67,7 +73,6 @@ class ListeningService(StreamServerEndpointService):
         super().__init__(endpoint, factory)
         self.program = program
         self.description = description
-        self.setName(f"{program} {description}")
 
     def privilegedStartService(self) -> None:
         try:

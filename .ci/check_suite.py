@@ -1,0 +1,39 @@
+"""
+Wait for the suite started by README.rst's first command and speak to each of
+its servers; exit non-zero (showing the suite's log) if one does not answer.
+"""
+
+import socket
+import sys
+import time
+from pathlib import Path
+
+log_path = sys.argv[1]
+deadline = time.monotonic() + 600
+
+
+def connect(port: int) -> socket.socket:
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=10)
+        except OSError:
+            if time.monotonic() > deadline:
+                print(Path(log_path).read_text())
+                sys.exit(f"the suite never listened on port {port}")
+            time.sleep(0.5)
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
+with connect(7070) as sock:
+    assert read_all(sock) == b"Hello Client! I am a HelloHandler\r\n"
+with connect(7071) as sock:
+    sock.sendall(b"Hi\n")
+    sock.shutdown(socket.SHUT_WR)
+    assert read_all(sock) == b"S:Hi\n"
+print("the suite answers on 7070 (hello) and 7071 (echo)")

@@ -1,0 +1,69 @@
+"""
+Tests for L{twisted_netlab.cli}: the C{netlab} command itself.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+import twisted_netlab
+from twisted_netlab import cli
+
+
+class MainTests(SynchronousTestCase):
+    def run_main(self, *args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.patch(sys, "stderr", err)
+        e = self.assertRaises(SystemExit, cli.main, list(args))
+        return (
+            (e.code if isinstance(e.code, int) else 1),
+            out.getvalue(),
+            err.getvalue(),
+        )
+
+    def test_version(self) -> None:
+        """
+        C{netlab --version} prints the package and Twisted versions, exit 0.
+        """
+        code, out, _ = self.run_main("--version")
+        self.assertEqual(code, 0)
+        self.assertTrue(
+            out.startswith(f"netlab {twisted_netlab.__version__} (Twisted ")
+        )
+
+    def test_no_command(self) -> None:
+        """
+        Without a command: a one-line error and a hint, exit status 2.
+        """
+        code, out, err = self.run_main()
+        self.assertEqual(code, 2)
+        self.assertEqual(out, "")
+        self.assertTrue(err.startswith("netlab: no command given"))
+        self.assertEqual(len(err.splitlines()), 2)
+
+    def test_unknown_option(self) -> None:
+        """
+        An unknown option is a usage error, exit status 2, no traceback.
+        """
+        code, _, err = self.run_main("--frobnicate")
+        self.assertEqual(code, 2)
+        self.assertIn("frobnicate", err)
+        self.assertNotIn("Traceback", err)
+
+    def test_python_m(self) -> None:
+        """
+        C{python -m twisted_netlab} is the same command.
+        """
+        result = subprocess.run(
+            [sys.executable, "-m", "twisted_netlab", "--version"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(twisted_netlab.__version__, result.stdout)
