@@ -294,6 +294,15 @@ class LabESMTP(smtp.ESMTP):
             return None
         return super().lineReceived(line)
 
+    def lookupMethod(self, command: bytes | str) -> Any:
+        # Twisted decodes the command as ASCII: junk would raise and drop
+        # the connection with a traceback; it is an unknown command instead.
+        if isinstance(command, bytes):
+            if not command.isalpha():
+                return None
+            command = command.decode("ascii")
+        return super().lookupMethod(command)
+
     def lineLengthExceeded(self, line: bytes) -> None:
         if self.mode is smtp.DATA:
             self.message_body.discard()
@@ -311,10 +320,17 @@ class LabESMTP(smtp.ESMTP):
         super().do_HELO(rest)
 
     def do_EHLO(self, rest: bytes) -> None:
+        # Twisted's own do_EHLO fails on peers without a host (UNIX sockets).
         if not rest:
             self.sendCode(501, b"Syntax: EHLO hostname")
             return
-        super().do_EHLO(rest)
+        peer = _describe(self._transport.getPeer()).encode("ascii", "replace")
+        self._helo = (rest, peer)
+        self._from = None
+        self._to = []
+        self.sendCode(
+            250, self.host + b" Hello " + peer + b"\n" + self.listExtensions()
+        )
 
     def do_NOOP(self, rest: bytes) -> None:
         self.sendCode(250, b"OK")
