@@ -26,7 +26,12 @@ from twisted_netlab import __version__
 from twisted_netlab.errors import EXIT_SOFTWARE, EXIT_USAGE, NetlabError
 
 #: name -> (module, one-line description); the module has Options and run().
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "mail-user": (
+        "twisted_netlab.cli.mailuser",
+        "Add, remove or list the mail lab's users.",
+    ),
+}
 
 
 def _subcommands() -> list[tuple[str, None, Any, str]]:

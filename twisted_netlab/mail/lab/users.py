@@ -340,17 +340,20 @@ class UsersChecker:
     """
     Check user names and passwords against a L{UsersFile}.
 
-    The avatar ID is the lowercased address as bytes.  With a C{reactor}
-    that has a thread pool, the (deliberately slow) hash runs there instead
-    of blocking the reactor.
+    The avatar ID is the lowercased address as bytes.  Given a C{reactor}
+    with threads, the (deliberately slow) hash runs in C{pool} (default: the
+    reactor's thread pool) instead of blocking the reactor; otherwise at once.
     """
 
     credentialInterfaces = (IUsernamePassword,)
     log = Logger()
 
-    def __init__(self, users: UsersFile, *, reactor: Any = None) -> None:
+    def __init__(
+        self, users: UsersFile, *, reactor: Any = None, pool: Any = None
+    ) -> None:
         self.users = users
         self._reactor = reactor if IReactorThreads.providedBy(reactor) else None
+        self._pool = pool
 
     def requestAvatarId(self, credentials: Any) -> Deferred[bytes | tuple[()]]:
         username, password = credentials.username, credentials.password
@@ -371,7 +374,7 @@ class UsersChecker:
             return self._result(ok, address)
         d = deferToThreadPool(
             self._reactor,
-            self._reactor.getThreadPool(),
+            self._pool if self._pool is not None else self._reactor.getThreadPool(),
             self.users.verify,
             address,
             password,
