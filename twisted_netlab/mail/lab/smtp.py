@@ -480,6 +480,7 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
     """
 
     protocol = LabESMTP
+    noisy = False
 
     def __init__(
         self,
