@@ -67,3 +67,26 @@ class MainTests(SynchronousTestCase):
         )
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn(twisted_netlab.__version__, result.stdout)
+
+    def test_closed_stdout(self) -> None:
+        """
+        When the reader of the output has gone (C{netlab ... | head}), the
+        command stops quietly: no traceback.
+        """
+        import os
+
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "twisted_netlab", "send", "--help"],
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+            )
+        finally:
+            os.close(write_end)
+        self.assertNotIn("Traceback", result.stderr)
+        self.assertEqual(result.stderr, "")
+        self.assertEqual(result.returncode, 1)

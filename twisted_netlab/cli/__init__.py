@@ -12,6 +12,7 @@ with C{-v}.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from twisted_netlab.errors import EXIT_SOFTWARE, EXIT_USAGE, NetlabError
 
 #: name -> (module, one-line description); the module has Options and run().
 COMMANDS: dict[str, tuple[str, str]] = {
+    "send": ("twisted_netlab.cli.send", "Compose a message and send it over SMTP."),
     "mail-user": (
         "twisted_netlab.cli.mailuser",
         "Add, remove or list the mail lab's users.",
@@ -49,7 +51,7 @@ def _lazy_options(module: str) -> Any:
 
 
 class NetlabOptions(usage.Options):
-    synopsis = "netlab COMMAND [options]"
+    synopsis = "Usage: netlab [options]"
     longdesc = (
         "The twisted_netlab command line. 'netlab COMMAND --help' for each command."
     )
@@ -87,6 +89,8 @@ async def _run(reactor: Any, name: str, options: usage.Options) -> None:
         raise SystemExit(e.exit_code) from None
     except (SystemExit, KeyboardInterrupt):
         raise
+    except BrokenPipeError:
+        _stdout_gone()
     except Exception as e:
         if _verbose(options):
             traceback.print_exc()
@@ -98,6 +102,16 @@ async def _run(reactor: Any, name: str, options: usage.Options) -> None:
     raise SystemExit(code)
 
 
+def _stdout_gone() -> NoReturn:
+    """
+    The reader of our output went away (C{netlab ... | head}): stop quietly,
+    as Unix tools do, without a traceback when Python flushes at exit.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """
     Run the C{netlab} command with C{argv} (default: C{sys.argv[1:]}).
@@ -106,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     options = NetlabOptions()
     try:
         options.parseOptions(args)
+    except BrokenPipeError:
+        _stdout_gone()
     except usage.UsageError as e:
         command = f"netlab {options.subCommand}" if options.subCommand else "netlab"
         sys.stderr.write(f"{command}: {e}\nTry '{command} --help'.\n")

@@ -51,7 +51,8 @@ def parse_server(text: str, default_port: int | None) -> tuple[str, int | None]:
 class ServerConnectionOptions(usage.Options):
     """
     C{--server}, C{--tls}, C{--cafile}, C{--insecure-skip-verify},
-    C{--user}, C{--password-env}, C{--password-file}, C{--timeout}, C{-v}.
+    C{--user}, C{--password-env}, C{--password-file}, C{--timeout}, C{-v},
+    C{--insecure-plaintext-auth}.
 
     Subclasses set C{defaultTLS} and C{defaultPorts} (port by TLS mode) and
     C{implicitTLSPort} (the port on which C{--tls} defaults to implicit).
@@ -88,6 +89,11 @@ class ServerConnectionOptions(usage.Options):
             "Do not verify the server's certificate (unsafe).",
         ],
         ["verbose", "v", "Print the protocol conversation, credentials masked."],
+        [
+            "insecure-plaintext-auth",
+            None,
+            "Allow sending the password without TLS (with --tls none; unsafe).",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -126,6 +132,11 @@ class ServerConnectionOptions(usage.Options):
         if tls == "none" and (self["cafile"] or self["insecure-skip-verify"]):
             raise usage.UsageError(
                 "--cafile and --insecure-skip-verify need TLS, not --tls none"
+            )
+        if tls == "none" and self["user"] and not self["insecure-plaintext-auth"]:
+            raise usage.UsageError(
+                "--tls none would send the password in the clear; "
+                "add --insecure-plaintext-auth to allow it"
             )
 
 

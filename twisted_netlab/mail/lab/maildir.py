@@ -1,0 +1,1172 @@
+"""
+The mail lab's message store: one Maildir per user, with IMAP UIDs.
+
+Layout under the store's root (the state directory's C{mail/})::
+
+    <address>/                  the user's Maildir, which is INBOX
+        cur/ new/ tmp/
+        netlab-uidlist          UIDVALIDITY, UIDNEXT and the UID of each message
+        netlab-uidlist.lock     taken (fcntl.flock) to assign UIDs
+        netlab-uidvalidity      the last UIDVALIDITY given to a mailbox of this user
+        subscriptions           subscribed mailbox names, one a line
+        .Sent/                  other mailboxes: Maildir++ folders, names in
+        .Archive.2024/          modified UTF-7, hierarchy delimiter "."
+
+Messages are files as in any Maildir: delivered into C{tmp/}, renamed into
+C{new/}, moved to C{cur/} once an IMAP session has seen them, flags in the
+name's info (C{:2,FRS}). A message's UID is keyed by the unique part of its
+file name (before the colon), so renames by flag changes, by this server or by
+any other Maildir program, never change it. The UID list is append-only: a
+delivery appends one line under the lock, whatever process it runs in; files
+that other programs drop into the Maildir get UIDs the next time the folder is
+scanned, in name order. Lines of messages long gone are dropped when the list
+is compacted (atomically, keeping UIDNEXT), so UIDs are never reused.
+
+The stdlib C{mailbox} module creates the Maildirs and folders; delivery is
+done here because C{mailbox.Maildir.add} neither syncs to disk nor tells us
+the file name before the message becomes visible.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import itertools
+import mailbox as stdlib_mailbox
+import os
+import secrets
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from twisted_netlab.errors import ServerRefused
+
+INBOX = "INBOX"
+HIERARCHY_DELIMITER = "."
+UIDLIST_NAME = "netlab-uidlist"
+LOCK_NAME = "netlab-uidlist.lock"
+UIDVALIDITY_NAME = "netlab-uidvalidity"
+UIDVALIDITY_LOCK_NAME = "netlab-uidvalidity.lock"
+SUBSCRIPTIONS_NAME = "subscriptions"
+
+_UIDLIST_MAGIC = "netlab-uidlist 1"
+_MAX_NAME_LENGTH = 200
+# Compact a UID list once it holds this many lines of vanished messages (and
+# more of them than of live ones).
+_COMPACT_AFTER = 1000
+# A directory changed less than this many seconds ago may change again within
+# the same timestamp: do not trust its mtime to skip a rescan.
+_DIRTY_WINDOW = 2.0
+
+# IMAP system flags and their Maildir info letters.
+FLAG_LETTERS = {
+    "\\Draft": "D",
+    "\\Flagged": "F",
+    "\\Answered": "R",
+    "\\Seen": "S",
+    "\\Deleted": "T",
+}
+_LETTER_FLAGS = {letter: flag for flag, letter in FLAG_LETTERS.items()}
+SYSTEM_FLAGS = tuple(FLAG_LETTERS)
+
+
+class MailStoreError(ServerRefused):
+    """
+    A request the mail store refuses: a bad or unknown mailbox, a bad address.
+    """
+
+
+class InvalidName(MailStoreError):
+    """
+    A mailbox name or address that could leave the user's Maildir or that
+    the store cannot hold.
+    """
+
+
+class NoSuchMailbox(MailStoreError):
+    """
+    The mailbox does not exist.
+    """
+
+
+class MailboxExists(MailStoreError):
+    """
+    A mailbox of that name already exists.
+    """
+
+
+class MailboxHasChildren(MailStoreError):
+    """
+    The mailbox has inferior mailboxes; delete them first.
+    """
+
+
+class MessageGone(MailStoreError):
+    """
+    The message was expunged (or removed by another program).
+    """
+
+
+def validate_address(address: str) -> str:
+    """
+    Return the canonical (lowercased) form of a user's address, which names
+    the user's Maildir.
+
+    @raise InvalidName: the address is empty, too long, or could name
+        anything but one directory directly under the store's root.
+    """
+    canonical = address.strip().lower()
+    if (
+        not canonical
+        or len(canonical) > _MAX_NAME_LENGTH
+        or canonical.startswith(".")
+        or any(c in canonical for c in "/\\")
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in canonical)
+    ):
+        raise InvalidName(f"not a usable address for a mailbox: {address!r}")
+    return canonical
+
+
+def validate_mailbox_name(name: str) -> str:
+    """
+    Return the canonical form of an IMAP mailbox name (C{INBOX} in any case
+    becomes C{INBOX}).
+
+    Names are hierarchical with C{.} as the delimiter. A name is refused when
+    it is empty, has an empty level (C{a..b}, a leading or trailing C{.}),
+    contains C{/}, C{\\}, a control character or a wildcard, or is too long:
+    whatever the name, its folder is one directory directly inside the
+    user's Maildir.
+
+    @raise InvalidName: the name is refused.
+    """
+    if name.upper() == INBOX:
+        return INBOX
+    problem = None
+    if not name:
+        problem = "empty name"
+    elif len(name) > _MAX_NAME_LENGTH:
+        problem = "name too long"
+    elif any(c in name for c in "/\\"):
+        problem = "names may not contain / or \\"
+    elif any(c in name for c in "%*"):
+        problem = "names may not contain wildcards"
+    elif any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
+        problem = "names may not contain control characters"
+    elif "" in name.split(HIERARCHY_DELIMITER):
+        problem = "names may not have an empty level (.. or a leading or trailing .)"
+    if problem is not None:
+        raise InvalidName(f"bad mailbox name {name!r}: {problem}")
+    return name
+
+
+def encode_folder_name(name: str) -> str:
+    """
+    The Maildir++ directory name (C{.Name} in modified UTF-7) of a mailbox.
+    """
+    import twisted.mail.imap4  # noqa: F401  registers the imap4-utf-7 codec
+
+    return "." + name.encode("imap4-utf-7").decode("ascii")
+
+
+def decode_folder_name(directory: str) -> str | None:
+    """
+    The mailbox name of a Maildir++ directory name, or L{None} if it is not
+    one this store would have made.
+    """
+    import twisted.mail.imap4  # noqa: F401  registers the imap4-utf-7 codec
+
+    if not directory.startswith(".") or directory in (".", ".."):
+        return None
+    encoded = directory[1:]
+    try:
+        name: str = encoded.encode("ascii").decode("imap4-utf-7")
+        if name.encode("imap4-utf-7").decode("ascii") != encoded:
+            return None
+        return validate_mailbox_name(name)
+    except (UnicodeError, ValueError, MailStoreError):
+        return None
+
+
+def flags_from_info(info: str) -> tuple[str, ...]:
+    """
+    The IMAP system flags in a Maildir info string's letters (after C{2,}).
+    """
+    return tuple(_LETTER_FLAGS[c] for c in sorted(set(info)) if c in _LETTER_FLAGS)
+
+
+def info_with_flags(info: str, flags: Iterable[str]) -> str:
+    """
+    Maildir info letters for C{flags}, keeping letters of C{info} that are
+    not IMAP system flags (such as C{P}, passed, and keyword letters).
+    """
+    letters = {c for c in info if c not in _LETTER_FLAGS}
+    for flag in flags:
+        letter = _flag_letter(flag)
+        if letter is not None:
+            letters.add(letter)
+    return "".join(sorted(letters))
+
+
+def _flag_letter(flag: str) -> str | None:
+    for known, letter in FLAG_LETTERS.items():
+        if known.lower() == flag.lower():
+            return letter
+    return None
+
+
+def crlf_size(data: bytes) -> int:
+    """
+    The size of C{data} once every bare LF is made CRLF, as IMAP sends it.
+    """
+    return len(data) + data.count(b"\n") - data.count(b"\r\n")
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file_atomically(path: Path, data: bytes) -> None:
+    """
+    Replace C{path} with C{data}: write a temporary file beside it, sync it,
+    rename it over C{path}, sync the directory.
+    """
+    temporary = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(temporary, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with _ignoring_missing():
+            os.unlink(temporary)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _ignoring_missing() -> suppress:
+    return suppress(FileNotFoundError)
+
+
+_HOSTNAME = (
+    socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
+)
+_counter = itertools.count()
+
+
+def _unique_name(size: int, virtual_size: int) -> str:
+    """
+    A new Maildir file name: time, microseconds, process, counter and random
+    bits make it unique across processes and threads; C{S=} and C{W=} record
+    the size on disk and the size with CRLF line ends (as Dovecot does).
+    """
+    now = time.time()
+    seconds = int(now)
+    micro = int((now - seconds) * 1_000_000)
+    return (
+        f"{seconds}.M{micro}P{os.getpid()}Q{next(_counter)}"
+        f"R{secrets.token_hex(4)}.{_HOSTNAME},S={size},W={virtual_size}"
+    )
+
+
+def _size_from_name(key: str, tag: str) -> int | None:
+    for part in key.split(",")[1:]:
+        if part.startswith(tag):
+            try:
+                return int(part[len(tag) :])
+            except ValueError:
+                return None
+    return None
+
+
+@dataclass
+class StoredMessage:
+    """
+    One message file of a folder, as last seen on disk.
+
+    @ivar uid: its IMAP UID.
+    @ivar key: the unique part of its file name (before the colon).
+    @ivar subdir: C{"new"} or C{"cur"}.
+    @ivar info: the Maildir info letters after C{:2,} (empty for C{new/}).
+    @ivar name: the file name.
+    """
+
+    uid: int
+    key: str
+    subdir: str
+    info: str
+    name: str
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return flags_from_info(self.info)
+
+    @property
+    def recent(self) -> bool:
+        return self.subdir == "new"
+
+
+@dataclass(frozen=True)
+class FolderChange:
+    """
+    What changed in a folder: sent to its listeners.
+
+    @ivar new: UIDs of messages that appeared.
+    @ivar flags: UIDs whose flags changed.
+    @ivar gone: UIDs of messages that disappeared.
+    """
+
+    new: tuple[int, ...] = ()
+    flags: tuple[int, ...] = ()
+    gone: tuple[int, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.flags or self.gone)
+
+
+FolderListener = Callable[[FolderChange], None]
+
+
+@dataclass
+class _UIDList:
+    """
+    What has been read of a folder's UID list file.
+    """
+
+    uidvalidity: int = 0
+    header_uidnext: int = 1
+    uid_by_key: dict[str, int] = field(default_factory=dict)
+    max_uid: int = 0
+    offset: int = 0
+    inode: int = -1
+    lines: int = 0
+
+    @property
+    def uidnext(self) -> int:
+        return max(self.header_uidnext, self.max_uid + 1)
+
+
+class Folder:
+    """
+    One mailbox: a Maildir directory and its UID list.
+
+    Methods are safe to call from several threads; the UID list is shared
+    with other processes through C{fcntl.flock}. Every change made here is
+    reported to the folder's listeners (in the thread that made it).
+    """
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.path = path
+        self.name = name
+        self._uidlist_path = path / UIDLIST_NAME
+        self._mutex = threading.RLock()
+        self._uids = _UIDList()
+        self._entries: dict[int, StoredMessage] = {}
+        self._by_key: dict[str, int] = {}
+        self._sorted: list[int] = []
+        self._stamp: tuple[int, int] | None = None
+        self._scanned = False
+        self._listeners: list[FolderListener] = []
+
+    # --- listeners -----------------------------------------------------------
+
+    def add_listener(self, listener: FolderListener) -> None:
+        with self._mutex:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: FolderListener) -> None:
+        with self._mutex, suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def _notify(self, change: FolderChange) -> None:
+        if not change:
+            return
+        with self._mutex:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(change)
+
+    # --- the UID list --------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """
+        Hold the folder's mutex and its UID list lock (against other
+        processes and other L{Folder} objects on the same directory).
+        """
+        with self._mutex:
+            fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+    def _sync_uidlist(self, *, locked: bool = False) -> None:
+        """
+        Read what was appended to the UID list since the last read (all of
+        it, if the file was replaced by a compaction).
+
+        Under the lock (C{locked}), a torn last line, left by a writer that
+        died, is cut off so that the next append starts a line of its own;
+        a missing file is created with a new UIDVALIDITY.
+        """
+        state = self._uids
+        try:
+            f = open(self._uidlist_path, "rb")  # noqa: SIM115  closed below
+        except FileNotFoundError:
+            if not locked:
+                return
+            self._create_uidlist()
+            return
+        with f:
+            st = os.fstat(f.fileno())
+            if st.st_ino != state.inode or st.st_size < state.offset:
+                state = self._uids = _UIDList(inode=st.st_ino)
+            if st.st_size == state.offset:
+                return
+            f.seek(state.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        for line in data[:end].split(b"\n")[:-1]:
+            self._parse_uidlist_line(state, line)
+        state.offset += end
+        if locked and end < len(data):
+            os.truncate(self._uidlist_path, state.offset)
+        if locked and state.uidvalidity == 0:
+            # Header missing or unreadable: start a new list (new UIDVALIDITY).
+            self._create_uidlist()
+
+    @staticmethod
+    def _parse_uidlist_line(state: _UIDList, line: bytes) -> None:
+        text = line.decode("utf-8", "surrogateescape")
+        if state.lines == 0 and state.offset == 0:
+            state.lines = 1
+            fields = text.split(" ")
+            if text.startswith(_UIDLIST_MAGIC + " ") and len(fields) == 4:
+                try:
+                    state.uidvalidity = int(fields[2])
+                    state.header_uidnext = int(fields[3])
+                except ValueError:
+                    pass
+            return
+        state.lines += 1
+        uid_text, _, key = text.partition(" ")
+        try:
+            uid = int(uid_text)
+        except ValueError:
+            return
+        if uid < 1 or not key:
+            return
+        state.uid_by_key[key] = uid
+        if uid > state.max_uid:
+            state.max_uid = uid
+
+    def _create_uidlist(self) -> None:
+        user_directory = self.path if self.name == INBOX else self.path.parent
+        uidvalidity = _next_uidvalidity(user_directory)
+        uidnext = self._uids.uidnext if self._uids.uidvalidity else 1
+        _write_file_atomically(
+            self._uidlist_path,
+            f"{_UIDLIST_MAGIC} {uidvalidity} {uidnext}\n".encode(),
+        )
+        self._uids = _UIDList()
+        self._sync_uidlist()
+
+    def _append_uids(self, keys: list[str]) -> list[int]:
+        """
+        Give each key the next UID and append them to the list, synced.
+        Call with the lock held, right after L{_sync_uidlist}.
+        """
+        state = self._uids
+        first = state.uidnext
+        uids = list(range(first, first + len(keys)))
+        text = "".join(f"{uid} {key}\n" for uid, key in zip(uids, keys, strict=True))
+        data = text.encode("utf-8", "surrogateescape")
+        fd = os.open(self._uidlist_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._sync_uidlist(locked=True)
+        return uids
+
+    def _compact(self, live: dict[str, int]) -> None:
+        """
+        Rewrite the UID list with the lines of C{live} messages only (and any
+        line appended since they were scanned). Call with the lock held.
+        """
+        self._sync_uidlist(locked=True)
+        state = self._uids
+        seen_max = max(live.values(), default=0)
+        keep = {
+            key: uid
+            for key, uid in state.uid_by_key.items()
+            if key in live or uid > seen_max
+        }
+        lines = [f"{_UIDLIST_MAGIC} {state.uidvalidity} {state.uidnext}\n"]
+        lines.extend(
+            f"{uid} {key}\n" for key, uid in sorted(keep.items(), key=lambda i: i[1])
+        )
+        _write_file_atomically(
+            self._uidlist_path, "".join(lines).encode("utf-8", "surrogateescape")
+        )
+        self._uids = _UIDList()
+        self._sync_uidlist(locked=True)
+
+    # --- scanning ------------------------------------------------------------
+
+    @property
+    def uidvalidity(self) -> int:
+        with self._mutex:
+            if not self._uids.uidvalidity:
+                self.refresh()
+            return self._uids.uidvalidity
+
+    @property
+    def uidnext(self) -> int:
+        with self._mutex:
+            if not self._scanned:
+                self.refresh()
+            return self._uids.uidnext
+
+    def _directory_stamp(self) -> tuple[int, int] | None:
+        """
+        The modification times of C{new/} and C{cur/}, or L{None} if either
+        changed too recently to be trusted (or is missing).
+        """
+        try:
+            new = os.stat(self.path / "new").st_mtime_ns
+            cur = os.stat(self.path / "cur").st_mtime_ns
+        except FileNotFoundError:
+            return None
+        if time.time() - max(new, cur) / 1e9 < _DIRTY_WINDOW:
+            return None
+        return (new, cur)
+
+    def _list_files(self) -> dict[str, tuple[str, str]]:
+        """
+        Map each message key to its (subdirectory, file name). C{new/} is
+        listed first, so a file moved to C{cur/} meanwhile is seen at least once.
+        """
+        found: dict[str, tuple[str, str]] = {}
+        for subdir in ("new", "cur"):
+            try:
+                entries = os.scandir(self.path / subdir)
+            except FileNotFoundError:
+                if not self.path.is_dir():
+                    raise NoSuchMailbox(
+                        f"mailbox {self.name} no longer exists"
+                    ) from None
+                continue
+            with entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith(".") or "\n" in name:
+                        continue
+                    key = name.split(":", 1)[0]
+                    found[key] = (subdir, name)
+        return found
+
+    def refresh(self, *, force: bool = False) -> FolderChange:
+        """
+        Bring the folder up to date with the disk: give UIDs to files that
+        have none, notice flag changes and vanished files. Cheap when the
+        directories did not change. Listeners hear of any change.
+        """
+        with self._mutex:
+            stamp = self._directory_stamp()
+            if (
+                not force
+                and self._scanned
+                and stamp is not None
+                and stamp == self._stamp
+            ):
+                return FolderChange()
+            found = self._list_files()
+            vanished = [k for k in self._by_key if k not in found]
+            if vanished:
+                # A file renamed during the listing can be missed: look again
+                # before calling anything gone.
+                again = self._list_files()
+                for key in vanished:
+                    if key in again:
+                        found[key] = again[key]
+            self._sync_uidlist()
+            unknown = [k for k in found if k not in self._uids.uid_by_key]
+            if unknown or not self._uids.uidvalidity:
+                with self._locked():
+                    self._sync_uidlist(locked=True)
+                    unknown = sorted(k for k in found if k not in self._uids.uid_by_key)
+                    if unknown:
+                        self._append_uids(unknown)
+            change = self._replace_entries(found)
+            if not self._scanned:
+                # The first scan only learns what is there.
+                change = FolderChange()
+            self._stamp = stamp
+            self._scanned = True
+            uid_by_key = self._uids.uid_by_key
+            dead = len(uid_by_key) - len(self._entries)
+            if dead > _COMPACT_AFTER and dead > len(self._entries):
+                with self._locked():
+                    self._compact({e.key: e.uid for e in self._entries.values()})
+        self._notify(change)
+        return change
+
+    def _replace_entries(self, found: dict[str, tuple[str, str]]) -> FolderChange:
+        uid_by_key = self._uids.uid_by_key
+        entries: dict[int, StoredMessage] = {}
+        for key, (subdir, name) in found.items():
+            uid = uid_by_key.get(key)
+            if uid is None:
+                continue
+            info = name.split(":2,", 1)[1] if ":2," in name else ""
+            entries[uid] = StoredMessage(uid, key, subdir, info, name)
+        old = self._entries
+        new = tuple(sorted(uid for uid in entries if uid not in old))
+        gone = tuple(sorted(uid for uid in old if uid not in entries))
+        flags = tuple(
+            sorted(
+                uid
+                for uid, entry in entries.items()
+                if uid in old and old[uid].flags != entry.flags
+            )
+        )
+        self._entries = entries
+        self._by_key = {e.key: uid for uid, e in entries.items()}
+        self._sorted = sorted(entries)
+        return FolderChange(new=new, flags=flags, gone=gone)
+
+    def _ensure_scanned(self) -> None:
+        if not self._scanned:
+            self.refresh()
+
+    def uids(self) -> list[int]:
+        """
+        The UIDs of the folder's messages, in ascending order.
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            return list(self._sorted)
+
+    def entry(self, uid: int) -> StoredMessage:
+        """
+        What the folder knows of message C{uid}.
+
+        @raise MessageGone: no such message.
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            try:
+                return self._entries[uid]
+            except KeyError:
+                raise MessageGone(f"message UID {uid} is gone") from None
+
+    def _file_path(self, entry: StoredMessage) -> Path:
+        return self.path / entry.subdir / entry.name
+
+    # --- messages ------------------------------------------------------------
+
+    def read(self, uid: int) -> bytes:
+        """
+        The bytes of message C{uid}, as stored.
+
+        @raise MessageGone: it was expunged or removed.
+        """
+        for attempt in range(3):
+            entry = self.entry(uid)
+            try:
+                with open(self._file_path(entry), "rb") as f:
+                    return f.read()
+            except FileNotFoundError:
+                # Renamed (flags) or removed by someone else: look again.
+                if attempt < 2:
+                    self.refresh(force=True)
+        raise MessageGone(f"message UID {uid} is gone")
+
+    def internal_date(self, uid: int) -> float:
+        """
+        The message's internal date (its file's modification time).
+        """
+        for attempt in range(3):
+            entry = self.entry(uid)
+            try:
+                return os.stat(self._file_path(entry)).st_mtime
+            except FileNotFoundError:
+                if attempt < 2:
+                    self.refresh(force=True)
+        raise MessageGone(f"message UID {uid} is gone")
+
+    def size(self, uid: int) -> int | None:
+        """
+        The message's size with CRLF line ends if its file name records it
+        (C{W=}), else L{None}.
+        """
+        return _size_from_name(self.entry(uid).key, "W=")
+
+    def deliver(
+        self,
+        message: bytes,
+        flags: Iterable[str] = (),
+        internal_date: float | None = None,
+    ) -> int:
+        """
+        Store C{message} atomically and durably and return its UID.
+
+        The message is written and synced in C{tmp/}; under the lock it gets
+        the next UID (appended to the list, synced), then is renamed into
+        C{new/} (C{cur/} if it has flags), and the directory is synced. A
+        failure leaves nothing visible.
+        """
+        name = _unique_name(len(message), crlf_size(message))
+        temporary = self.path / "tmp" / name
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(message)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if internal_date is not None:
+                os.utime(temporary, (internal_date, internal_date))
+            info = info_with_flags("", flags)
+            if info:
+                target = self.path / "cur" / f"{name}:2,{info}"
+            else:
+                target = self.path / "new" / name
+            with self._locked():
+                self._sync_uidlist(locked=True)
+                (uid,) = self._append_uids([name])
+                os.rename(temporary, target)
+            _fsync_directory(target.parent)
+        except BaseException:
+            with _ignoring_missing():
+                os.unlink(temporary)
+            raise
+        with self._mutex:
+            if self._scanned:
+                self._entries[uid] = StoredMessage(
+                    uid, name, target.parent.name, info, target.name
+                )
+                self._by_key[name] = uid
+                self._sorted.append(uid)
+                if len(self._sorted) > 1 and self._sorted[-2] > uid:
+                    self._sorted.sort()
+        self._notify(FolderChange(new=(uid,)))
+        return uid
+
+    def set_flags(
+        self, changes: Mapping[int, Iterable[str]]
+    ) -> dict[int, tuple[str, ...]]:
+        """
+        Give each message C{uid} exactly the flags C{changes[uid]} (IMAP
+        system flags; others are ignored) and return the flags each now has.
+        A message in C{new/} moves to C{cur/}. Messages gone meanwhile are
+        left out of the result.
+        """
+        result: dict[int, tuple[str, ...]] = {}
+        changed: list[int] = []
+        with self._mutex:
+            self._ensure_scanned()
+            for uid, flags in changes.items():
+                wanted = list(flags)
+                for attempt in range(3):
+                    entry = self._entries.get(uid)
+                    if entry is None:
+                        break
+                    info = info_with_flags(entry.info, wanted)
+                    if info == entry.info and entry.subdir == "cur":
+                        result[uid] = entry.flags
+                        break
+                    new_name = f"{entry.key}:2,{info}"
+                    try:
+                        os.rename(self._file_path(entry), self.path / "cur" / new_name)
+                    except FileNotFoundError:
+                        if attempt < 2:
+                            self.refresh(force=True)
+                        continue
+                    before = entry.flags
+                    entry.subdir, entry.info, entry.name = "cur", info, new_name
+                    result[uid] = entry.flags
+                    if entry.flags != before:
+                        changed.append(uid)
+                    break
+        self._notify(FolderChange(flags=tuple(changed)))
+        return result
+
+    def mark_seen_by_session(self, uids: Iterable[int]) -> None:
+        """
+        Move messages from C{new/} to C{cur/} (they are no longer recent),
+        keeping their flags.
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            moves = {
+                uid: self._entries[uid].flags
+                for uid in uids
+                if uid in self._entries and self._entries[uid].subdir == "new"
+            }
+        if moves:
+            self.set_flags(moves)
+
+    def remove(self, uids: Iterable[int]) -> list[int]:
+        """
+        Delete the files of messages C{uids}; return the UIDs removed.
+        """
+        removed: list[int] = []
+        with self._mutex:
+            self._ensure_scanned()
+            for uid in uids:
+                entry = self._entries.get(uid)
+                if entry is None:
+                    continue
+                try:
+                    os.unlink(self._file_path(entry))
+                except FileNotFoundError:
+                    self.refresh(force=True)
+                    entry = self._entries.get(uid)
+                    if entry is None:
+                        continue
+                    with _ignoring_missing():
+                        os.unlink(self._file_path(entry))
+                del self._entries[uid]
+                self._by_key.pop(entry.key, None)
+                removed.append(uid)
+            if removed:
+                gone = set(removed)
+                self._sorted = [uid for uid in self._sorted if uid not in gone]
+        if removed:
+            for subdir in ("new", "cur"):
+                _fsync_directory(self.path / subdir)
+        self._notify(FolderChange(gone=tuple(removed)))
+        return removed
+
+
+def _next_uidvalidity(user_directory: Path | None) -> int:
+    """
+    A new UIDVALIDITY: the time in seconds, but always above the last one
+    given to a mailbox of the same user (so that a mailbox deleted and
+    created again within a second still gets a new one).
+    """
+    now = int(time.time())
+    if user_directory is None:
+        return now
+    path = user_directory / UIDVALIDITY_NAME
+    fd = os.open(user_directory / UIDVALIDITY_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            last = int(path.read_text().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            last = 0
+        value = max(now, last + 1)
+        _write_file_atomically(path, b"%d\n" % value)
+        return value
+    finally:
+        os.close(fd)
+
+
+class MailStore:
+    """
+    Every user's Maildir under one root directory.
+
+    Folder objects are cached, so every session of this process shares one
+    view of each mailbox and hears of every change made through the store.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._folders: dict[Path, Folder] = {}
+        self._mutex = threading.Lock()
+
+    # --- users ---------------------------------------------------------------
+
+    def user_path(self, address: str) -> Path:
+        """
+        The directory of C{address}'s Maildir (INBOX).
+        """
+        return self.root / validate_address(address)
+
+    def ensure_user(self, address: str) -> None:
+        """
+        Create the user's Maildir (INBOX) if missing. Idempotent.
+        """
+        path = self.user_path(address)
+        if (path / "cur").is_dir():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        _create_maildir(path, folder=False)
+
+    def has_user(self, address: str) -> bool:
+        """
+        Whether the user's Maildir exists.
+        """
+        return (self.user_path(address) / "cur").is_dir()
+
+    # --- mailboxes -----------------------------------------------------------
+
+    def folder(self, address: str, mailbox: str = INBOX) -> Folder:
+        """
+        The folder of C{address}'s C{mailbox}.
+
+        @raise NoSuchMailbox: it does not exist.
+        @raise InvalidName: the address or mailbox name is refused.
+        """
+        name = validate_mailbox_name(mailbox)
+        user = self.user_path(address)
+        path = user if name == INBOX else user / encode_folder_name(name)
+        if not (path / "cur").is_dir():
+            raise NoSuchMailbox(f"no mailbox {name}")
+        with self._mutex:
+            folder = self._folders.get(path)
+            if folder is None:
+                folder = self._folders[path] = Folder(path, name)
+            return folder
+
+    def _forget(self, path: Path) -> None:
+        with self._mutex:
+            for cached in list(self._folders):
+                if cached == path:
+                    del self._folders[cached]
+
+    def mailboxes(self, address: str) -> list[str]:
+        """
+        The names of C{address}'s mailboxes, INBOX first, then sorted.
+        """
+        user = self.user_path(address)
+        names = []
+        try:
+            entries = list(os.scandir(user))
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            name = decode_folder_name(entry.name)
+            if (
+                name is not None
+                and name != INBOX
+                and os.path.isdir(os.path.join(entry.path, "cur"))
+            ):
+                names.append(name)
+        return [INBOX, *sorted(names)]
+
+    def create_mailbox(self, address: str, mailbox: str) -> None:
+        """
+        Create C{mailbox}, and its missing superiors.
+
+        @raise MailboxExists: it already exists.
+        """
+        name = validate_mailbox_name(mailbox)
+        if name == INBOX:
+            raise MailboxExists("INBOX always exists")
+        self.ensure_user(address)
+        user = self.user_path(address)
+        levels = name.split(HIERARCHY_DELIMITER)
+        for depth in range(1, len(levels)):
+            parent = HIERARCHY_DELIMITER.join(levels[:depth])
+            if parent.upper() == INBOX:
+                continue
+            path = user / encode_folder_name(parent)
+            if not (path / "cur").is_dir():
+                _create_maildir(path, folder=True, exist_ok=True)
+        path = user / encode_folder_name(name)
+        if (path / "cur").is_dir():
+            raise MailboxExists(f"mailbox {name} already exists")
+        _create_maildir(path, folder=True)
+
+    def delete_mailbox(self, address: str, mailbox: str) -> None:
+        """
+        Delete C{mailbox} and its messages.
+
+        @raise MailboxHasChildren: it has inferior mailboxes.
+        """
+        name = validate_mailbox_name(mailbox)
+        if name == INBOX:
+            raise MailStoreError("INBOX cannot be deleted")
+        folder = self.folder(address, name)
+        prefix = name + HIERARCHY_DELIMITER
+        if any(other.startswith(prefix) for other in self.mailboxes(address)):
+            raise MailboxHasChildren(f"mailbox {name} has children, delete them first")
+        folder.refresh()
+        gone = tuple(folder.uids())
+        doomed = folder.path.with_name(f"netlab-deleted-{secrets.token_hex(8)}")
+        os.rename(folder.path, doomed)
+        _fsync_directory(folder.path.parent)
+        self._forget(folder.path)
+        folder._notify(FolderChange(gone=gone))
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def rename_mailbox(self, address: str, old: str, new: str) -> None:
+        """
+        Rename C{old} (and its inferiors) to C{new}; UIDs and UIDVALIDITY
+        stay. INBOX cannot be renamed here.
+
+        @raise MailboxExists: C{new} (or an inferior's new name) exists.
+        """
+        old_name = validate_mailbox_name(old)
+        new_name = validate_mailbox_name(new)
+        if INBOX in (old_name, new_name):
+            raise MailStoreError("INBOX cannot be renamed")
+        self.folder(address, old_name)
+        user = self.user_path(address)
+        names = self.mailboxes(address)
+        prefix = old_name + HIERARCHY_DELIMITER
+        moves = [
+            (name, new_name + name[len(old_name) :])
+            for name in names
+            if name == old_name or name.startswith(prefix)
+        ]
+        for _, target in moves:
+            validate_mailbox_name(target)
+            if target in names or target == INBOX:
+                raise MailboxExists(f"mailbox {target} already exists")
+        new_levels = new_name.split(HIERARCHY_DELIMITER)
+        for depth in range(1, len(new_levels)):
+            parent = HIERARCHY_DELIMITER.join(new_levels[:depth])
+            if parent == old_name or parent.startswith(prefix):
+                raise MailStoreError("a mailbox cannot be moved inside itself")
+        for source, target in moves:
+            source_path = user / encode_folder_name(source)
+            os.rename(source_path, user / encode_folder_name(target))
+            self._forget(source_path)
+        _fsync_directory(user)
+        for depth in range(1, len(new_levels)):
+            parent = HIERARCHY_DELIMITER.join(new_levels[:depth])
+            path = user / encode_folder_name(parent)
+            if parent.upper() != INBOX and not (path / "cur").is_dir():
+                _create_maildir(path, folder=True, exist_ok=True)
+
+    # --- subscriptions -------------------------------------------------------
+
+    def subscriptions(self, address: str) -> list[str]:
+        """
+        The mailbox names C{address} subscribed to.
+        """
+        path = self.user_path(address) / SUBSCRIPTIONS_NAME
+        try:
+            lines = path.read_bytes().split(b"\n")
+        except FileNotFoundError:
+            return []
+        names = []
+        for line in lines:
+            if line:
+                try:
+                    names.append(line.decode("imap4-utf-7"))
+                except (UnicodeError, ValueError):
+                    continue
+        return names
+
+    def set_subscribed(self, address: str, mailbox: str, subscribed: bool) -> None:
+        """
+        Subscribe C{address} to C{mailbox}, or unsubscribe.
+        """
+        import twisted.mail.imap4  # noqa: F401  registers the imap4-utf-7 codec
+
+        name = validate_mailbox_name(mailbox)
+        self.ensure_user(address)
+        names = [n for n in self.subscriptions(address) if n != name]
+        if subscribed:
+            names.append(name)
+        data = b"".join(n.encode("imap4-utf-7") + b"\n" for n in names)
+        _write_file_atomically(self.user_path(address) / SUBSCRIPTIONS_NAME, data)
+
+    # --- the contract with the SMTP side ---------------------------------------
+
+    def deliver(self, address: str, message: bytes, mailbox: str = INBOX) -> int:
+        """
+        Store one message atomically and durably (write in tmp/, fsync,
+        rename into new/, fsync the directory), assign and persist its UID
+        (durably, before returning), tell open IMAP sessions of that mailbox
+        (EXISTS / IDLE push), and return the UID. Blocking; raises OSError
+        on a disk failure (then nothing is visible). Safe against concurrent
+        deliveries from several processes.
+
+        The user's INBOX is created if missing; another mailbox must exist
+        (L{NoSuchMailbox} otherwise).
+        """
+        if validate_mailbox_name(mailbox) == INBOX:
+            self.ensure_user(address)
+        return self.folder(address, mailbox).deliver(message)
+
+    def messages(self, address: str, mailbox: str = INBOX) -> list[bytes]:
+        """
+        The bytes of every message in the mailbox, in UID order (none for a
+        user who never got any mail).
+        """
+        if validate_mailbox_name(mailbox) == INBOX and not self.has_user(address):
+            return []
+        folder = self.folder(address, mailbox)
+        folder.refresh()
+        result = []
+        for uid in folder.uids():
+            try:
+                result.append(folder.read(uid))
+            except MessageGone:
+                continue
+        return result
+
+
+def _create_maildir(path: Path, *, folder: bool, exist_ok: bool = False) -> None:
+    """
+    Create a Maildir (with C{mailbox.Maildir}) and its UID list in a
+    temporary directory beside C{path}, then rename it into place, so that
+    no half-made mailbox is ever visible.
+    """
+    if exist_ok and (path / "cur").is_dir():
+        return
+    staging = path.with_name(f"netlab-new-{secrets.token_hex(8)}")
+    user_directory = path.parent if folder else None
+    try:
+        stdlib_mailbox.Maildir(staging, create=True)
+        if folder:
+            (staging / "maildirfolder").touch()
+        uidvalidity = _next_uidvalidity(user_directory)
+        _write_file_atomically(
+            staging / UIDLIST_NAME, f"{_UIDLIST_MAGIC} {uidvalidity} 1\n".encode()
+        )
+        try:
+            os.rename(staging, path)
+        except OSError as e:
+            if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                if exist_ok or (not folder and (path / "cur").is_dir()):
+                    return
+                raise MailboxExists(f"{path.name} already exists") from None
+            raise
+        _fsync_directory(path.parent)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+__all__ = [
+    "FLAG_LETTERS",
+    "HIERARCHY_DELIMITER",
+    "INBOX",
+    "SYSTEM_FLAGS",
+    "Folder",
+    "FolderChange",
+    "InvalidName",
+    "MailStore",
+    "MailStoreError",
+    "MailboxExists",
+    "MailboxHasChildren",
+    "MessageGone",
+    "NoSuchMailbox",
+    "StoredMessage",
+    "validate_address",
+    "validate_mailbox_name",
+]
