@@ -32,7 +32,7 @@ class MailUserTests(SynchronousTestCase):
 
     def parse(self, *args: str) -> mailuser.Options:
         options = mailuser.Options()
-        options.parseOptions([*args, "--state", str(self.state)])
+        options.parseOptions([*args[:1], "--state", str(self.state), *args[1:]])
         return options
 
     def run_command(self, *args: str, stdin: Any = None) -> int:
@@ -136,11 +136,14 @@ class MailUserTests(SynchronousTestCase):
         A missing or unknown action, a missing or bad address, or an address
         given to list, are usage errors.
         """
+        with self.assertRaises(usage.UsageError) as caught:
+            mailuser.Options().parseOptions([])
+        self.assertIn("no action given (add, remove, list)", str(caught.exception))
         for args, expected in [
-            ((), "no action given"),
-            (("frob",), "expected one of add, remove, list"),
-            (("add",), "add needs an ADDRESS"),
-            (("remove",), "remove needs an ADDRESS"),
+            (("frob",), "Unknown command: frob"),
+            (("add",), "add needs one ADDRESS"),
+            (("remove",), "remove needs one ADDRESS"),
+            (("add", "a@example.test", "b@example.test"), "add needs one ADDRESS"),
             (("add", "not-an-address"), "bad address"),
             (("list", "alice@example.test"), "list takes no address"),
         ]:
@@ -154,4 +157,7 @@ class MailUserTests(SynchronousTestCase):
         """
         options = mailuser.Options()
         options.parseOptions(["list"])
+        self.assertEqual(options["state"], "netlab-state")
+        options = mailuser.Options()
+        options.parseOptions(["add", "alice@example.test"])
         self.assertEqual(options["state"], "netlab-state")

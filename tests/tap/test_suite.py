@@ -21,7 +21,7 @@ from twisted_netlab.tap import suite
 class SuiteTests(SynchronousTestCase):
     def setUp(self) -> None:
         # The suite's state defaults to ./netlab-state: run in a scratch cwd.
-        scratch = Path(self.mktemp())
+        scratch = Path(self.mktemp()).resolve()
         scratch.mkdir()
         self.addCleanup(os.chdir, os.getcwd())
         os.chdir(scratch)

@@ -24,36 +24,69 @@ ACTIONS = ("add", "remove", "list")
 DEFAULT_STATE = "netlab-state"
 
 
-class Options(usage.Options):
-    synopsis = "netlab mail-user add|remove|list [--state DIR] [ADDRESS]"
-    longdesc = (
-        "Manage the mail lab's users (DIR/users). 'add' creates a user or sets "
-        "its password: prompted for on the terminal, or read from the first "
-        "line of standard input. 'remove' removes a user (its mail stays). "
-        "'list' prints every user's address."
-    )
+class _ActionOptions(usage.Options):
     optParameters = [
         ["state", "d", DEFAULT_STATE, "The lab's state directory."],
     ]
 
-    def parseArgs(self, action: str = "", address: str | None = None) -> None:
-        if action not in ACTIONS:
-            raise usage.UsageError(
-                f"expected one of {', '.join(ACTIONS)}, not {action!r}"
-                if action
-                else f"no action given ({', '.join(ACTIONS)})"
-            )
-        if action == "list" and address is not None:
+    def __init__(self) -> None:
+        super().__init__()
+        self["address"] = None
+
+
+class _UserOptions(_ActionOptions):
+    action = ""
+
+    def parseArgs(self, *args: str) -> None:
+        if len(args) != 1:
+            raise usage.UsageError(f"{self.action} needs one ADDRESS")
+        (address,) = args
+        try:
+            self["address"] = normalize_address(address)
+        except UsageProblem as e:
+            raise usage.UsageError(str(e)) from None
+
+
+class AddOptions(_UserOptions):
+    action = "add"
+    synopsis = "netlab mail-user add [--state DIR] ADDRESS"
+
+
+class RemoveOptions(_UserOptions):
+    action = "remove"
+    synopsis = "netlab mail-user remove [--state DIR] ADDRESS"
+
+
+class ListOptions(_ActionOptions):
+    synopsis = "netlab mail-user list [--state DIR]"
+
+    def parseArgs(self, *extra: str) -> None:
+        if extra:
             raise usage.UsageError("list takes no address")
-        if action != "list":
-            if address is None:
-                raise usage.UsageError(f"{action} needs an ADDRESS")
-            try:
-                address = normalize_address(address)
-            except UsageProblem as e:
-                raise usage.UsageError(str(e)) from None
-        self["action"] = action
-        self["address"] = address
+
+
+class Options(usage.Options):
+    synopsis = "netlab mail-user add|remove|list [--state DIR] [ADDRESS]"
+    longdesc = (
+        "Manage the mail lab's users (DIR/users; DIR is ./netlab-state unless "
+        "--state says otherwise). 'add' creates a user or sets its password: "
+        "prompted for on the terminal, or read from the first line of "
+        "standard input. 'remove' removes a user (its mail stays). 'list' "
+        "prints every user's address."
+    )
+    subCommands = [
+        ("add", None, AddOptions, "Add a user, or set its password."),
+        ("remove", None, RemoveOptions, "Remove a user (its mail stays)."),
+        ("list", None, ListOptions, "Print every user's address."),
+    ]
+
+    def postOptions(self) -> None:
+        if self.subCommand is None:
+            raise usage.UsageError(f"no action given ({', '.join(ACTIONS)})")
+        assert self.subOptions is not None
+        self["action"] = self.subCommand
+        self["state"] = self.subOptions["state"]
+        self["address"] = self.subOptions["address"]
 
 
 def read_new_password(address: str) -> str:

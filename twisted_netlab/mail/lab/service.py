@@ -21,9 +21,11 @@ from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.cred.portal import Portal
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import (
     IListeningPort,
+    IReactorFromThreads,
     IReactorThreads,
     IStreamServerEndpoint,
 )
@@ -206,7 +208,8 @@ class MailLab(MultiService):
         if IReactorThreads.providedBy(self.reactor):
             self._pool = ThreadPool(0, 2, name=f"{self.program} password checks")
         checker = UsersChecker(self.users, reactor=self.reactor, pool=self._pool)
-        portal = Portal(LabRealm(self.store), [checker])
+        threads = self.reactor if IReactorFromThreads.providedBy(self.reactor) else None
+        portal = Portal(LabRealm(self.store, reactor=threads), [checker])
         for kind in KINDS:
             implicit = kind.endswith("s")
             for description in self.descriptions[kind]:
@@ -246,6 +249,7 @@ class MailLab(MultiService):
             allow_plaintext_auth=self.allow_plaintext_auth,
             implicit_tls=implicit,
             reactor=self.reactor,
+            max_message_size=self.max_message_size,
         )
 
     def _make_first_user(self) -> None:
@@ -263,7 +267,6 @@ class MailLab(MultiService):
         )
 
     def _deliver(self, address: str, message: bytes) -> int:
-        self.store.ensure_user(address)
         uid = self.store.deliver(address, message)
         log.info(
             "{program}: stored a {size}-byte message for {address} as UID {uid}",
@@ -278,12 +281,11 @@ class MailLab(MultiService):
 
     def _listening(self, port: IListeningPort, kind: str) -> IListeningPort:
         self.ports[kind].append(port)
-        address = port.getHost()
-        where = (
-            f"{address.host}:{address.port}"
-            if hasattr(address, "port")
-            else str(getattr(address, "name", address))
-        )
+        address: Any = port.getHost()
+        if isinstance(address, (IPv4Address, IPv6Address)):
+            where = f"{address.host}:{address.port}"
+        else:
+            where = str(getattr(address, "name", address))
         log.info(
             "{program}: {label} on {where}",
             program=self.program,
