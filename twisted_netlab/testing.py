@@ -57,18 +57,19 @@ def memory_mail_lab(
     **options: Any,
 ) -> MailLab:
     """
-    A started L{MailLab} on a fresh L{MemoryReactor}, its state in a
+    A started L{MailLab} on a fresh L{MemoryReactorClock} (C{lab.reactor};
+    advance it to run timeouts), its state in a
     temporary directory of C{test_case}; it is stopped when the test ends.
 
     @param options: more L{MailLab} keyword arguments (C{require_auth=True},
         C{max_message_size=...}, ...).
     """
-    from twisted.internet.testing import MemoryReactor
+    from twisted.internet.testing import MemoryReactorClock
 
     from twisted_netlab.mail.lab.service import MailLab
 
     lab = MailLab(
-        MemoryReactor(),
+        MemoryReactorClock(),
         state=Path(test_case.mktemp()),
         domains=domains,
         users=DEFAULT_USERS if users is None else users,
@@ -91,13 +92,21 @@ def connect_in_memory(
     (C{"smtp"} or C{"imap"}) server, as from C{client_address}, and deliver
     the server's greeting; pump the returned L{IOPump} to move more bytes.
 
-    There is no TLS in memory: to log in, make the lab with
-    C{allow_plaintext_auth=True} (the client is on loopback).
+    There is no TLS in memory (no STARTTLS is offered): to log in, make the
+    lab with C{allow_plaintext_auth=True} (the client is on loopback).
 
     @raise LookupError: the lab has no such server.
     """
     from twisted.internet.address import IPv4Address
+    from twisted.internet.interfaces import IConsumer, ITransport
     from twisted.test.iosim import FakeTransport, connect
+    from zope.interface import implementer_only
+
+    # iosim's transports pretend to do TLS in a way real TLS options cannot
+    # follow: these cannot, so neither side offers or tries STARTTLS.
+    @implementer_only(ITransport, IConsumer)
+    class PlainTransport(FakeTransport):
+        pass
 
     factories = lab.factories.get(kind)
     if not factories:
@@ -107,9 +116,9 @@ def connect_in_memory(
     server = factories[0].buildProtocol(peer)
     return connect(
         server,
-        FakeTransport(server, isServer=True, hostAddress=host, peerAddress=peer),
+        PlainTransport(server, isServer=True, hostAddress=host, peerAddress=peer),
         client,
-        FakeTransport(client, isServer=False, hostAddress=peer, peerAddress=host),
+        PlainTransport(client, isServer=False, hostAddress=peer, peerAddress=host),
     )
 
 

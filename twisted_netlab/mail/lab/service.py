@@ -335,9 +335,10 @@ class MailLab(MultiService):
             self.privilegedStartService()
             self.startService()
         except NetlabError as e:
-            for ports in self.ports.values():
+            for kind, ports in self.ports.items():
                 for port in ports:
                     port.stopListening()
+                self.ports[kind] = []
             return fail(e)
         return succeed(self)
 
