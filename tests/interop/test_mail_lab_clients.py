@@ -203,6 +203,31 @@ async def test_implicit_tls(tmp_path: Path) -> None:
         await lab.stop()
 
 
+@pytest_twisted.ensureDeferred
+async def test_restart_in_process(tmp_path: Path) -> None:
+    """
+    A lab stopped and started again in the same process serves again, logins
+    included (their thread pool is made anew), and keeps its mail.
+    """
+    lab = MailLab(
+        reactor,
+        state=tmp_path / "lab",
+        domains=["example.test"],
+        users={ALICE: ALICE_PW},
+    )
+    await lab.start()
+    code, _ = await in_thread(smtplib_send, lab, ALICE, MESSAGE)
+    assert code == 250
+    await lab.stop()
+    await lab.start()
+    try:
+        code, reply = await in_thread(smtplib_send, lab, ALICE, MESSAGE)
+        assert (code, reply) == (250, b"Message stored as UID 2")
+        assert len(await in_thread(imaplib_fetch_all, lab)) == 2
+    finally:
+        await lab.stop()
+
+
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [need("curl"), "--silent", "--show-error", "--max-time", "30", *args],

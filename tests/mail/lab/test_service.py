@@ -115,6 +115,19 @@ class MailLabTests(SynchronousTestCase):
         self.assertRaises(LookupError, lambda: lab.smtp_port)
         self.successResultOf(lab.stop())
 
+    def test_restart_in_process(self) -> None:
+        """
+        A stopped lab can be started again: it listens anew.
+        """
+        reactor = MemoryReactorClock()
+        lab = self.lab(reactor=reactor)
+        self.successResultOf(lab.start())
+        self.successResultOf(lab.stop())
+        self.successResultOf(lab.start())
+        self.assertEqual(len(reactor.tcpServers), 4)
+        self.assertEqual(len(lab.ports["smtp"]), 1)
+        self.assertTrue(lab.running)
+
     def test_implicit_tls_listeners(self) -> None:
         """
         SMTPS and IMAPS listeners serve the lab's factories behind TLS.

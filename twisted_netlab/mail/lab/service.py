@@ -167,6 +167,7 @@ class MailLab(MultiService):
         self.factories: dict[str, list[Factory[Any]]] = {k: [] for k in KINDS}
         self.certificate: LabCertificate | None = None
         self._pool: ThreadPool | None = None
+        self._checker = UsersChecker(self.users, reactor=reactor)
         self._prepared = False
 
     # -- preparing the state directory ---------------------------------------
@@ -205,9 +206,7 @@ class MailLab(MultiService):
             raise LabStateError(
                 f"cannot make mailboxes in {self.store.root}: {e.strerror}"
             ) from None
-        if IReactorThreads.providedBy(self.reactor):
-            self._pool = ThreadPool(0, 2, name=f"{self.program} password checks")
-        checker = UsersChecker(self.users, reactor=self.reactor, pool=self._pool)
+        checker = self._checker
         threads = self.reactor if IReactorFromThreads.providedBy(self.reactor) else None
         portal = Portal(LabRealm(self.store, reactor=threads), [checker])
         for kind in KINDS:
@@ -300,8 +299,13 @@ class MailLab(MultiService):
 
     def startService(self) -> None:
         self.prepare()
-        if self._pool is not None:
+        if IReactorThreads.providedBy(self.reactor):
+            # Password hashes are checked in threads of the lab's own, so that
+            # blocking clients in the reactor's pool (deferToThread) cannot
+            # starve them.
+            self._pool = ThreadPool(0, 2, name=f"{self.program} password checks")
             self._pool.start()
+            self._checker.pool = self._pool
         super().startService()
         if self.ca_path is not None:
             log.info(
@@ -316,8 +320,10 @@ class MailLab(MultiService):
         d = maybeDeferred(super().stopService)
 
         def stopped(result: object) -> None:
-            if self._pool is not None and self._pool.started:
+            if self._pool is not None:
+                self._checker.pool = None
                 self._pool.stop()
+                self._pool = None
             for kind in KINDS:
                 self.ports[kind] = []
 

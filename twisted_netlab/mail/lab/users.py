@@ -353,7 +353,8 @@ class UsersChecker:
     ) -> None:
         self.users = users
         self._reactor = reactor if IReactorThreads.providedBy(reactor) else None
-        self._pool = pool
+        #: Where hashes are checked (L{None}: the reactor's thread pool).
+        self.pool = pool
 
     def requestAvatarId(self, credentials: Any) -> Deferred[bytes | tuple[()]]:
         username, password = credentials.username, credentials.password
@@ -374,7 +375,7 @@ class UsersChecker:
             return self._result(ok, address)
         d = deferToThreadPool(
             self._reactor,
-            self._pool if self._pool is not None else self._reactor.getThreadPool(),
+            self.pool if self.pool is not None else self._reactor.getThreadPool(),
             self.users.verify,
             address,
             password,
