@@ -99,19 +99,14 @@ class LabOptions(PluginOptions):
             self[name] = []
 
     def opt_domain(self, domain: str) -> None:
-        """
-        A local domain (repeatable): mail is accepted for its users only.
-        """
+        """A local domain, repeatable: mail is accepted for its users only."""
         try:
             self["domains"].append(normalize_domain(domain))
         except NetlabError as e:
             raise usage.UsageError(f"--domain: {e}") from None
 
     def opt_user(self, value: str) -> None:
-        """
-        ADDRESS:PASSWORD, a user for a throwaway lab (repeatable). Visible
-        to other local users in the process list: prefer netlab mail-user.
-        """
+        """ADDRESS:PASSWORD for a throwaway lab (repeatable; seen by ps)."""
         address, colon, password = value.partition(":")
         if not colon or not password:
             raise usage.UsageError("--user must be ADDRESS:PASSWORD")
@@ -121,29 +116,19 @@ class LabOptions(PluginOptions):
             raise usage.UsageError(f"--user: {e}") from None
 
     def opt_smtp(self, description: str) -> None:
-        """
-        Where SMTP (with STARTTLS) listens (repeatable; default
-        tcp:2525:interface=127.0.0.1).
-        """
+        """SMTP (STARTTLS) endpoint, repeatable [default: see below]."""
         self["smtp"].append(description)
 
     def opt_imap(self, description: str) -> None:
-        """
-        Where IMAP (with STARTTLS) listens (repeatable; default
-        tcp:1143:interface=127.0.0.1).
-        """
+        """IMAP (STARTTLS) endpoint, repeatable [default: see below]."""
         self["imap"].append(description)
 
     def opt_smtps(self, description: str) -> None:
-        """
-        Where SMTP with implicit TLS listens (repeatable; none by default).
-        """
+        """SMTP endpoint with implicit TLS, repeatable [default: none]."""
         self["smtps"].append(description)
 
     def opt_imaps(self, description: str) -> None:
-        """
-        Where IMAP with implicit TLS listens (repeatable; none by default).
-        """
+        """IMAP endpoint with implicit TLS, repeatable [default: none]."""
         self["imaps"].append(description)
 
     def postOptions(self) -> None:
@@ -208,7 +193,8 @@ class Options(LabOptions):
         f"(SMTP) and {DEFAULT_IMAP} (IMAP) unless told otherwise. Logins need "
         "TLS (STARTTLS, or --smtps/--imaps); on first start a self-signed "
         "certificate is made in DIR/tls, which clients trust with --cafile "
-        "DIR/tls/cert.pem. Users: netlab mail-user add --state DIR ADDRESS."
+        "DIR/tls/cert.pem. Users: netlab mail-user add --state DIR ADDRESS "
+        "(--user is for throwaway labs: other local users can read it with ps)."
     )
 
 
