@@ -798,6 +798,19 @@ class BadInputTests(SMTPTestCase):
         self.assertEqual(s.code(b"RCPT TO:<alice@example.test>"), 503)
         self.assertEqual(s.code(b"MAIL FROM:<x@remote.test>"), 503)
 
+    def test_starttls_forgets_plaintext_auth(self) -> None:
+        """
+        A login made in plaintext (allowed on loopback) is forgotten by
+        STARTTLS, as RFC 3207 asks.
+        """
+        s = self.session(allow_plaintext_auth=True, require_auth=True)
+        s.send(b"EHLO client.test")
+        self.assertEqual(s.login(), 235)
+        s.starttls()
+        self.assertFalse(s.protocol.authenticated)
+        self.assertIsNone(s.protocol.delivery.sender)
+        self.assertEqual(s.code(b"MAIL FROM:<x@remote.test>"), 530)
+
     def test_idle_timeout(self) -> None:
         """
         A silent client is told 421 and disconnected after the timeout.

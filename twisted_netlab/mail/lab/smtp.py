@@ -395,6 +395,8 @@ class LabESMTP(smtp.ESMTP):
             self._helo = (None, self._helo[1] if self._helo else None)
             self._from = None
             self._to = []
+            self.authenticated = False
+            self.delivery = LabDelivery(self.factory, None)
         super().ext_STARTTLS(rest)
 
     def ext_AUTH(self, rest: bytes) -> None:
