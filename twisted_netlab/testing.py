@@ -26,6 +26,8 @@ twisted_netlab.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,8 +60,8 @@ def memory_mail_lab(
 ) -> MailLab:
     """
     A started L{MailLab} on a fresh L{MemoryReactorClock} (C{lab.reactor};
-    advance it to run timeouts), its state in a
-    temporary directory of C{test_case}; it is stopped when the test ends.
+    advance it to run timeouts), its state in a new temporary directory; it
+    is stopped, and the directory removed, when the test ends.
 
     @param options: more L{MailLab} keyword arguments (C{require_auth=True},
         C{max_message_size=...}, ...).
@@ -68,9 +70,12 @@ def memory_mail_lab(
 
     from twisted_netlab.mail.lab.service import MailLab
 
+    # Not test_case.mktemp(): under pytest that writes into the checkout.
+    directory = Path(tempfile.mkdtemp(prefix="netlab-mail-lab-"))
+    test_case.addCleanup(shutil.rmtree, directory, True)
     lab = MailLab(
         MemoryReactorClock(),
-        state=Path(test_case.mktemp()),
+        state=directory / "state",
         domains=domains,
         users=DEFAULT_USERS if users is None else users,
         **options,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import sys
-from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -14,6 +13,7 @@ from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.scratch import fresh_path
 from twisted_netlab.cli import COMMANDS, mailuser
 from twisted_netlab.errors import UsageProblem
 from twisted_netlab.mail.lab.users import UnknownUser, UsersFile
@@ -26,7 +26,7 @@ class TTYInput(io.StringIO):
 
 class MailUserTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.state = Path(self.mktemp())
+        self.state = fresh_path(self)
         self.stdout = io.StringIO()
         self.patch(sys, "stdout", self.stdout)
 

@@ -4,13 +4,12 @@ Tests for L{twisted_netlab.tap.mail}: C{twistd netlab-mail}'s options.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.certs import make_server_certificate
+from tests.scratch import fresh_path
 from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE
 from twisted_netlab.tap import mail
 
@@ -121,8 +120,8 @@ class OptionsTests(SynchronousTestCase):
         --tls-cert and --tls-key are checked while the options are parsed: a
         key that does not fit is a usage error.
         """
-        files = make_server_certificate(Path(self.mktemp()))
-        other = make_server_certificate(Path(self.mktemp()))
+        files = make_server_certificate(fresh_path(self))
+        other = make_server_certificate(fresh_path(self))
         options = parse(
             *BASE, "--tls-cert", str(files.cert), "--tls-key", str(files.key)
         )

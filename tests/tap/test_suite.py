@@ -5,12 +5,12 @@ Tests for L{twisted_netlab.tap.suite}: C{twistd netlab}.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.scratch import fresh_path
 from twisted_netlab.echo import EchoFactory
 from twisted_netlab.hello import HelloFactory
 from twisted_netlab.mail.lab.smtp import LabSMTPFactory
@@ -21,7 +21,7 @@ from twisted_netlab.tap import suite
 class SuiteTests(SynchronousTestCase):
     def setUp(self) -> None:
         # The suite's state defaults to ./netlab-state: run in a scratch cwd.
-        scratch = Path(self.mktemp()).resolve()
+        scratch = fresh_path(self)
         scratch.mkdir()
         self.addCleanup(os.chdir, os.getcwd())
         os.chdir(scratch)

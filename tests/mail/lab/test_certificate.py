@@ -16,6 +16,7 @@ from twisted.internet import ssl
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.certs import make_server_certificate
+from tests.scratch import fresh_path
 from twisted_netlab.mail.lab import certificate
 from twisted_netlab.mail.lab.certificate import (
     CertificateError,
@@ -34,7 +35,7 @@ def _names(path: Path) -> set[str]:
 
 class EnsureCertificateTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.directory = Path(self.mktemp()) / "tls"
+        self.directory = fresh_path(self) / "tls"
 
     def test_made_on_first_start(self) -> None:
         """
@@ -104,7 +105,7 @@ class EnsureCertificateTests(SynchronousTestCase):
         first = ensure_certificate(self.directory)
         first.cert_path.write_text("garbage")
         ensure_certificate(self.directory).server_options()
-        other = Path(self.mktemp())
+        other = fresh_path(self)
         ensure_certificate(other)
         first.key_path.write_bytes((other / "key.pem").read_bytes())
         ensure_certificate(self.directory).server_options()
@@ -123,7 +124,7 @@ class EnsureCertificateTests(SynchronousTestCase):
         """
         A directory where the certificate cannot be made is a one-line error.
         """
-        blocker = Path(self.mktemp())
+        blocker = fresh_path(self)
         blocker.write_text("not a directory")
         with self.assertRaises(CertificateError) as caught:
             ensure_certificate(blocker / "tls")
@@ -136,7 +137,7 @@ class LoadCertificateTests(SynchronousTestCase):
         A given certificate and key are used as they are; clients trust the
         given certificate file.
         """
-        files = make_server_certificate(Path(self.mktemp()))
+        files = make_server_certificate(fresh_path(self))
         lab = load_certificate(files.cert, files.key)
         self.assertEqual(lab.ca_path, files.cert)
         lab.server_options().getContext()
@@ -146,9 +147,9 @@ class LoadCertificateTests(SynchronousTestCase):
         Missing files, garbage, and a key that does not fit are one-line
         errors.
         """
-        files = make_server_certificate(Path(self.mktemp()))
-        other = make_server_certificate(Path(self.mktemp()))
-        garbage = Path(self.mktemp())
+        files = make_server_certificate(fresh_path(self))
+        other = make_server_certificate(fresh_path(self))
+        garbage = fresh_path(self)
         garbage.write_text("garbage")
         for cert, key in [
             (files.cert, Path("/nonexistent/key.pem")),

@@ -6,7 +6,6 @@ Twisted service.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, cast
 
 from twisted.internet.error import CannotListenError
@@ -16,6 +15,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.certs import make_server_certificate
+from tests.scratch import fresh_path
 from twisted_netlab.endpoints import StartupError
 from twisted_netlab.errors import NetlabError, UsageProblem
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
@@ -49,7 +49,7 @@ class FailingReactor(MemoryReactorClock):
 
 class MailLabTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.state = Path(self.mktemp())
+        self.state = fresh_path(self)
         self.events: list[LogEvent] = []
         observer = cast(ILogObserver, self.events.append)
         globalLogPublisher.addObserver(observer)
@@ -222,7 +222,7 @@ class MailLabTests(SynchronousTestCase):
         With tls_cert and tls_key the lab serves that certificate and makes
         none of its own.
         """
-        files = make_server_certificate(Path(self.mktemp()))
+        files = make_server_certificate(fresh_path(self))
         lab = self.lab(tls_cert=files.cert, tls_key=files.key)
         lab.prepare()
         self.assertEqual(lab.ca_path, files.cert)
@@ -232,7 +232,7 @@ class MailLabTests(SynchronousTestCase):
         """
         A state directory that cannot be made is a one-line error.
         """
-        blocker = Path(self.mktemp())
+        blocker = fresh_path(self)
         blocker.write_text("a file")
         with self.assertRaises(LabStateError) as caught:
             self.lab(state=blocker / "state").prepare()

@@ -5,7 +5,10 @@ conversation at a time over an in-memory transport.
 
 from __future__ import annotations
 
+import atexit
 import base64
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import alsoProvides, implementer
 
+from tests.scratch import fresh_path
 from twisted_netlab.mail.lab.smtp import (
     MAX_RECIPIENTS,
     LabSMTPFactory,
@@ -29,10 +33,15 @@ _USERS: UsersFile | None = None
 TLS = object()  # stands for server TLS options; the fake transport keeps it
 
 
-def shared_users(tmp: str) -> UsersFile:
+def shared_users() -> UsersFile:
+    """
+    One users file for all the tests of this module (removed at exit).
+    """
     global _USERS
     if _USERS is None:
-        _USERS = UsersFile(Path(tmp) / "users")
+        directory = tempfile.mkdtemp(prefix="netlab-test-users-")
+        atexit.register(shutil.rmtree, directory, True)
+        _USERS = UsersFile(Path(directory) / "users")
         _USERS.add("alice@example.test", "alice-pw")
         _USERS.add("bob@example.test", "bob-pw")
         _USERS.add("carol@other.test", "carol-pw")
@@ -160,7 +169,7 @@ def split_received(data: bytes) -> tuple[bytes, bytes]:
 
 class SMTPTestCase(SynchronousTestCase):
     def setUp(self) -> None:
-        self.users = shared_users(self.mktemp())
+        self.users = shared_users()
         self.deliveries = Deliveries()
 
     def factory(self, **kwargs: Any) -> LabSMTPFactory:
@@ -302,7 +311,7 @@ class RecipientTests(SMTPTestCase):
         """
         A user added to the users file while the server runs receives mail.
         """
-        users = UsersFile(Path(self.mktemp()) / "users")
+        users = UsersFile(fresh_path(self) / "users")
         s = self.session(users=users)
         s.send(b"EHLO client.test", b"MAIL FROM:<x@remote.test>")
         self.assertEqual(s.code(b"RCPT TO:<dave@example.test>"), 550)

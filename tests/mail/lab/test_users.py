@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.scratch import fresh_path
 from twisted_netlab.errors import UsageProblem
 from twisted_netlab.mail.lab.users import (
     BadAddress,
@@ -74,7 +74,7 @@ class AddressTests(SynchronousTestCase):
 
 class UsersFileTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.path = Path(self.mktemp()) / "users"
+        self.path = fresh_path(self) / "users"
         self.users = UsersFile(self.path)
 
     def test_missing_file_has_no_users(self) -> None:
@@ -178,7 +178,7 @@ class UsersFileTests(SynchronousTestCase):
         """
         A users file that cannot be written is a one-line error.
         """
-        blocker = Path(self.mktemp())
+        blocker = fresh_path(self)
         blocker.write_text("a file, not a directory")
         users = UsersFile(blocker / "users")
         with self.assertRaises(UsersFileError) as caught:
@@ -188,7 +188,7 @@ class UsersFileTests(SynchronousTestCase):
 
 class UsersCheckerTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.users = UsersFile(Path(self.mktemp()) / "users")
+        self.users = UsersFile(fresh_path(self) / "users")
         self.users.add("alice@example.test", "pw")
         self.checker = UsersChecker(self.users)
 
