@@ -22,6 +22,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 
+from tests.certs import make_server_certificate
 from twisted_netlab.mail.lab.service import EPHEMERAL, MailLab
 
 T = TypeVar("T")
@@ -279,16 +280,18 @@ async def test_curl(mail_lab: MailLab, tmp_path: Path) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_curl_refuses_untrusted_lab(mail_lab: MailLab) -> None:
+async def test_curl_refuses_untrusted_lab(mail_lab: MailLab, tmp_path: Path) -> None:
     """
-    Without the lab's CA, curl refuses the lab's certificate: it is
-    verified, not just present.
+    Trusting another CA instead of the lab's, curl refuses the lab's
+    certificate: it is verified, not just present.
     """
+    need("curl")
+    other = make_server_certificate(tmp_path / "other")
     result = await in_thread(
         curl,
         "--ssl-reqd",
         "--cacert",
-        "/etc/ssl/certs/ca-certificates.crt",
+        str(other.ca),
         "--user",
         f"{BOB}:{BOB_PW}",
         f"imap://localhost:{mail_lab.imap_port}/INBOX",
