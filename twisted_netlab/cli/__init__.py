@@ -30,6 +30,10 @@ from twisted_netlab.errors import EXIT_SOFTWARE, EXIT_USAGE, NetlabError
 COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("twisted_netlab.cli.send", "Compose a message and send it over SMTP."),
     "fetch": ("twisted_netlab.cli.fetch", "Read mail from an IMAP server."),
+    "mail-user": (
+        "twisted_netlab.cli.mailuser",
+        "Add, remove or list the mail lab's users.",
+    ),
 }
 
 

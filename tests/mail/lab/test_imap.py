@@ -842,7 +842,8 @@ class StoreExpungeCopyTests(ServerFixture):
     def test_append(self) -> None:
         """
         APPEND stores the literal byte for byte with its flags and date; the
-        selected mailbox reports the new message.
+        selected mailbox reports the new message (not \\Recent: it was
+        stored with flags, in C{cur/}).
         """
         data = b"Subject: appended\r\n\r\nhi\r\n"
         self.assertEqual(
@@ -854,7 +855,7 @@ class StoreExpungeCopyTests(ServerFixture):
         )
         self.assertEqual(
             self.send(data + b"\r\n"),
-            b"* 4 EXISTS\r\n* 4 RECENT\r\na OK APPEND completed\r\n",
+            b"* 4 EXISTS\r\n* 3 RECENT\r\na OK APPEND completed\r\n",
         )
         folder = self.store.folder(USER)
         self.assertEqual(folder.read(4), data)
@@ -1089,6 +1090,21 @@ class IdleTests(ServerFixture):
         self.command(b"DONE")
         self.assertIsNone(self.server._poll_call)
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_recent_claimed_by_one_session(self) -> None:
+        """
+        A message delivered while two sessions have the mailbox selected is
+        \\Recent in only one of them.
+        """
+        other, other_transport = self.connect()
+        self.select(server=other)
+        self.transport.clear()
+        other_transport.clear()
+        self.store.deliver(USER, SIMPLE)
+        self.assertEqual(
+            sorted([self.transport.value(), other_transport.value()]),
+            [b"* 2 EXISTS\r\n* 0 RECENT\r\n", b"* 2 EXISTS\r\n* 2 RECENT\r\n"],
+        )
 
     def test_idle_needs_done(self) -> None:
         """

@@ -155,10 +155,9 @@ class LabAccount:
     def select(self, name: str, rw: bool = True) -> LabMailbox | None:
         try:
             folder = self.store.folder(self.address, name)
+            return LabMailbox(self, folder, writeable=bool(rw))
         except MailStoreError:
             return None
-        mailbox = LabMailbox(self, folder, writeable=bool(rw))
-        return mailbox
 
     def delete(self, name: str) -> bool:
         try:
@@ -291,9 +290,11 @@ class LabMailbox:
             if added:
                 for uid in added:
                     bisect.insort(self._uids, uid)
-                self._recent.update(added)
+                # Recent for this session only if no other session claimed it.
+                recent = [uid for uid in added if self._still_new(uid)]
+                self._recent.update(recent)
                 if self.writeable and self._listeners:
-                    self.folder.mark_seen_by_session(added)
+                    self.folder.mark_seen_by_session(recent)
                 for listener in self._listeners:
                     listener.newMessages(len(self._uids), len(self._recent))
         if change.flags and not self._quiet:
@@ -337,6 +338,12 @@ class LabMailbox:
                 self._recent.discard(uid)
         self._gone.clear()
         return responses
+
+    def _still_new(self, uid: int) -> bool:
+        try:
+            return self.folder.entry(uid).recent
+        except MessageGone:
+            return False
 
     def _sequence_number(self, uid: int) -> int | None:
         i = bisect.bisect_left(self._uids, uid)
