@@ -19,6 +19,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.scratch import fresh_path
 from twisted_netlab.cli import fetch as fetch_cli
 from twisted_netlab.errors import ServerRefused
 from twisted_netlab.mail.fetch import (
@@ -265,7 +266,9 @@ class RunTests(SynchronousTestCase):
         self.stderr = io.StringIO()
         self.patch(sys, "stdout", self.stdout)
         self.patch(sys, "stderr", self.stderr)
-        self.patch(os, "environ", {"PW": "secret", "XDG_STATE_HOME": self.mktemp()})
+        self.patch(
+            os, "environ", {"PW": "secret", "XDG_STATE_HOME": str(fresh_path(self))}
+        )
         self.session = FakeSession()
         self.connects: list[dict[str, Any]] = []
 
@@ -363,7 +366,7 @@ class RunTests(SynchronousTestCase):
             return SaveReport("INBOX", str(store.target), 3, 0, 7, 3, False)
 
         self.patch(fetch_cli, "save_messages", save_messages)
-        target = self.mktemp()
+        target = str(fresh_path(self))
         self.successResultOf(self.run_("--save", f"maildir:{target}", "--new-only"))
         self.assertEqual(
             self.stdout.getvalue(), f"saved 3 messages from INBOX to maildir:{target}\n"
@@ -380,7 +383,7 @@ class RunTests(SynchronousTestCase):
         closed and the state released.
         """
         d = self.run_(
-            "--mailbox", "Nope", "--save", f"eml:{self.mktemp()}", "--new-only"
+            "--mailbox", "Nope", "--save", f"eml:{fresh_path(self)!s}", "--new-only"
         )
         error = self.failureResultOf(d, ServerRefused).value
         self.assertEqual(error.exit_code, 6)

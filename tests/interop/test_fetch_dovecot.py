@@ -23,13 +23,11 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted.python.failure import Failure
 
 from tests import dovecot
 from tests.dovecot import Dovecot, make_message
+from tests.terminal import Terminal
 from twisted_netlab.errors import (
     AuthenticationFailed,
     ConnectionFailed,
@@ -449,33 +447,13 @@ async def test_command_errors(server: Dovecot, tmp_path: Path) -> None:
         assert err.count("\n") <= 2 and "Traceback" not in err, err
 
 
-class Terminal(ProcessProtocol):
-    """
-    A user at a terminal, typing the password when asked.
-    """
-
-    def __init__(self, password: bytes) -> None:
-        self.password = password
-        self.output = b""
-        self.ended: Deferred[int | None] = Deferred()
-
-    def childDataReceived(self, childFD: int, data: bytes) -> None:
-        self.output += data
-        if data.endswith(b"Password for alice: "):
-            assert self.transport is not None
-            self.transport.write(self.password + b"\n")
-
-    def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(getattr(reason.value, "exitCode", None))
-
-
 @pytest_twisted.ensureDeferred
 async def test_command_prompts(server: Dovecot) -> None:
     """
     Without --password-env or --password-file the password is prompted for
     on the terminal, not echoed; -v shows the conversation, password masked.
     """
-    terminal = Terminal(server.password.encode())
+    terminal = Terminal(b"Password for alice: ", server.password.encode())
     reactor().spawnProcess(
         terminal,
         sys.executable,

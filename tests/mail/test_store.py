@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.scratch import fresh_path
 from twisted_netlab.errors import LocalWriteFailed, ServerRefused, UsageProblem
 from twisted_netlab.mail.fetch import FetchedMessage, SelectedMailbox
 from twisted_netlab.mail.store import (
@@ -63,7 +64,7 @@ class TargetTests(SynchronousTestCase):
 
 class StoreTests(SynchronousTestCase):
     def target(self, kind: str) -> SaveTarget:
-        return SaveTarget(kind, Path(self.mktemp()) / "target")
+        return SaveTarget(kind, fresh_path(self) / "target")
 
     def test_maildir_byte_for_byte(self) -> None:
         """
@@ -152,7 +153,7 @@ class StoreTests(SynchronousTestCase):
         """
         A target that cannot be created is a L{LocalWriteFailed} naming it.
         """
-        blocker = Path(self.mktemp())
+        blocker = fresh_path(self)
         blocker.write_text("a file, not a directory")
         for kind in ("maildir", "mbox", "eml"):
             target = SaveTarget(kind, blocker / "inside")
@@ -165,7 +166,7 @@ class StoreTests(SynchronousTestCase):
         """
         An mbox target that is a directory is refused.
         """
-        target = SaveTarget("mbox", Path(self.mktemp()))
+        target = SaveTarget("mbox", fresh_path(self))
         target.path.mkdir()
         error = self.assertRaises(LocalWriteFailed, open_store, target)
         self.assertIn("it is a directory", str(error))
@@ -222,7 +223,7 @@ class StoreTests(SynchronousTestCase):
 
 class StateTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.directory = Path(self.mktemp())
+        self.directory = fresh_path(self)
 
     def open(self, mailbox: str = "INBOX") -> FetchState:
         state = FetchState.open(self.directory, "alice@imap.example", mailbox)
@@ -344,10 +345,10 @@ class RecordingStore(MaildirStore):
 
 class SaveBatchTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.state = FetchState.open(Path(self.mktemp()), "alice@h", "INBOX")
+        self.state = FetchState.open(fresh_path(self), "alice@h", "INBOX")
         self.addCleanup(self.state.close)
         self.state.restart(7)
-        self.target = SaveTarget("maildir", Path(self.mktemp()))
+        self.target = SaveTarget("maildir", fresh_path(self))
         self.store = RecordingStore(self.target, self.state)
         self.store.writers = 1
         self.addCleanup(self.store.close)
@@ -496,8 +497,8 @@ class SyncThreadsReactor(MemoryReactorClock):
 
 class SaveMessagesTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.state_dir = Path(self.mktemp())
-        self.target = SaveTarget("maildir", Path(self.mktemp()))
+        self.state_dir = fresh_path(self)
+        self.target = SaveTarget("maildir", fresh_path(self))
         self.reactor = SyncThreadsReactor()
 
     def run_(self, session: FakeSession, **kw: Any) -> Any:
