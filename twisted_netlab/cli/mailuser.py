@@ -30,6 +30,7 @@ class _ActionOptions(usage.Options):
     ]
 
     action = ""
+    synopsis = ""
 
     def __init__(self) -> None:
         super().__init__()
