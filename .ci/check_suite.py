@@ -36,4 +36,23 @@ with connect(7071) as sock:
     sock.sendall(b"Hi\n")
     sock.shutdown(socket.SHUT_WR)
     assert read_all(sock) == b"S:Hi\n"
-print("the suite answers on 7070 (hello) and 7071 (echo)")
+with connect(2525) as sock:
+    smtp = sock.makefile("rwb")
+    assert smtp.readline().startswith(b"220 "), "no SMTP greeting"
+    smtp.write(b"EHLO ci.example\r\n")
+    smtp.flush()
+    lines = [smtp.readline()]
+    while lines[-1][3:4] == b"-":
+        lines.append(smtp.readline())
+    assert any(b"STARTTLS" in line for line in lines), lines
+    smtp.write(b"QUIT\r\n")
+    smtp.flush()
+with connect(1143) as sock:
+    imap = sock.makefile("rwb")
+    greeting = imap.readline()
+    assert greeting.startswith(b"* OK"), greeting
+    imap.write(b"a CAPABILITY\r\n")
+    imap.flush()
+    capability = imap.readline()
+    assert b"STARTTLS" in capability and b"LOGINDISABLED" in capability, capability
+print("the suite answers on 7070 (hello), 7071 (echo), 2525 (SMTP), 1143 (IMAP)")

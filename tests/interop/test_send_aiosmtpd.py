@@ -19,13 +19,11 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted.python.failure import Failure
 
 from tests.certs import ServerCertificate, make_server_certificate
 from tests.interop.aiosmtpd_peer import Peer, Recorder, aiosmtpd_peer
+from tests.terminal import Terminal
 from twisted_netlab.errors import (
     AuthenticationFailed,
     ConnectionFailed,
@@ -392,28 +390,6 @@ async def test_timeout() -> None:
     )
 
 
-class Terminal(ProcessProtocol):
-    """
-    A user at a terminal: types the password when prompted for it.
-    """
-
-    def __init__(self, password: bytes) -> None:
-        self.password = password
-        self.output = b""
-        self.prompts = 0
-        self.ended: Deferred[int | None] = Deferred()
-
-    def childDataReceived(self, childFD: int, data: bytes) -> None:
-        self.output += data
-        if self.output.count(b"Password for alice: ") > self.prompts:
-            self.prompts += 1
-            assert self.transport is not None
-            self.transport.write(self.password + b"\n")
-
-    def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(getattr(reason.value, "exitCode", None))
-
-
 @pytest_twisted.ensureDeferred
 async def test_command_prompts_and_delivers(peer: Peer, tmp_path: Path) -> None:
     """
@@ -438,7 +414,7 @@ async def test_command_prompts_and_delivers(peer: Peer, tmp_path: Path) -> None:
     args += ["--header", "Date: Tue, 01 Jan 2030 00:00:00 +0000"]
     args += ["--header", "Message-ID: <report@example.org>"]
 
-    terminal = Terminal(USERS["alice"].encode())
+    terminal = Terminal(b"Password for alice: ", USERS["alice"].encode())
     reactor().spawnProcess(
         terminal,
         sys.executable,

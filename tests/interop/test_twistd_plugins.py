@@ -45,13 +45,13 @@ def recv_until(sock: socket.socket, size: int, timeout: float = 10) -> bytes:
 
 def test_twistd_help_lists_plugins(tmp_path: Path) -> None:
     """
-    C{twistd --help}, run outside the source tree, lists the three plugins of
+    C{twistd --help}, run outside the source tree, lists the four plugins of
     the installed package.
     """
     result = subprocess.run(
         [TWISTD, "--help"], capture_output=True, text=True, cwd=tmp_path, check=True
     )
-    for name in ("netlab-hello", "netlab-echo", "netlab "):
+    for name in ("netlab-hello", "netlab-echo", "netlab-mail", "netlab "):
         assert f"    {name}" in result.stdout, result.stdout
 
 
@@ -360,7 +360,8 @@ def test_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
 
 def test_netlab_suite_plugin(tmp_path: Path) -> None:
     """
-    C{twistd netlab} runs hello and echo in one process with one log.
+    C{twistd netlab} runs hello, echo and the mail lab in one process with
+    one log.
     """
     with twistd(
         "netlab",
@@ -368,10 +369,18 @@ def test_netlab_suite_plugin(tmp_path: Path) -> None:
         "tcp:0:interface=127.0.0.1",
         "--echo",
         "tcp:0:interface=127.0.0.1",
-        ports=2,
+        "--smtp",
+        "tcp:0:interface=127.0.0.1",
+        "--imap",
+        "tcp:0:interface=127.0.0.1",
+        ports=4,
         cwd=tmp_path,
     ) as server:
-        hello_port, echo_port = server.ports
+        hello_port, echo_port, smtp_port, imap_port = server.ports[:4]
+        with socket.create_connection(("127.0.0.1", smtp_port)) as sock:
+            assert recv_until(sock, 4).startswith(b"220 ")
+        with socket.create_connection(("127.0.0.1", imap_port)) as sock:
+            assert recv_until(sock, 4).startswith(b"* OK")
         with socket.create_connection(("127.0.0.1", hello_port)) as sock:
             assert recv_all(sock) == b"Hello Client! I am a HelloHandler\r\n"
         with socket.create_connection(("127.0.0.1", echo_port)) as sock:

@@ -17,9 +17,16 @@ NetlabEcho = ServiceMaker(
     "netlab-echo",
 )
 
+NetlabMail = ServiceMaker(
+    "netlab-mail",
+    "twisted_netlab.tap.mail",
+    "The mail lab: SMTP + IMAP over Maildir, for labs and tests.",
+    "netlab-mail",
+)
+
 Netlab = ServiceMaker(
     "netlab",
     "twisted_netlab.tap.suite",
-    "The whole netlab suite in one process: hello and echo.",
+    "The whole netlab suite in one process: hello, echo and the mail lab.",
     "netlab",
 )

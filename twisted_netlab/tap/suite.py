@@ -11,18 +11,30 @@ from twisted.application.service import IService, MultiService
 from twisted_netlab.echo import EchoFactory
 from twisted_netlab.endpoints import check_endpoints, listening_services
 from twisted_netlab.hello import HelloFactory
-from twisted_netlab.tap import PluginOptions
 from twisted_netlab.tap import echo as echo_tap
 from twisted_netlab.tap import hello as hello_tap
+from twisted_netlab.tap import mail as mail_tap
+
+DEFAULT_STATE = "netlab-state"
+DEFAULT_DOMAIN = "netlab.test"
 
 
-class Options(PluginOptions):
-    synopsis = "[--hello ENDPOINT]... [--echo ENDPOINT]..."
+class Options(mail_tap.LabOptions):
+    synopsis = (
+        "[--hello ENDPOINT]... [--echo ENDPOINT]... [mail lab options of "
+        "netlab-mail: --state DIR (default ./netlab-state), --domain DOMAIN "
+        "(default netlab.test), --smtp/--imap ENDPOINT, ...]"
+    )
     longdesc = (
         "Run every netlab server at once: the greeting server on "
-        f"{hello_tap.DEFAULT_LISTEN} and the echo server on "
-        f"{echo_tap.DEFAULT_LISTEN}, with their default settings."
+        f"{hello_tap.DEFAULT_LISTEN}, the echo server on "
+        f"{echo_tap.DEFAULT_LISTEN}, and the mail lab (SMTP on "
+        f"{mail_tap.DEFAULT_SMTP}, IMAP on {mail_tap.DEFAULT_IMAP}) with its "
+        f"state in ./{DEFAULT_STATE} for the domain {DEFAULT_DOMAIN}. When the "
+        "lab has no user yet, one is made and its password logged once."
     )
+    defaultState = DEFAULT_STATE
+    defaultDomains = (DEFAULT_DOMAIN,)
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,6 +57,7 @@ class Options(PluginOptions):
         self["hello"] = self["hello"] or [hello_tap.DEFAULT_LISTEN]
         self["echo"] = self["echo"] or [echo_tap.DEFAULT_LISTEN]
         check_endpoints(self["hello"] + self["echo"])
+        super().postOptions()
 
 
 def makeService(config: Options, reactor: Any = None) -> IService:
@@ -56,6 +69,7 @@ def makeService(config: Options, reactor: Any = None) -> IService:
         *listening_services(
             "netlab", reactor, config["echo"], EchoFactory(reactor=reactor)
         ),
+        mail_tap.make_lab(config, reactor, "netlab", create_first_user=True),
     ]:
         service.setServiceParent(suite)
     return suite

@@ -21,13 +21,13 @@ import pytest
 import pytest_twisted
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.portal import Portal
-from twisted.internet import ssl as twisted_ssl
 from twisted.internet import threads
 from twisted.mail import imap4
 
 from tests.certs import make_server_certificate
 from tests.mail.lab.imaptesting import MULTIPART, PASSWORD, SIMPLE, USER
 from twisted_netlab.mail.lab.account import LabRealm
+from twisted_netlab.mail.lab.certificate import load_certificate
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
 from twisted_netlab.mail.lab.maildir import MailStore
 
@@ -53,8 +53,7 @@ def lab() -> Iterator[Lab]:
 
     directory = Path(tempfile.mkdtemp(prefix="netlab-imap-it-"))
     certificate = make_server_certificate(directory / "tls")
-    pem = certificate.cert.read_bytes() + certificate.key.read_bytes()
-    options = twisted_ssl.PrivateCertificate.loadPEM(pem).options()
+    options = load_certificate(certificate.cert, certificate.key).server_options()
     store = MailStore(directory / "mail")
     store.ensure_user(USER)
     checker = InMemoryUsernamePasswordDatabaseDontUse(**{USER: PASSWORD})

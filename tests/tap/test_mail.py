@@ -1,0 +1,200 @@
+"""
+Tests for L{twisted_netlab.tap.mail}: C{twistd netlab-mail}'s options.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.testing import MemoryReactor
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.certs import make_server_certificate
+from tests.scratch import fresh_path
+from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE
+from twisted_netlab.tap import mail
+
+BASE = ("--state", "lab-state", "--domain", "example.test")
+
+
+def parse(*args: str) -> mail.Options:
+    options = mail.Options()
+    options.parseOptions(list(args))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        """
+        SMTP on loopback 2525 and IMAP on loopback 1143, no implicit TLS,
+        the default size limit, host name localhost, no plaintext logins,
+        AUTH not required.
+        """
+        options = parse(*BASE)
+        self.assertEqual(options["smtp"], ["tcp:2525:interface=127.0.0.1"])
+        self.assertEqual(options["imap"], ["tcp:1143:interface=127.0.0.1"])
+        self.assertEqual(options["smtps"], [])
+        self.assertEqual(options["imaps"], [])
+        self.assertEqual(options["domains"], ["example.test"])
+        self.assertEqual(options["max-message-size"], DEFAULT_MAX_MESSAGE_SIZE)
+        self.assertEqual(options["hostname"], "localhost")
+        self.assertFalse(options["allow-plaintext-auth"])
+        self.assertFalse(options["require-auth"])
+
+    def test_values(self) -> None:
+        """
+        Repeatable options collect every value; names are lowercased.
+        """
+        options = parse(
+            *BASE,
+            "--domain",
+            "Other.TEST",
+            "--smtp",
+            "tcp:0:interface=127.0.0.1",
+            "--smtp",
+            "unix:/tmp/netlab-smtp.sock",
+            "--imaps",
+            "tcp:0:interface=127.0.0.1",
+            "--user",
+            "Alice@Example.test:pa:ss",
+            "--max-message-size",
+            "1000",
+            "--hostname",
+            "Mail.Example.TEST",
+            "--require-auth",
+        )
+        self.assertEqual(options["domains"], ["example.test", "other.test"])
+        self.assertEqual(
+            options["smtp"], ["tcp:0:interface=127.0.0.1", "unix:/tmp/netlab-smtp.sock"]
+        )
+        self.assertEqual(options["imap"], ["tcp:1143:interface=127.0.0.1"])
+        self.assertEqual(options["imaps"], ["tcp:0:interface=127.0.0.1"])
+        self.assertEqual(options["users"], [("alice@example.test", "pa:ss")])
+        self.assertEqual(options["max-message-size"], 1000)
+        self.assertEqual(options["hostname"], "mail.example.test")
+        self.assertTrue(options["require-auth"])
+
+    def test_required(self) -> None:
+        """
+        --state and at least one --domain are required.
+        """
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("--domain", "example.test")
+        self.assertIn("--state", str(caught.exception))
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("--state", "x")
+        self.assertIn("--domain", str(caught.exception))
+
+    def test_bad_values(self) -> None:
+        """
+        Bad domains, users, endpoints, sizes and host names are one-line
+        usage errors.
+        """
+        for args, expected in [
+            (("--domain", "bad domain"), "--domain"),
+            (("--user", "alice@example.test"), "ADDRESS:PASSWORD"),
+            (("--user", "alice@example.test:"), "ADDRESS:PASSWORD"),
+            (("--user", "alice:pw"), "--user"),
+            (("--user", "alice@elsewhere.test:pw"), "not in a --domain"),
+            (("--smtp", "bogus:"), "bogus:"),
+            (("--imaps", "tcp:notaport"), "tcp:notaport"),
+            (("--max-message-size", "0"), "--max-message-size"),
+            (("--max-message-size", "big"), "--max-message-size"),
+            (("--hostname", "not a host"), "--hostname"),
+            (("--tls-cert", "cert.pem"), "--tls-key"),
+        ]:
+            with self.assertRaises(usage.UsageError, msg=repr(args)) as caught:
+                parse(*BASE, *args)
+            self.assertIn(expected, str(caught.exception), args)
+            self.assertNotIn("\n", str(caught.exception))
+
+    def test_ip_hostname(self) -> None:
+        """
+        The host name may be an IP address.
+        """
+        self.assertEqual(
+            parse(*BASE, "--hostname", "192.0.2.1")["hostname"], "192.0.2.1"
+        )
+
+    def test_own_certificate(self) -> None:
+        """
+        --tls-cert and --tls-key are checked while the options are parsed: a
+        key that does not fit is a usage error.
+        """
+        files = make_server_certificate(fresh_path(self))
+        other = make_server_certificate(fresh_path(self))
+        options = parse(
+            *BASE, "--tls-cert", str(files.cert), "--tls-key", str(files.key)
+        )
+        self.assertEqual(options["tls-cert"], str(files.cert))
+        with self.assertRaises(usage.UsageError) as caught:
+            parse(*BASE, "--tls-cert", str(files.cert), "--tls-key", str(other.key))
+        self.assertIn("does not fit", str(caught.exception))
+
+    def test_plaintext_auth_on_loopback(self) -> None:
+        """
+        --allow-plaintext-auth is accepted when every listener is on loopback
+        (the defaults, ::1, localhost, UNIX sockets).
+        """
+        parse(*BASE, "--allow-plaintext-auth")
+        options = parse(
+            *BASE,
+            "--allow-plaintext-auth",
+            "--smtp",
+            "tcp6:0:interface=\\:\\:1",
+            "--imap",
+            "tcp:0:interface=localhost",
+            "--smtps",
+            "unix:/tmp/netlab-lab.sock",
+        )
+        self.assertTrue(options["allow-plaintext-auth"])
+
+    def test_plaintext_auth_refused_off_loopback(self) -> None:
+        """
+        --allow-plaintext-auth is a usage error naming the listeners that are
+        not on loopback, whichever kind they are.
+        """
+        for listener in [
+            ("--smtp", "tcp:2525"),
+            ("--imap", "tcp:1143:interface=0.0.0.0"),
+            ("--smtps", "tcp:4650:interface=192.0.2.1"),
+            ("--imaps", "tcp6:9930:interface=\\:\\:"),
+        ]:
+            with self.assertRaises(usage.UsageError) as caught:
+                parse(*BASE, "--allow-plaintext-auth", *listener)
+            self.assertIn("--allow-plaintext-auth", str(caught.exception))
+            self.assertIn(listener[1], str(caught.exception))
+
+
+class LoopbackEndpointTests(SynchronousTestCase):
+    def test_loopback(self) -> None:
+        """
+        TCP on a loopback interface, and UNIX sockets, are loopback.
+        """
+        reactor = MemoryReactor()
+        for description in [
+            "tcp:0:interface=127.0.0.1",
+            "tcp:0:interface=127.1.2.3",
+            "tcp:0:interface=localhost",
+            "tcp6:0:interface=\\:\\:1",
+            "unix:/tmp/x.sock",
+        ]:
+            self.assertTrue(
+                mail.is_loopback_endpoint(reactor, description), description
+            )
+
+    def test_not_loopback(self) -> None:
+        """
+        TCP without an interface (all of them), or on another address, is
+        not.
+        """
+        reactor = MemoryReactor()
+        for description in [
+            "tcp:0",
+            "tcp:0:interface=0.0.0.0",
+            "tcp:0:interface=10.0.0.1",
+            "tcp6:0",
+            "tcp6:0:interface=\\:\\:",
+        ]:
+            self.assertFalse(
+                mail.is_loopback_endpoint(reactor, description), description
+            )

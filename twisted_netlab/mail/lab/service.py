@@ -1,0 +1,410 @@
+"""
+L{MailLab}: the mail lab's SMTP and IMAP servers over one state directory, as
+one Twisted service.
+
+C{twistd netlab-mail} and C{twistd netlab} run it; tests start it in-process
+on ephemeral loopback ports (L{MailLab.start}) and read back what was
+delivered (L{MailLab.messages}).  The state directory holds::
+
+    users           the users file (L{twisted_netlab.mail.lab.users})
+    tls/cert.pem    the lab's self-signed certificate; clients' --cafile
+    tls/key.pem     its key
+    mail/ADDRESS/   each user's Maildir (L{twisted_netlab.mail.lab.maildir})
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.cred.portal import Portal
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IReactorFromThreads,
+    IReactorThreads,
+    IStreamServerEndpoint,
+)
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from twisted_netlab.endpoints import ListeningService, parse_endpoint
+from twisted_netlab.errors import NetlabError, UsageProblem
+from twisted_netlab.mail.lab.account import LabRealm
+from twisted_netlab.mail.lab.certificate import (
+    LabCertificate,
+    ensure_certificate,
+    load_certificate,
+)
+from twisted_netlab.mail.lab.imap import LabIMAPFactory
+from twisted_netlab.mail.lab.maildir import MailStore
+from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE, LabSMTPFactory
+from twisted_netlab.mail.lab.users import (
+    UsersChecker,
+    UsersFile,
+    normalize_address,
+    normalize_domain,
+)
+
+#: Where an embedded lab listens unless told otherwise: a free loopback port.
+EPHEMERAL = "tcp:0:interface=127.0.0.1"
+#: The kinds of listeners, in the order they start.
+KINDS = ("smtp", "imap", "smtps", "imaps")
+_LABELS = {
+    "smtp": "SMTP",
+    "imap": "IMAP",
+    "smtps": "SMTPS (implicit TLS)",
+    "imaps": "IMAPS (implicit TLS)",
+}
+
+log = Logger()
+
+
+class LabStateError(UsageProblem):
+    """
+    The state directory cannot be prepared (unwritable, say).
+    """
+
+
+@implementer(IStreamServerEndpoint)
+class _RecordingEndpoint:
+    """
+    An endpoint that tells its lab which port it listens on.
+    """
+
+    def __init__(
+        self, lab: MailLab, kind: str, endpoint: IStreamServerEndpoint
+    ) -> None:
+        self.lab = lab
+        self.kind = kind
+        self.endpoint = endpoint
+
+    def listen(self, protocolFactory: Any) -> Deferred[IListeningPort]:
+        d = self.endpoint.listen(protocolFactory)
+        return d.addCallback(self.lab._listening, self.kind)
+
+
+class MailLab(MultiService):
+    """
+    The mail lab: SMTP and IMAP servers for C{domains}, with state in
+    C{state}.
+
+    @param reactor: the reactor to listen with (a L{MemoryReactor} will do
+        for unit tests).
+    @param state: the state directory; made if missing.
+    @param domains: the local domains.
+    @param users: address -> password (or pairs): users added to the users
+        file (or given that password) when the lab is prepared.
+    @param smtp: endpoint descriptions for SMTP with STARTTLS (default: one
+        free loopback port); likewise C{imap}; C{smtps} and C{imaps} listen
+        with implicit TLS (default: none).
+    @param max_message_size: the SMTP size limit, in bytes.
+    @param hostname: the servers' name; the lab certificate names it.
+    @param tls_cert: a certificate (PEM) to use instead of the lab's own,
+        with C{tls_key}.
+    @param allow_plaintext_auth: allow logins without TLS from loopback
+        clients.
+    @param require_auth: accept no SMTP mail before AUTH.
+    @param create_first_user: with no user at all, make one and log its
+        address and password (C{twistd netlab}).
+    @param program: how log lines and errors name the lab.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        *,
+        state: str | Path,
+        domains: Iterable[str],
+        users: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        smtp: Sequence[str] = (EPHEMERAL,),
+        imap: Sequence[str] = (EPHEMERAL,),
+        smtps: Sequence[str] = (),
+        imaps: Sequence[str] = (),
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        hostname: str = "localhost",
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
+        allow_plaintext_auth: bool = False,
+        require_auth: bool = False,
+        create_first_user: bool = False,
+        program: str = "mail lab",
+    ) -> None:
+        super().__init__()
+        self.reactor = reactor
+        self.state = Path(state)
+        self.domains = [normalize_domain(d) for d in domains]
+        if not self.domains:
+            raise UsageProblem("a mail lab needs at least one domain")
+        pairs = users.items() if isinstance(users, Mapping) else users
+        self._initial_users = [(normalize_address(a), p) for a, p in pairs]
+        self.descriptions = {
+            "smtp": list(smtp),
+            "imap": list(imap),
+            "smtps": list(smtps),
+            "imaps": list(imaps),
+        }
+        self.max_message_size = max_message_size
+        self.hostname = hostname
+        self._own_certificate = (tls_cert, tls_key)
+        self.allow_plaintext_auth = allow_plaintext_auth
+        self.require_auth = require_auth
+        self.create_first_user = create_first_user
+        self.program = program
+        self.users = UsersFile(self.state / "users")
+        self.store = MailStore(self.state / "mail")
+        #: The listening ports, by kind, once started.
+        self.ports: dict[str, list[IListeningPort]] = {k: [] for k in KINDS}
+        #: The servers' factories, by kind, once prepared (implicit-TLS ones
+        #: wrapped in TLS).
+        self.factories: dict[str, list[Factory[Any]]] = {k: [] for k in KINDS}
+        self.certificate: LabCertificate | None = None
+        self._pool: ThreadPool | None = None
+        self._checker = UsersChecker(self.users, reactor=reactor)
+        self._prepared = False
+
+    # -- preparing the state directory ---------------------------------------
+
+    def prepare(self) -> None:
+        """
+        Prepare the state directory (users, certificate, mailboxes) and the
+        servers.  Done once; L{start} and twistd do it if nobody did.
+
+        @raise NetlabError: with a one-line reason, when something in the
+            state directory cannot be read or made.
+        """
+        if self._prepared:
+            return
+        try:
+            self.state.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise LabStateError(
+                f"cannot make the state directory {self.state}: {e.strerror}"
+            ) from None
+        for address, password in self._initial_users:
+            if not self.users.verify(address, password):
+                self.users.add(address, password)
+        if self.create_first_user and not self.users.addresses():
+            self._make_first_user()
+        tls_cert, tls_key = self._own_certificate
+        if tls_cert is not None and tls_key is not None:
+            self.certificate = load_certificate(tls_cert, tls_key)
+        else:
+            self.certificate = ensure_certificate(self.state / "tls", [self.hostname])
+        tls = self.certificate.server_options()
+        try:
+            for address in self.users.addresses():
+                self.store.ensure_user(address)
+        except OSError as e:
+            raise LabStateError(
+                f"cannot make mailboxes in {self.store.root}: {e.strerror}"
+            ) from None
+        checker = self._checker
+        threads = self.reactor if IReactorFromThreads.providedBy(self.reactor) else None
+        portal = Portal(LabRealm(self.store, reactor=threads), [checker])
+        for kind in KINDS:
+            implicit = kind.endswith("s")
+            for description in self.descriptions[kind]:
+                factory = self._factory(kind, tls, checker, portal, implicit)
+                if implicit:
+                    factory = TLSMemoryBIOFactory(tls, False, factory)
+                self.factories[kind].append(factory)
+                endpoint = parse_endpoint(self.reactor, description)
+                ListeningService(
+                    self.program,
+                    description,
+                    _RecordingEndpoint(self, kind, endpoint),
+                    factory,
+                ).setServiceParent(self)
+        self._prepared = True
+
+    def _factory(
+        self, kind: str, tls: Any, checker: UsersChecker, portal: Portal, implicit: bool
+    ) -> Factory[Any]:
+        if kind.startswith("smtp"):
+            return LabSMTPFactory(
+                users=self.users,
+                domains=self.domains,
+                deliver=self._deliver,
+                tls=tls,
+                max_message_size=self.max_message_size,
+                implicit_tls=implicit,
+                allow_plaintext_auth=self.allow_plaintext_auth,
+                require_auth=self.require_auth,
+                hostname=self.hostname,
+                checker=checker,
+                reactor=self.reactor,
+            )
+        return LabIMAPFactory(
+            portal=portal,
+            tls=tls,
+            allow_plaintext_auth=self.allow_plaintext_auth,
+            implicit_tls=implicit,
+            reactor=self.reactor,
+            max_message_size=self.max_message_size,
+        )
+
+    def _make_first_user(self) -> None:
+        address = f"lab@{self.domains[0]}"
+        password = secrets.token_urlsafe(12)
+        self.users.add(address, password)
+        log.info(
+            "{program}: made the mail user {address} with password {password} "
+            "(shown this once; change it with: netlab mail-user add --state "
+            "{state} {address})",
+            program=self.program,
+            address=address,
+            password=password,
+            state=str(self.state),
+        )
+
+    def _deliver(self, address: str, message: bytes) -> int:
+        uid = self.store.deliver(address, message)
+        log.info(
+            "{program}: stored a {size}-byte message for {address} as UID {uid}",
+            program=self.program,
+            size=len(message),
+            address=address,
+            uid=uid,
+        )
+        return uid
+
+    # -- running ---------------------------------------------------------------
+
+    def _listening(self, port: IListeningPort, kind: str) -> IListeningPort:
+        self.ports[kind].append(port)
+        address: Any = port.getHost()
+        if isinstance(address, (IPv4Address, IPv6Address)):
+            where = f"{address.host}:{address.port}"
+        else:
+            where = str(getattr(address, "name", address))
+        log.info(
+            "{program}: {label} on {where}",
+            program=self.program,
+            label=_LABELS[kind],
+            where=where,
+        )
+        return port
+
+    def privilegedStartService(self) -> None:
+        self.prepare()
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        self.prepare()
+        if IReactorThreads.providedBy(self.reactor):
+            # Password hashes are checked in threads of the lab's own, so that
+            # blocking clients in the reactor's pool (deferToThread) cannot
+            # starve them.
+            self._pool = ThreadPool(0, 2, name=f"{self.program} password checks")
+            self._pool.start()
+            self._checker.pool = self._pool
+        super().startService()
+        if self.ca_path is not None:
+            log.info(
+                "{program}: domains {domains}; clients trust the lab with "
+                "--cafile {ca}",
+                program=self.program,
+                domains=", ".join(self.domains),
+                ca=str(self.ca_path),
+            )
+
+    def stopService(self) -> Deferred[None]:
+        d = maybeDeferred(super().stopService)
+
+        def stopped(result: object) -> None:
+            if self._pool is not None:
+                self._checker.pool = None
+                self._pool.stop()
+                self._pool = None
+            for kind in KINDS:
+                self.ports[kind] = []
+
+        return d.addCallback(stopped)
+
+    def start(self) -> Deferred[MailLab]:
+        """
+        Start listening (for embedding: twistd starts the service itself).
+
+        @return: a Deferred that fires with the lab once every server
+            listens (at once with TCP), or fails with a L{NetlabError}.
+        """
+        try:
+            self.prepare()
+            self.privilegedStartService()
+            self.startService()
+        except NetlabError as e:
+            for kind, ports in self.ports.items():
+                for port in ports:
+                    port.stopListening()
+                self.ports[kind] = []
+            return fail(e)
+        return succeed(self)
+
+    def stop(self) -> Deferred[None]:
+        """
+        Stop listening.
+        """
+        if not self.running:
+            return succeed(None)
+        return self.stopService()
+
+    # -- what tests want to know -----------------------------------------------
+
+    def port(self, kind: str = "smtp") -> int:
+        """
+        The TCP port number of the first listener of C{kind} (C{"smtp"},
+        C{"imap"}, C{"smtps"} or C{"imaps"}).
+
+        @raise LookupError: there is none (not started, or none configured).
+        """
+        ports = self.ports[kind]
+        if not ports:
+            raise LookupError(f"the lab has no {kind} listener running")
+        return int(ports[0].getHost().port)  # type: ignore[attr-defined]
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port("smtp")
+
+    @property
+    def imap_port(self) -> int:
+        return self.port("imap")
+
+    @property
+    def smtps_port(self) -> int:
+        return self.port("smtps")
+
+    @property
+    def imaps_port(self) -> int:
+        return self.port("imaps")
+
+    @property
+    def ca_path(self) -> Path | None:
+        """
+        The certificate file clients trust the lab with (their C{--cafile},
+        C{ssl.create_default_context(cafile=...)}); L{None} before L{prepare}.
+        """
+        return None if self.certificate is None else self.certificate.ca_path
+
+    def add_user(self, address: str, password: str) -> None:
+        """
+        Add a user (or set its password) and make its mailbox.
+        """
+        address = normalize_address(address)
+        self.users.add(address, password)
+        self.store.ensure_user(address)
+
+    def messages(self, address: str, mailbox: str = "INBOX") -> list[bytes]:
+        """
+        The bytes of every message in C{address}'s C{mailbox}, in UID order,
+        each starting with the lab's C{Received:} header.
+        """
+        return self.store.messages(normalize_address(address), mailbox)

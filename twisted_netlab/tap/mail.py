@@ -1,0 +1,239 @@
+"""
+C{twistd netlab-mail}: the mail lab, an SMTP + IMAP server over Maildir.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import IService
+from twisted.internet.endpoints import (
+    SSL4ServerEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    UNIXServerEndpoint,
+)
+from twisted.python import usage
+
+from twisted_netlab.endpoints import parse_endpoint
+from twisted_netlab.errors import NetlabError
+from twisted_netlab.mail.lab.certificate import CertificateError, load_certificate
+from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE
+from twisted_netlab.mail.lab.users import normalize_address, normalize_domain
+from twisted_netlab.tap import PluginOptions, int_option
+
+DEFAULT_SMTP = "tcp:2525:interface=127.0.0.1"
+DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
+
+LISTENERS = ("smtp", "imap", "smtps", "imaps")
+
+
+def is_loopback_endpoint(reactor: Any, description: str) -> bool:
+    """
+    Whether the server endpoint C{description} only accepts connections from
+    this machine: TCP on a loopback interface (C{127.0.0.0/8}, C{::1},
+    C{localhost}) or a UNIX socket.  Anything else, including TCP on every
+    interface (no C{interface=}), is not.
+    """
+    endpoint = parse_endpoint(reactor, description)
+    if isinstance(endpoint, UNIXServerEndpoint):
+        return True
+    if isinstance(
+        endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint, SSL4ServerEndpoint)
+    ):
+        interface = getattr(endpoint, "_interface", "")
+        if interface == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(interface.split("%")[0]).is_loopback
+        except ValueError:
+            return False
+    return False
+
+
+class LabOptions(PluginOptions):
+    """
+    The mail lab's options, shared by C{twistd netlab-mail} and C{twistd
+    netlab}; C{defaultState} and C{defaultDomains} apply when none is given
+    (none: the option is required).
+    """
+
+    defaultState: str | None = None
+    defaultDomains: tuple[str, ...] = ()
+
+    optParameters = [
+        ["state", None, None, "The lab's state directory (users, TLS, mail)."],
+        [
+            "max-message-size",
+            None,
+            str(DEFAULT_MAX_MESSAGE_SIZE),
+            "Largest message accepted by SMTP, in bytes (552 beyond).",
+        ],
+        [
+            "hostname",
+            None,
+            "localhost",
+            "The name the servers greet with; the lab certificate names it too.",
+        ],
+        ["tls-cert", None, None, "Serve this certificate (PEM) instead of the lab's."],
+        ["tls-key", None, None, "The key (PEM) of --tls-cert."],
+    ]
+    optFlags = [
+        [
+            "allow-plaintext-auth",
+            None,
+            "Allow logins without TLS from loopback clients (refused unless "
+            "every listener is on loopback).",
+        ],
+        ["require-auth", None, "Accept no mail by SMTP before AUTH."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["domains"] = []
+        self["users"] = []
+        for name in LISTENERS:
+            self[name] = []
+
+    def opt_domain(self, domain: str) -> None:
+        """A local domain, repeatable: mail is accepted for its users only."""
+        try:
+            self["domains"].append(normalize_domain(domain))
+        except NetlabError as e:
+            raise usage.UsageError(f"--domain: {e}") from None
+
+    def opt_user(self, value: str) -> None:
+        """ADDRESS:PASSWORD for a throwaway lab (repeatable; seen by ps)."""
+        address, colon, password = value.partition(":")
+        if not colon or not password:
+            raise usage.UsageError("--user must be ADDRESS:PASSWORD")
+        try:
+            self["users"].append((normalize_address(address), password))
+        except NetlabError as e:
+            raise usage.UsageError(f"--user: {e}") from None
+
+    def opt_smtp(self, description: str) -> None:
+        """SMTP (STARTTLS) endpoint, repeatable [default: see below]."""
+        self["smtp"].append(description)
+
+    def opt_imap(self, description: str) -> None:
+        """IMAP (STARTTLS) endpoint, repeatable [default: see below]."""
+        self["imap"].append(description)
+
+    def opt_smtps(self, description: str) -> None:
+        """SMTP endpoint with implicit TLS, repeatable [default: none]."""
+        self["smtps"].append(description)
+
+    def opt_imaps(self, description: str) -> None:
+        """IMAP endpoint with implicit TLS, repeatable [default: none]."""
+        self["imaps"].append(description)
+
+    def postOptions(self) -> None:
+        from twisted.internet import reactor
+
+        if self["state"] is None:
+            if self.defaultState is None:
+                raise usage.UsageError("--state DIR is required")
+            self["state"] = self.defaultState
+        if not self["domains"]:
+            if not self.defaultDomains:
+                raise usage.UsageError("at least one --domain is required")
+            self["domains"] = list(self.defaultDomains)
+        for address, _ in self["users"]:
+            if address.rpartition("@")[2] not in self["domains"]:
+                raise usage.UsageError(
+                    f"--user {address}: not in a --domain "
+                    f"({', '.join(self['domains'])})"
+                )
+        self["smtp"] = self["smtp"] or [DEFAULT_SMTP]
+        self["imap"] = self["imap"] or [DEFAULT_IMAP]
+        listeners = [d for name in LISTENERS for d in self[name]]
+        for description in listeners:
+            parse_endpoint(reactor, description)
+        self["max-message-size"] = int_option(self, "max-message-size", 1)
+        try:
+            self["hostname"] = normalize_domain(self["hostname"])
+        except NetlabError:
+            try:
+                self["hostname"] = str(ipaddress.ip_address(self["hostname"]))
+            except ValueError:
+                raise usage.UsageError(
+                    f"--hostname {self['hostname']!r} is not a host name"
+                ) from None
+        if bool(self["tls-cert"]) != bool(self["tls-key"]):
+            raise usage.UsageError("give both --tls-cert and --tls-key, or neither")
+        if self["tls-cert"]:
+            try:
+                load_certificate(self["tls-cert"], self["tls-key"])
+            except CertificateError as e:
+                raise usage.UsageError(str(e)) from None
+        if self["allow-plaintext-auth"]:
+            exposed = [d for d in listeners if not is_loopback_endpoint(reactor, d)]
+            if exposed:
+                raise usage.UsageError(
+                    "--allow-plaintext-auth needs every listener on loopback; "
+                    f"not on loopback: {', '.join(exposed)}"
+                )
+
+
+class Options(LabOptions):
+    synopsis = (
+        "--state DIR --domain DOMAIN [--domain DOMAIN]... [--smtp ENDPOINT]... "
+        "[--imap ENDPOINT]... [--smtps ENDPOINT]... [--imaps ENDPOINT]... "
+        "[--max-message-size BYTES] [--user ADDRESS:PASSWORD]... "
+        "[--hostname NAME] [--tls-cert FILE --tls-key FILE] "
+        "[--allow-plaintext-auth] [--require-auth]"
+    )
+    longdesc = (
+        "A small SMTP + IMAP server over Maildir for labs and tests. SMTP "
+        f"accepts mail for the users of the local domains only; {DEFAULT_SMTP} "
+        f"(SMTP) and {DEFAULT_IMAP} (IMAP) unless told otherwise. Logins need "
+        "TLS (STARTTLS, or --smtps/--imaps); on first start a self-signed "
+        "certificate is made in DIR/tls, which clients trust with --cafile "
+        "DIR/tls/cert.pem. Users: netlab mail-user add --state DIR ADDRESS "
+        "(--user is for throwaway labs: other local users can read it with ps)."
+    )
+
+
+def make_lab(config: LabOptions, reactor: Any, program: str, **extra: Any) -> Any:
+    """
+    The L{MailLab} service the options describe, with its state directory
+    prepared (users, certificate, mailboxes).  A state directory that cannot
+    be prepared ends the program with one line and exit status 1.
+    """
+    from twisted_netlab.mail.lab.service import MailLab
+
+    lab = MailLab(
+        reactor,
+        state=Path(config["state"]),
+        domains=config["domains"],
+        users=config["users"],
+        smtp=config["smtp"],
+        imap=config["imap"],
+        smtps=config["smtps"],
+        imaps=config["imaps"],
+        max_message_size=config["max-message-size"],
+        hostname=config["hostname"],
+        tls_cert=config["tls-cert"],
+        tls_key=config["tls-key"],
+        allow_plaintext_auth=config["allow-plaintext-auth"],
+        require_auth=config["require-auth"],
+        program=program,
+        **extra,
+    )
+    try:
+        lab.prepare()
+    except NetlabError as e:
+        sys.stderr.write(f"{program}: {e}\n")
+        raise SystemExit(1) from None
+    return lab
+
+
+def makeService(config: Options, reactor: Any = None) -> IService:
+    if reactor is None:
+        from twisted.internet import reactor
+    lab: IService = make_lab(config, reactor, "netlab-mail")
+    return lab
