@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.portal import Portal
@@ -51,7 +52,7 @@ def fetch_all(port: int) -> tuple[float, int, int]:
     return elapsed, len(messages), sum(len(m[1]) for m in messages)
 
 
-async def main(reactor: object, count: int, size: int) -> None:
+async def main(reactor: Any, count: int, size: int) -> None:
     directory = Path(tempfile.mkdtemp(prefix="netlab-bench-"))
     try:
         store = MailStore(directory)

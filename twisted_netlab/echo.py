@@ -87,19 +87,27 @@ class EchoProtocol(Protocol, TimeoutMixin):
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
-        self.resetTimeout()
+        if self.timeOut is not None:
+            self.resetTimeout()
         if self._partial:
             data = self._partial + data
-        complete = data.rfind(_NL) + 1
         factory = self.factory
         if len(data) > factory.max_line_length:
-            bad = _first_long_line(data, complete, factory.max_line_length)
+            bad = _first_long_line(data, data.rfind(_NL) + 1, factory.max_line_length)
             if bad >= 0:
                 self._echo(data[:bad])
                 self._refuse_long_line()
                 return
+        last = len(data) - 1
+        if data.find(_NL) == last >= 0:
+            # The common case, one whole line: one copy, one write.
+            self.transport.write(factory.prefix + data)
+            if self._partial:
+                self._partial = b""
+            return
+        complete = data.rfind(_NL) + 1
         if complete:
-            self._echo(data[:complete] if complete < len(data) else data)
+            self._echo(data[:complete] if complete <= last else data)
             self._partial = data[complete:]
         else:
             self._partial = data

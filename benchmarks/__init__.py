@@ -1,0 +1,11 @@
+"""
+twisted_netlab's benchmarks: each server as its own process on loopback,
+driven by one compiled load generator, reported as one table, one plot and a
+JSON file of the raw figures.  Run ``python -m benchmarks --help``.
+
+A benchmark is a module with a C{NAME} and C{run(context) -> Section} (see
+L{benchmarks.core}); L{MODULES} lists them in the order they run.  The mail
+benchmarks are meant to join as further modules of that shape.
+"""
+
+MODULES = ["benchmarks.echo", "benchmarks.hello"]
