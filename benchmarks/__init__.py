@@ -8,4 +8,10 @@ L{benchmarks.core}); L{MODULES} lists them in the order they run.  The mail
 benchmarks are meant to join as further modules of that shape.
 """
 
-MODULES = ["benchmarks.echo", "benchmarks.hello"]
+MODULES = [
+    "benchmarks.echo",
+    "benchmarks.hello",
+    "benchmarks.mail_fetch",
+    "benchmarks.mail_smtp",
+    "benchmarks.mail_imap",
+]

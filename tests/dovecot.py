@@ -206,7 +206,7 @@ service anvil {{
         left of the group after a moment is killed.
         """
         try:
-            pid = int((self.directory / "run" / "master.pid").read_text())
+            pid = self.master_pid()
         except (OSError, ValueError):
             return
         for sig, wait in ((signal.SIGTERM, 0.3), (signal.SIGKILL, 5.0)):
@@ -219,6 +219,13 @@ service anvil {{
                 if not _group_alive(pid):
                     return
                 time.sleep(0.01)
+
+    def master_pid(self) -> int:
+        """
+        The process id of the running server's master process, the leader of
+        the process group all its processes belong to.
+        """
+        return int((self.directory / "run" / "master.pid").read_text())
 
     def __enter__(self) -> Dovecot:
         return self.start()
