@@ -10,6 +10,8 @@ Prints one JSON object: seconds from the start signal to the last sender's
 end, messages accepted, the senders' CPU seconds, and the first error if any.
 """
 
+from __future__ import annotations
+
 import json
 import multiprocessing
 import os
