@@ -278,12 +278,18 @@ service anvil {{
     ) -> Path:
         """
         Put one message into C{mailbox} by writing its Maildir file directly
-        (named so that Dovecot numbers messages in delivery order): in
-        C{cur/} with the S flag when C{seen}, dated C{received} (a
-        timestamp: Dovecot's INTERNALDATE) when given.
+        (named so that Dovecot numbers messages in delivery order, with its
+        size and its size with CRLF line ends, C{S=} and C{W=}, as Dovecot
+        names the mail it delivers: without them it reads every file to
+        answer RFC822.SIZE): in C{cur/} with the S flag when C{seen}, dated
+        C{received} (a timestamp: Dovecot's INTERNALDATE) when given.
         """
         self._counter += 1
-        name = f"{1_600_000_000 + self._counter}.M{self._counter}P1.netlab"
+        crlf_size = len(data) + data.count(b"\n") - data.count(b"\r\n")
+        name = (
+            f"{1_600_000_000 + self._counter}.M{self._counter}P1.netlab,"
+            f"S={len(data)},W={crlf_size}"
+        )
         folder = self.mailbox_path(mailbox)
         path = folder / "cur" / f"{name}:2,S" if seen else folder / "new" / name
         path.write_bytes(data)
