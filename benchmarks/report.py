@@ -159,7 +159,7 @@ def _draw(ax: Any, panel: Panel) -> None:
     ax.set_title(panel.title, fontsize=10)
     if panel.log and present:
         ax.set_yscale("log")
-        ax.set_ylim(min(present) / 2, max(present) * 12)
+        ax.set_ylim(min(present) / 2, max(present) * 6)
     elif present:
         ax.set_ylim(0, max(present) * 1.35)
     if panel.reference is not None:

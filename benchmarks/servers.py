@@ -6,6 +6,7 @@ all from /proc/PID.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -170,6 +171,15 @@ class RunningServer:
     def rss_bytes(self) -> int:
         with open(f"/proc/{self.pid}/statm") as f:
             return int(f.read().split()[1]) * _PAGE
+
+    def set_cpus(self, cpus: frozenset[int]) -> None:
+        """
+        Move every thread of the server onto C{cpus} (threads it starts
+        later inherit the main thread's).
+        """
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            with contextlib.suppress(ProcessLookupError):  # a thread just ended
+                os.sched_setaffinity(int(tid), cpus)
 
     def fd_count(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))

@@ -7,6 +7,10 @@ an exit status the command ends with.
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import NoReturn
+
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_SOFTWARE = 70
@@ -75,3 +79,14 @@ class LocalWriteFailed(NetlabError):
     """
 
     exit_code = 7
+
+
+def exit_for_closed_stdout() -> NoReturn:
+    """
+    The reader of our output went away (C{netlab ... | head}): stop quietly
+    with status 1, as Unix tools do, without a traceback from the flush at
+    exit.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(1)

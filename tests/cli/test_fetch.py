@@ -187,6 +187,10 @@ class OutputTests(SynchronousTestCase):
             fetch_cli.report_line(nothing, True), "no new messages in INBOX"
         )
         self.assertEqual(fetch_cli.report_line(nothing, False), "no messages in INBOX")
+        one = SaveReport("INBOX", "maildir:/m", 1, 0, 7, 9, False)
+        self.assertEqual(
+            fetch_cli.report_line(one, True), "saved 1 message from INBOX to maildir:/m"
+        )
 
 
 class FakeTTY(io.StringIO):

@@ -1,30 +1,21 @@
 """
-The IMAP session against the mail lab's own IMAP server (issue 3), on a
-loopback socket in the same reactor: STARTTLS with a verified certificate,
+The IMAP session against the mail lab (the packaged C{mail_lab} fixture), on
+a loopback socket in the same reactor: STARTTLS with a verified certificate,
 LOGINDISABLED before it, and whole messages byte for byte.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
-from twisted.cred.portal import Portal
 
-from tests.certs import make_server_certificate
 from tests.mail.lab.imaptesting import MULTIPART, PASSWORD, SIMPLE, USER
 from twisted_netlab.errors import AuthenticationFailed
 from twisted_netlab.mail.fetch import connect
-from twisted_netlab.mail.lab.account import LabRealm
-from twisted_netlab.mail.lab.certificate import load_certificate
-from twisted_netlab.mail.lab.imap import LabIMAPFactory
 from twisted_netlab.mail.lab.maildir import MailStore
 from twisted_netlab.mail.store import (
     FetchState,
@@ -32,6 +23,17 @@ from twisted_netlab.mail.store import (
     open_store,
     save_messages,
 )
+
+
+def reactor() -> Any:
+    from twisted.internet import reactor
+
+    return reactor
+
+
+@pytest.fixture
+def mail_lab_options() -> dict[str, Any]:
+    return {"domains": ["netlab.test"], "users": {USER: PASSWORD.decode()}}
 
 
 @dataclass
@@ -42,26 +44,13 @@ class Lab:
     directory: Path
 
 
-def reactor() -> Any:
-    from twisted.internet import reactor
-
-    return reactor
-
-
 @pytest.fixture
-def lab() -> Iterator[Lab]:
-    directory = Path(tempfile.mkdtemp(prefix="netlab-fetch-lab-"))
-    certificate = make_server_certificate(directory / "tls")
-    options = load_certificate(certificate.cert, certificate.key).server_options()
-    store = MailStore(directory / "mail")
-    store.ensure_user(USER)
-    checker = InMemoryUsernamePasswordDatabaseDontUse(**{USER: PASSWORD})
-    portal = Portal(LabRealm(store, reactor=reactor()), [checker])
-    factory = LabIMAPFactory(portal=portal, tls=options, reactor=reactor())
-    port = reactor().listenTCP(0, factory, interface="127.0.0.1")
-    yield Lab(store, port.getHost().port, certificate.ca, directory)
-    pytest_twisted.blockon(port.stopListening())
-    shutil.rmtree(directory, ignore_errors=True)
+def lab(mail_lab: Any, tmp_path: Path) -> Lab:
+    """
+    The packaged C{mail_lab} fixture (the lab as users run it), seen
+    through the parts these tests use.
+    """
+    return Lab(mail_lab.store, mail_lab.imap_port, mail_lab.ca_path, tmp_path)
 
 
 @pytest_twisted.ensureDeferred

@@ -12,7 +12,6 @@ with C{-v}.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -24,7 +23,12 @@ from twisted.internet.task import react
 from twisted.python import usage
 
 from twisted_netlab import __version__
-from twisted_netlab.errors import EXIT_SOFTWARE, EXIT_USAGE, NetlabError
+from twisted_netlab.errors import (
+    EXIT_SOFTWARE,
+    EXIT_USAGE,
+    NetlabError,
+    exit_for_closed_stdout,
+)
 
 #: name -> (module, one-line description); the module has Options and run().
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -91,7 +95,7 @@ async def _run(reactor: Any, name: str, options: usage.Options) -> None:
     except (SystemExit, KeyboardInterrupt):
         raise
     except BrokenPipeError:
-        _stdout_gone()
+        exit_for_closed_stdout()
     except Exception as e:
         if _verbose(options):
             traceback.print_exc()
@@ -103,16 +107,6 @@ async def _run(reactor: Any, name: str, options: usage.Options) -> None:
     raise SystemExit(code)
 
 
-def _stdout_gone() -> NoReturn:
-    """
-    The reader of our output went away (C{netlab ... | head}): stop quietly,
-    as Unix tools do, without a traceback when Python flushes at exit.
-    """
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    raise SystemExit(1)
-
-
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """
     Run the C{netlab} command with C{argv} (default: C{sys.argv[1:]}).
@@ -122,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     try:
         options.parseOptions(args)
     except BrokenPipeError:
-        _stdout_gone()
+        exit_for_closed_stdout()
     except usage.UsageError as e:
         command = f"netlab {options.subCommand}" if options.subCommand else "netlab"
         sys.stderr.write(f"{command}: {e}\nTry '{command} --help'.\n")

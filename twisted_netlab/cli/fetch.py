@@ -247,7 +247,8 @@ def report_line(report: SaveReport, new_only: bool) -> str:
     if report.saved == 0 and report.skipped == 0:
         what = "no new messages" if new_only else "no messages"
         return f"{what} in {report.mailbox}"
-    line = f"saved {report.saved} messages from {report.mailbox} to {report.target}"
+    noun = "message" if report.saved == 1 else "messages"
+    line = f"saved {report.saved} {noun} from {report.mailbox} to {report.target}"
     if report.skipped:
         line += f", skipped {report.skipped} already there"
     if report.restarted:

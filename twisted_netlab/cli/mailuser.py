@@ -29,14 +29,18 @@ class _ActionOptions(usage.Options):
         ["state", "d", DEFAULT_STATE, "The lab's state directory."],
     ]
 
+    action = ""
+    synopsis = ""
+
     def __init__(self) -> None:
         super().__init__()
         self["address"] = None
 
+    def getSynopsis(self) -> str:
+        return f"Usage: netlab mail-user {self.action} {self.synopsis}"
+
 
 class _UserOptions(_ActionOptions):
-    action = ""
-
     def parseArgs(self, *args: str) -> None:
         if len(args) != 1:
             raise usage.UsageError(f"{self.action} needs one ADDRESS")
@@ -49,16 +53,17 @@ class _UserOptions(_ActionOptions):
 
 class AddOptions(_UserOptions):
     action = "add"
-    synopsis = "netlab mail-user add [--state DIR] ADDRESS"
+    synopsis = "[--state DIR] ADDRESS"
 
 
 class RemoveOptions(_UserOptions):
     action = "remove"
-    synopsis = "netlab mail-user remove [--state DIR] ADDRESS"
+    synopsis = "[--state DIR] ADDRESS"
 
 
 class ListOptions(_ActionOptions):
-    synopsis = "netlab mail-user list [--state DIR]"
+    action = "list"
+    synopsis = "[--state DIR]"
 
     def parseArgs(self, *extra: str) -> None:
         if extra:
@@ -66,7 +71,7 @@ class ListOptions(_ActionOptions):
 
 
 class Options(usage.Options):
-    synopsis = "netlab mail-user add|remove|list [--state DIR] [ADDRESS]"
+    synopsis = "add|remove|list [--state DIR] [ADDRESS]"
     longdesc = (
         "Manage the mail lab's users (DIR/users; DIR is ./netlab-state unless "
         "--state says otherwise). 'add' creates a user or sets its password: "

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.threads import deferToThreadPool
 
+from twisted_netlab.durable import fsync_directory, replace_file
 from twisted_netlab.errors import LocalWriteFailed, ServerRefused, UsageProblem
 
 if TYPE_CHECKING:
@@ -94,14 +95,6 @@ def _writing(target: object) -> Iterator[None]:
         else:
             reason = str(e) or type(e).__name__
         raise LocalWriteFailed(f"cannot write to {target}: {reason}") from None
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_writable(directory: Path) -> None:
@@ -307,7 +300,7 @@ class MaildirStore(MessageStore):
 
     def sync(self) -> None:
         with _writing(self.target):
-            _fsync_directory(self.target.path / "new")
+            fsync_directory(self.target.path / "new")
 
     def _stored(self) -> Iterable[tuple[int, Callable[[], bytes]]]:
         for sub in ("new", "cur"):
@@ -352,7 +345,7 @@ class EmlStore(MessageStore):
 
     def sync(self) -> None:
         with _writing(self.target):
-            _fsync_directory(self.target.path)
+            fsync_directory(self.target.path)
 
     def _stored(self) -> Iterable[tuple[int, Callable[[], bytes]]]:
         for entry in os.scandir(self.target.path):
@@ -531,15 +524,8 @@ class FetchState:
             "last_uid": self.last_uid,
             "pending": self.pending,
         }
-        temporary = self.path.with_suffix(".tmp")
         with _writing(self.path):
-            with open(temporary, "w", encoding="utf-8") as f:
-                json.dump(data, f)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, self.path)
-            _fsync_directory(self.path.parent)
+            replace_file(self.path, json.dumps(data).encode() + b"\n")
 
     def restart(self, uidvalidity: int) -> None:
         """

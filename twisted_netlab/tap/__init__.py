@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from twisted.python import usage
 
 from twisted_netlab.endpoints import check_endpoints
+from twisted_netlab.errors import exit_for_closed_stdout
 
 
 class PluginOptions(usage.Options):
@@ -25,6 +26,8 @@ class PluginOptions(usage.Options):
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         try:
             super().parseOptions(options)
+        except BrokenPipeError:
+            exit_for_closed_stdout()
         except usage.UsageError as e:
             parent = getattr(self, "parent", None)
             if parent is None:

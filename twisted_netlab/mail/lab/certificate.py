@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.logger import Logger
 
+from twisted_netlab.durable import replace_file
 from twisted_netlab.errors import UsageProblem
 
 #: The names every lab certificate is valid for.
@@ -235,27 +235,14 @@ def _make(certificate: LabCertificate, names: list[str]) -> None:
     )
     try:
         certificate.cert_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(certificate.key_path, key_pem, 0o600)
-        _write_atomically(
-            certificate.cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644
+        replace_file(certificate.key_path, key_pem, mode=0o600)
+        replace_file(
+            certificate.cert_path,
+            cert.public_bytes(serialization.Encoding.PEM),
+            mode=0o644,
         )
     except OSError as e:
         raise CertificateError(
             f"cannot write the lab certificate in {certificate.cert_path.parent}: "
             f"{e.strerror}"
         ) from None
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise

@@ -44,6 +44,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from twisted_netlab.durable import fsync_directory, replace_file
 from twisted_netlab.errors import ServerRefused
 
 INBOX = "INBOX"
@@ -225,33 +226,6 @@ def crlf_size(data: bytes) -> int:
     The size of C{data} once every bare LF is made CRLF, as IMAP sends it.
     """
     return len(data) + data.count(b"\n") - data.count(b"\r\n")
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file_atomically(path: Path, data: bytes) -> None:
-    """
-    Replace C{path} with C{data}: write a temporary file beside it, sync it,
-    rename it over C{path}, sync the directory.
-    """
-    temporary = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(temporary, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with _ignoring_missing():
-            os.unlink(temporary)
-        raise
-    _fsync_directory(path.parent)
 
 
 def _ignoring_missing() -> suppress:
@@ -477,7 +451,7 @@ class Folder:
         user_directory = self.path if self.name == INBOX else self.path.parent
         uidvalidity = _next_uidvalidity(user_directory)
         uidnext = self._uids.uidnext if self._uids.uidvalidity else 1
-        _write_file_atomically(
+        replace_file(
             self._uidlist_path,
             f"{_UIDLIST_MAGIC} {uidvalidity} {uidnext}\n".encode(),
         )
@@ -520,7 +494,7 @@ class Folder:
         lines.extend(
             f"{uid} {key}\n" for key, uid in sorted(keep.items(), key=lambda i: i[1])
         )
-        _write_file_atomically(
+        replace_file(
             self._uidlist_path, "".join(lines).encode("utf-8", "surrogateescape")
         )
         self._uids = _UIDList()
@@ -755,7 +729,7 @@ class Folder:
                 self._sync_uidlist(locked=True)
                 (uid,) = self._append_uids([name])
                 os.rename(temporary, target)
-            _fsync_directory(target.parent)
+            fsync_directory(target.parent)
         except BaseException:
             with _ignoring_missing():
                 os.unlink(temporary)
@@ -856,7 +830,7 @@ class Folder:
                 self._sorted = [uid for uid in self._sorted if uid not in gone]
         if removed:
             for subdir in ("new", "cur"):
-                _fsync_directory(self.path / subdir)
+                fsync_directory(self.path / subdir)
         self._notify(FolderChange(gone=tuple(removed)))
         return removed
 
@@ -879,7 +853,7 @@ def _next_uidvalidity(user_directory: Path | None) -> int:
         except (FileNotFoundError, ValueError):
             last = 0
         value = max(now, last + 1)
-        _write_file_atomically(path, b"%d\n" % value)
+        replace_file(path, b"%d\n" % value)
         return value
     finally:
         os.close(fd)
@@ -1009,7 +983,7 @@ class MailStore:
         gone = tuple(folder.uids())
         doomed = folder.path.with_name(f"netlab-deleted-{secrets.token_hex(8)}")
         os.rename(folder.path, doomed)
-        _fsync_directory(folder.path.parent)
+        fsync_directory(folder.path.parent)
         self._forget(folder.path)
         folder._notify(FolderChange(gone=gone))
         shutil.rmtree(doomed, ignore_errors=True)
@@ -1047,7 +1021,7 @@ class MailStore:
             source_path = user / encode_folder_name(source)
             os.rename(source_path, user / encode_folder_name(target))
             self._forget(source_path)
-        _fsync_directory(user)
+        fsync_directory(user)
         for depth in range(1, len(new_levels)):
             parent = HIERARCHY_DELIMITER.join(new_levels[:depth])
             path = user / encode_folder_name(parent)
@@ -1086,7 +1060,7 @@ class MailStore:
         if subscribed:
             names.append(name)
         data = b"".join(n.encode("imap4-utf-7") + b"\n" for n in names)
-        _write_file_atomically(self.user_path(address) / SUBSCRIPTIONS_NAME, data)
+        replace_file(self.user_path(address) / SUBSCRIPTIONS_NAME, data)
 
     # --- the contract with the SMTP side ---------------------------------------
 
@@ -1139,7 +1113,7 @@ def _create_maildir(path: Path, *, folder: bool, exist_ok: bool = False) -> None
         if folder:
             (staging / "maildirfolder").touch()
         uidvalidity = _next_uidvalidity(user_directory)
-        _write_file_atomically(
+        replace_file(
             staging / UIDLIST_NAME, f"{_UIDLIST_MAGIC} {uidvalidity} 1\n".encode()
         )
         try:
@@ -1150,7 +1124,7 @@ def _create_maildir(path: Path, *, folder: bool, exist_ok: bool = False) -> None
                     return
                 raise MailboxExists(f"{path.name} already exists") from None
             raise
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

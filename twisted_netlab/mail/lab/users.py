@@ -19,7 +19,6 @@ import hmac
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from twisted_netlab.durable import replace_file
 from twisted_netlab.errors import UsageProblem
 
 #: scrypt cost parameters for new hashes: 16 MiB and about 50 ms a hash.
@@ -245,25 +245,8 @@ class UsersFile:
 
     def _write(self, users: dict[str, _Hash]) -> None:
         lines = [_HEADER] + [f"{a} {h}\n" for a, h in sorted(users.items())]
-        directory = self.path.parent
         try:
-            fd, temporary = tempfile.mkstemp(
-                prefix=f".{self.path.name}.", dir=directory
-            )
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.writelines(lines)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(temporary, self.path)
-            except BaseException:
-                os.unlink(temporary)
-                raise
-            dir_fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            replace_file(self.path, "".join(lines).encode("utf-8"))
         except OSError as e:
             raise UsersFileError(
                 f"cannot write users file {self.path}: {e.strerror}"
