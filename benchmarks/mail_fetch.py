@@ -288,7 +288,7 @@ def run(context: Context) -> Section:
     round_trips: dict[str, float] = {}
     try:
         dovecot.start()
-        dovecot.fill(messages)
+        dovecot.fill(messages, recent=False)
         env = client_environment(dovecot.password, scratch / "state")
         fetcher = Fetcher(dovecot, env, scratch)
         ports = {0.0: dovecot.imaps_port}

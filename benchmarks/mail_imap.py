@@ -180,7 +180,7 @@ def run(context: Context) -> Section:
             context.server_cpus,
         )
         dovecot.start()
-        dovecot.fill(messages)
+        dovecot.fill(messages, recent=False)
         pgid = dovecot.master_pid()
         running = lab
 
