@@ -344,7 +344,8 @@ def _section(
     panels = [
         Panel(
             f"Mail IMAP serving: messages/s to one imaplib client, {count:,} "
-            "messages (higher is better)",
+            "messages (higher is better)\nnetlab-mail's time / Dovecot's: "
+            + ", ".join(f"{fmt_ratio(ratios[s.key])} {s.label}" for s in scenarios),
             "messages/s",
             [s.label for s in scenarios],
             {n: [summary[s.key][n]["per_second"] for s in scenarios] for n in names},

@@ -336,7 +336,9 @@ def _section(
     labels = [f"store on {kinds[s.disk]}" for s in scenarios]
     panels = [
         Panel(
-            f"Mail SMTP intake, {SENDERS} senders: messages/s (higher is better)",
+            f"Mail SMTP intake, {SENDERS} senders: messages/s (higher is better)\n"
+            f"netlab-mail / {AIOSMTPD}: "
+            + ", ".join(f"{fmt_ratio(ratios[s.key])} {s.disk}" for s in scenarios),
             "messages/s",
             labels,
             {n: [summary[s.key][n]["per_second"] for s in scenarios] for n in names},
