@@ -5,7 +5,14 @@ JSON file of the raw figures.  Run ``python -m benchmarks --help``.
 
 A benchmark is a module with a C{NAME} and C{run(context) -> Section} (see
 L{benchmarks.core}); L{MODULES} lists them in the order they run.  The mail
-benchmarks are meant to join as further modules of that shape.
+benchmarks (mail_fetch, mail_smtp, mail_imap: docs/benchmarks-mail.rst) run
+after echo and hello.
 """
 
-MODULES = ["benchmarks.echo", "benchmarks.hello"]
+MODULES = [
+    "benchmarks.echo",
+    "benchmarks.hello",
+    "benchmarks.mail_fetch",
+    "benchmarks.mail_smtp",
+    "benchmarks.mail_imap",
+]

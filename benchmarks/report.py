@@ -104,6 +104,10 @@ COLOURS = {
     "twisted": "#f28e2b",
     "seed": "#59a14f",
     "asyncio": "#e15759",
+    "imaplib": "#b07aa1",
+    "mbsync": "#76b7b2",
+    "aiosmtpd": "#edc948",
+    "Dovecot": "#9c755f",
 }
 OTHER = "#9c9c9c"
 

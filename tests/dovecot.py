@@ -206,7 +206,7 @@ service anvil {{
         left of the group after a moment is killed.
         """
         try:
-            pid = int((self.directory / "run" / "master.pid").read_text())
+            pid = self.master_pid()
         except (OSError, ValueError):
             return
         for sig, wait in ((signal.SIGTERM, 0.3), (signal.SIGKILL, 5.0)):
@@ -219,6 +219,13 @@ service anvil {{
                 if not _group_alive(pid):
                     return
                 time.sleep(0.01)
+
+    def master_pid(self) -> int:
+        """
+        The process id of the running server's master process, the leader of
+        the process group all its processes belong to.
+        """
+        return int((self.directory / "run" / "master.pid").read_text())
 
     def __enter__(self) -> Dovecot:
         return self.start()
@@ -268,24 +275,40 @@ service anvil {{
         *,
         seen: bool = False,
         received: float | None = None,
+        recent: bool = True,
     ) -> Path:
         """
         Put one message into C{mailbox} by writing its Maildir file directly
-        (named so that Dovecot numbers messages in delivery order): in
-        C{cur/} with the S flag when C{seen}, dated C{received} (a
-        timestamp: Dovecot's INTERNALDATE) when given.
+        (named so that Dovecot numbers messages in delivery order, with its
+        size and its size with CRLF line ends, C{S=} and C{W=}, as Dovecot
+        names the mail it delivers: without them it reads every file to
+        answer RFC822.SIZE): in C{cur/} with the S flag when C{seen}, dated
+        C{received} (a timestamp: Dovecot's INTERNALDATE) when given.
+
+        With C{recent} false the message goes to C{cur/} even when not
+        seen, as if a client had opened the mailbox since (a mailbox in use:
+        Dovecot moves none of its files when it is selected).
         """
         self._counter += 1
-        name = f"{1_600_000_000 + self._counter}.M{self._counter}P1.netlab"
+        crlf_size = len(data) + data.count(b"\n") - data.count(b"\r\n")
+        name = (
+            f"{1_600_000_000 + self._counter}.M{self._counter}P1.netlab,"
+            f"S={len(data)},W={crlf_size}"
+        )
         folder = self.mailbox_path(mailbox)
-        path = folder / "cur" / f"{name}:2,S" if seen else folder / "new" / name
+        if seen or not recent:
+            path = folder / "cur" / f"{name}:2,{'S' if seen else ''}"
+        else:
+            path = folder / "new" / name
         path.write_bytes(data)
         os.chown(path, MAIL_UID, MAIL_GID)
         if received is not None:
             os.utime(path, (received, received))
         return path
 
-    def fill(self, messages: Iterable[bytes], mailbox: str = "INBOX") -> list[bytes]:
+    def fill(
+        self, messages: Iterable[bytes], mailbox: str = "INBOX", *, recent: bool = True
+    ) -> list[bytes]:
         """
         Deliver C{messages} into C{mailbox} (see L{deliver}), much faster
         than APPEND.
@@ -294,7 +317,7 @@ service anvil {{
         """
         stored = list(messages)
         for data in stored:
-            self.deliver(data, mailbox)
+            self.deliver(data, mailbox, recent=recent)
         return stored
 
     def doveadm(self, *args: str) -> str:

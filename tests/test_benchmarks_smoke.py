@@ -50,6 +50,10 @@ def quick_run() -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     done = _bench(
         "--quick",
         "--no-plot",
+        "--only",
+        "echo",
+        "--only",
+        "hello",
         "--out",
         str(out),
         "--log-dir",

@@ -84,6 +84,70 @@ class StoreTests(SynchronousTestCase):
         box = mailbox.Maildir(target.path, create=False)
         self.assertEqual(sorted(box.get_bytes(k) for k in box.iterkeys()), sorted(data))
 
+    def test_maildir_names(self) -> None:
+        """
+        Each message gets a name of its own, made as C{mailbox.Maildir}
+        makes them (C{SECONDS.MMICROSECONDSPPIDQCOUNT.HOST}), and nothing is
+        left in tmp/.
+        """
+        target = self.target("maildir")
+        store = open_store(target)
+        self.addCleanup(store.close)
+        store.add_all([message(uid) for uid in range(1, 21)])
+        names = os.listdir(target.path / "new")
+        self.assertEqual(len(set(names)), 20)
+        for name in names:
+            self.assertRegex(name, rf"^\d+\.M\d+P{os.getpid()}Q\d+\.[^/:]+$")
+        self.assertEqual(os.listdir(target.path / "tmp"), [])
+
+    def test_maildir_name_taken(self) -> None:
+        """
+        A name already taken in tmp/ or in new/ is never overwritten: the
+        message gets the next name; after three taken names the write fails.
+        """
+        import twisted_netlab.mail.store as store_module
+
+        target = self.target("maildir")
+        store = open_store(target)
+        self.addCleanup(store.close)
+        names = iter(["a", "b", "c", "d", "e", "f", "g"])
+        self.patch(store_module, "_maildir_name", lambda: next(names))
+        (target.path / "tmp" / "a").write_bytes(b"someone else's")
+        (target.path / "new" / "b").write_bytes(b"an older message")
+        self.assertEqual(store.add_all([message(1)]), ({1}, None))
+        self.assertEqual((target.path / "new" / "c").read_bytes(), message(1).data)
+        self.assertEqual((target.path / "new" / "b").read_bytes(), b"an older message")
+        self.assertEqual(os.listdir(target.path / "tmp"), ["a"])
+
+        for name in "de":
+            (target.path / "tmp" / name).write_bytes(b"taken")
+        (target.path / "new" / "f").write_bytes(b"taken")
+        written, failure = store.add_all([message(2)])
+        self.assertEqual(written, set())
+        assert failure is not None
+        self.assertIn("no unique name", str(failure))
+        self.assertEqual(sorted(os.listdir(target.path / "tmp")), ["a", "d", "e"])
+
+    def test_maildir_write_fails(self) -> None:
+        """
+        A message that cannot be written and synced leaves nothing behind,
+        in tmp/ or new/, and the failure says why.
+        """
+        target = self.target("maildir")
+        store = open_store(target)
+        self.addCleanup(store.close)
+
+        def full(fd: int) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        self.patch(os, "fsync", full)
+        written, failure = store.add_all([message(1)])
+        self.assertEqual(written, set())
+        assert failure is not None
+        self.assertIn("(the target is full)", str(failure))
+        self.assertEqual(os.listdir(target.path / "tmp"), [])
+        self.assertEqual(os.listdir(target.path / "new"), [])
+
     def test_maildir_existing_directory(self) -> None:
         """
         An existing empty directory becomes a Maildir.
@@ -339,7 +403,9 @@ class RecordingStore(MaildirStore):
         on_disk = json.loads(self.state.path.read_text())
         self.seen.append((message.uid, on_disk["last_uid"], on_disk["pending"]))
         if message.uid in self.fail_on:
-            raise LocalWriteFailed(f"cannot write to {self.target}: disk on fire")
+            raise LocalWriteFailed(
+                f"cannot write to {self.target}: disk on fire at UID {message.uid}"
+            )
         super().add(message)
 
 
@@ -397,6 +463,29 @@ class SaveBatchTests(SynchronousTestCase):
             LocalWriteFailed, save_batch, self.store, batch, state=self.state
         )
         self.assertEqual((self.state.last_uid, self.state.pending), (1, [2, 3]))
+
+    def test_writers_take_slices(self) -> None:
+        """
+        Several writers each write one contiguous slice of a batch, in
+        order: a failure stops its own slice only, and the failure reported
+        is the first in the batch's order, whichever happened first.
+        """
+        self.store.writers = 2
+        self.store.fail_on = {2}
+        batch = [message(1), message(2), message(3), message(4)]
+        written, failure = self.store.add_all(batch)
+        self.assertEqual(written, {1, 3, 4})
+        assert failure is not None
+        self.assertIn("disk on fire", str(failure))
+        self.assertEqual(sorted(uid for uid, _, _ in self.store.seen), [1, 2, 3, 4])
+
+        self.store.seen.clear()
+        self.store.fail_on = {1, 3}
+        written, failure = self.store.add_all([message(uid) for uid in range(1, 5)])
+        self.assertEqual(written, set())
+        self.assertEqual(sorted(uid for uid, _, _ in self.store.seen), [1, 3])
+        assert failure is not None
+        self.assertIn("disk on fire at UID 1", str(failure))
 
     def test_interrupted_run_not_saved_twice(self) -> None:
         """

@@ -27,9 +27,12 @@ import errno
 import fcntl
 import functools
 import hashlib
+import itertools
 import json
 import mailbox
 import os
+import socket
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -99,6 +102,19 @@ def _check_writable(directory: Path) -> None:
         raise PermissionError(errno.EACCES, "Permission denied")
 
 
+_HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+_DELIVERIES = itertools.count(1)
+
+
+def _maildir_name() -> str:
+    """
+    A unique name for a new message, made as C{mailbox.Maildir} makes them:
+    C{SECONDS.MMICROSECONDSPPIDQCOUNT.HOST}.
+    """
+    now = time.time()
+    return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_DELIVERIES)}.{_HOST}"
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -134,33 +150,45 @@ class MessageStore:
         self, messages: Sequence[FetchedMessage]
     ) -> tuple[set[int], LocalWriteFailed | None]:
         """
-        Write C{messages}, L{writers} at a time.
+        Write C{messages}, L{writers} at a time: each writer writes one
+        contiguous slice of them, in order.
 
-        @return: the UIDs of those written, and the first failure if any;
-            with one writer, nothing after a failure is written.
+        @return: the UIDs of those written, and the first failure if any (in
+            the order of C{messages}); nothing after a failure in the same
+            slice is written (with one writer: nothing after a failure).
         """
-        if self.writers == 1 or len(messages) == 1:
-            written: set[int] = set()
-            for message in messages:
-                try:
-                    self.add(message)
-                except LocalWriteFailed as e:
-                    return written, e
-                written.add(message.uid)
-            return written, None
+        if self.writers == 1 or len(messages) <= 1:
+            return self._add_in_order(messages)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.writers, "netlab-store")
-        futures = [(m.uid, self._pool.submit(self.add, m)) for m in messages]
-        written, failure = set(), None
-        for uid, future in futures:
-            error = future.exception()
-            if error is None:
-                written.add(uid)
-            elif failure is None:
-                if not isinstance(error, LocalWriteFailed):
-                    raise error
+        # One task per writer rather than per message: per-message tasks
+        # cost more in thread hand-offs (and GIL contention) than a write to
+        # a fast disk does.
+        size = -(-len(messages) // self.writers)
+        futures = [
+            self._pool.submit(self._add_in_order, messages[start : start + size])
+            for start in range(0, len(messages), size)
+        ]
+        written: set[int] = set()
+        failure: LocalWriteFailed | None = None
+        for future in futures:
+            done, error = future.result()
+            written |= done
+            if failure is None:
                 failure = error
         return written, failure
+
+    def _add_in_order(
+        self, messages: Sequence[FetchedMessage]
+    ) -> tuple[set[int], LocalWriteFailed | None]:
+        written: set[int] = set()
+        for message in messages:
+            try:
+                self.add(message)
+            except LocalWriteFailed as e:
+                return written, e
+            written.add(message.uid)
+        return written, None
 
     def sync(self) -> None:
         """
@@ -219,8 +247,15 @@ class MessageStore:
 
 class MaildirStore(MessageStore):
     """
-    A Maildir, written with C{mailbox.Maildir}: each message is written to
-    C{tmp/}, synced, and moved to C{new/}, as new mail is delivered.
+    A Maildir, written as new mail is delivered: each message is written to
+    C{tmp/} under a unique name (the name C{mailbox.Maildir} would give it),
+    synced, linked into C{new/} and unlinked from C{tmp/}.
+
+    This is what C{mailbox.Maildir.add} does, in six system calls instead of
+    its thirteen (it also stats the name, opens the file twice, asks for the
+    host name each time, ...): saving thousands of messages to a fast disk
+    took a third longer through it (see docs/benchmarks.rst).  Reading is
+    left to C{mailbox.Maildir}.
     """
 
     writers = 8
@@ -230,19 +265,38 @@ class MaildirStore(MessageStore):
         with _writing(target):
             for sub in ("tmp", "new", "cur"):
                 (target.path / sub).mkdir(parents=True, exist_ok=True)
-            self._box = mailbox.Maildir(target.path, create=False)
             _check_writable(target.path / "tmp")
+        self._tmp = os.path.join(target.path, "tmp")
+        self._new = os.path.join(target.path, "new")
 
     def add(self, message: FetchedMessage) -> None:
         with _writing(self.target):
-            for attempt in range(3):
+            for _ in range(3):
+                name = _maildir_name()
+                temporary = os.path.join(self._tmp, name)
                 try:
-                    self._box.add(message.data)
+                    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                except FileExistsError:
+                    continue  # another program picked the same name: pick again
+                try:
+                    try:
+                        view = memoryview(message.data)
+                        while view:
+                            view = view[os.write(fd, view) :]
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    try:
+                        os.link(temporary, os.path.join(self._new, name))
+                    except PermissionError:  # a file system without hard links
+                        os.rename(temporary, os.path.join(self._new, name))
+                    except FileExistsError:
+                        continue
                     return
-                except mailbox.ExternalClashError:
-                    # Two writers picked the same unique name; pick again.
-                    if attempt == 2:
-                        raise
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temporary)
+            raise FileExistsError(errno.EEXIST, "no unique name could be made")
 
     def sync(self) -> None:
         with _writing(self.target):
