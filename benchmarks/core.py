@@ -11,7 +11,7 @@ go into the JSON file.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,28 @@ class Section:
 def median(values: Iterable[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
+
+
+def paired_ratio(
+    by_round: Mapping[tuple[Any, ...], Mapping[str, Any]],
+    repeats: int,
+    numerator: tuple[Any, ...],
+    denominator: tuple[Any, ...],
+    figure: str,
+) -> float | None:
+    """
+    The median over rounds of C{numerator}'s C{figure} over C{denominator}'s,
+    both taken from the same round (measured minutes apart at most), where
+    C{by_round} maps C{(round, *key)} to a run's figures.  Rounds where
+    either run failed or a figure is zero are left out.
+    """
+    values: list[float | None] = []
+    for round_ in range(repeats):
+        a = by_round.get((round_, *numerator))
+        b = by_round.get((round_, *denominator))
+        if a and b and a[figure] and b[figure]:
+            values.append(a[figure] / b[figure])
+    return median(values)
 
 
 def rotated(items: Sequence[Any], by: int) -> list[Any]:

@@ -23,6 +23,7 @@ from benchmarks.core import (
     fmt,
     fmt_ratio,
     median,
+    paired_ratio,
     rotated,
 )
 from benchmarks.loadgen import Holder, LoadgenError, TimedRun, run_timed
@@ -358,21 +359,18 @@ def _ratios(
     by_key = {
         (r["round"], r["scenario"], r["server"]): r for r in runs if not r.get("error")
     }
-    rounds = sorted({r["round"] for r in runs})
+    repeats = max((r["round"] for r in runs), default=-1) + 1
     ratios: dict[str, dict[str, float | None]] = {}
     for scenario in scenarios:
         ratios[scenario.key] = {}
         for spec in servers:
             if spec.name == NETLAB:
                 continue
-            values: list[float | None] = []
-            for round_ in rounds:
-                mine = by_key.get((round_, scenario.key, NETLAB))
-                theirs = by_key.get((round_, scenario.key, spec.name))
-                if mine and theirs and mine[figure] and theirs[figure]:
-                    a, b = (theirs, mine) if inverse else (mine, theirs)
-                    values.append(a[figure] / b[figure])
-            ratios[scenario.key][spec.name] = median(values)
+            mine, theirs = (scenario.key, NETLAB), (scenario.key, spec.name)
+            a, b = (theirs, mine) if inverse else (mine, theirs)
+            ratios[scenario.key][spec.name] = paired_ratio(
+                by_key, repeats, a, b, figure
+            )
     return ratios
 
 

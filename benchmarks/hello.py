@@ -17,6 +17,7 @@ from benchmarks.core import (
     fmt,
     fmt_ratio,
     median,
+    paired_ratio,
     rotated,
 )
 from benchmarks.loadgen import LoadgenError, run_timed
@@ -121,13 +122,9 @@ def _section(context: Context, runs: list[dict[str, Any]], concurrency: int) -> 
     by_round = {(r["round"], r["server"]): r for r in good}
     ratios: dict[str, float | None] = {}
     for spec in SERVERS[1:]:
-        values: list[float | None] = []
-        for round_ in range(context.repeats):
-            a = by_round.get((round_, NETLAB))
-            b = by_round.get((round_, spec.name))
-            if a and b and b["per_second"]:
-                values.append(a["per_second"] / b["per_second"])
-        ratios[spec.name] = median(values)
+        ratios[spec.name] = paired_ratio(
+            by_round, context.repeats, (NETLAB,), (spec.name,), "per_second"
+        )
 
     rows = [
         [

@@ -32,6 +32,7 @@ from benchmarks.core import (
     fmt,
     fmt_ratio,
     median,
+    paired_ratio,
     rotated,
 )
 from benchmarks.processes import (
@@ -404,13 +405,9 @@ def _section(
         # round by round, then the median
         ratios[s.key] = {}
         for client in clients[1:]:
-            values: list[float | None] = []
-            for round_ in range(context.repeats):
-                a = by_round.get((round_, s.key, NETLAB))
-                b = by_round.get((round_, s.key, client))
-                if a and b:
-                    values.append(b["seconds"] / a["seconds"])
-            ratios[s.key][client] = median(values)
+            ratios[s.key][client] = paired_ratio(
+                by_round, context.repeats, (s.key, client), (s.key, NETLAB), "seconds"
+            )
 
     count = load["messages"]
     rounds = f"median of {context.repeats} round{'s' if context.repeats > 1 else ''}"

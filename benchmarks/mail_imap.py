@@ -27,6 +27,7 @@ from benchmarks.core import (
     fmt,
     fmt_ratio,
     median,
+    paired_ratio,
     rotated,
 )
 from benchmarks.processes import (
@@ -289,13 +290,9 @@ def _section(
                 "good_runs": len(mine),
             }
         # how many times longer the lab takes than Dovecot, round by round
-        values: list[float | None] = []
-        for round_ in range(context.repeats):
-            a = by_round.get((round_, s.key, NETLAB))
-            b = by_round.get((round_, s.key, DOVECOT))
-            if a and b:
-                values.append(a["seconds"] / b["seconds"])
-        ratios[s.key] = median(values)
+        ratios[s.key] = paired_ratio(
+            by_round, context.repeats, (s.key, NETLAB), (s.key, DOVECOT), "seconds"
+        )
 
     rounds = f"median of {context.repeats} round{'s' if context.repeats > 1 else ''}"
     rows = []

@@ -27,6 +27,7 @@ from benchmarks.core import (
     fmt,
     fmt_ratio,
     median,
+    paired_ratio,
     rotated,
 )
 from benchmarks.mail_fetch import filesystem
@@ -279,13 +280,9 @@ def _section(
                 ),
                 "good_runs": len(mine),
             }
-        values: list[float | None] = []
-        for round_ in range(context.repeats):
-            a = by_round.get((round_, s.key, NETLAB))
-            b = by_round.get((round_, s.key, AIOSMTPD))
-            if a and b:
-                values.append(a["per_second"] / b["per_second"])
-        ratios[s.key] = median(values)
+        ratios[s.key] = paired_ratio(
+            by_round, context.repeats, (s.key, NETLAB), (s.key, AIOSMTPD), "per_second"
+        )
 
     rounds = f"median of {context.repeats} round{'s' if context.repeats > 1 else ''}"
     rows = []
