@@ -143,6 +143,20 @@ def paired_ratio(
     return median(values)
 
 
+def columns(
+    summary: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    keys: Iterable[str],
+    names: Iterable[str],
+    figure: str,
+) -> dict[str, list[Any]]:
+    """
+    For a plot: each name's C{figure} in every scenario of C{keys}, from a
+    summary indexed C{summary[key][name][figure]}.
+    """
+    keys = list(keys)
+    return {n: [summary[k][n][figure] for k in keys] for n in names}
+
+
 def rotated(items: Sequence[Any], by: int) -> list[Any]:
     """
     C{items} rotated left by C{by}: successive rounds start with a different

@@ -20,6 +20,7 @@ from benchmarks.core import (
     Section,
     Table,
     Target,
+    columns,
     fmt,
     fmt_ratio,
     median,
@@ -507,18 +508,13 @@ def _section(
                 "Echo replies per second (higher is better)",
                 "replies/s",
                 [labels[s.key] for s in scenarios],
-                {
-                    n: [summary[s.key][n]["per_second"] for s in scenarios]
-                    for n in names
-                },
-                low={
-                    n: [summary[s.key][n]["per_second_min"] for s in scenarios]
-                    for n in names
-                },
-                high={
-                    n: [summary[s.key][n]["per_second_max"] for s in scenarios]
-                    for n in names
-                },
+                columns(summary, [s.key for s in scenarios], names, "per_second"),
+                low=columns(
+                    summary, [s.key for s in scenarios], names, "per_second_min"
+                ),
+                high=columns(
+                    summary, [s.key for s in scenarios], names, "per_second_max"
+                ),
                 log=True,
                 highlight=NETLAB,
             ),
@@ -526,10 +522,12 @@ def _section(
                 "Echo server CPU per reply (lower is better)",
                 "CPU us per reply",
                 [labels[s.key] for s in scenarios],
-                {
-                    n: [summary[s.key][n]["server_cpu_us_per_reply"] for s in scenarios]
-                    for n in names
-                },
+                columns(
+                    summary,
+                    [s.key for s in scenarios],
+                    names,
+                    "server_cpu_us_per_reply",
+                ),
                 log=True,
                 highlight=NETLAB,
             ),

@@ -29,6 +29,7 @@ from benchmarks.core import (
     Section,
     Table,
     Target,
+    columns,
     fmt,
     fmt_ratio,
     median,
@@ -490,15 +491,9 @@ def _section(
             f"Mail fetch: seconds for {count:,} messages (lower is better)",
             "seconds",
             labels,
-            {c: [summary[s.key][c]["seconds"] for s in scenarios] for c in clients},
-            low={
-                c: [summary[s.key][c]["seconds_min"] for s in scenarios]
-                for c in clients
-            },
-            high={
-                c: [summary[s.key][c]["seconds_max"] for s in scenarios]
-                for c in clients
-            },
+            columns(summary, [s.key for s in scenarios], clients, "seconds"),
+            low=columns(summary, [s.key for s in scenarios], clients, "seconds_min"),
+            high=columns(summary, [s.key for s in scenarios], clients, "seconds_max"),
             log=True,
             highlight=NETLAB,
         ),

@@ -24,6 +24,7 @@ from benchmarks.core import (
     Section,
     Table,
     Target,
+    columns,
     fmt,
     fmt_ratio,
     median,
@@ -345,15 +346,9 @@ def _section(
             + ", ".join(f"{fmt_ratio(ratios[s.key])} {s.label}" for s in scenarios),
             "messages/s",
             [s.label for s in scenarios],
-            {n: [summary[s.key][n]["per_second"] for s in scenarios] for n in names},
-            low={
-                n: [summary[s.key][n]["per_second_min"] for s in scenarios]
-                for n in names
-            },
-            high={
-                n: [summary[s.key][n]["per_second_max"] for s in scenarios]
-                for n in names
-            },
+            columns(summary, [s.key for s in scenarios], names, "per_second"),
+            low=columns(summary, [s.key for s in scenarios], names, "per_second_min"),
+            high=columns(summary, [s.key for s in scenarios], names, "per_second_max"),
             highlight=NETLAB,
         )
     ]
