@@ -21,6 +21,7 @@ from twisted.python import usage
 from twisted_netlab.endpoints import parse_endpoint
 from twisted_netlab.errors import NetlabError
 from twisted_netlab.mail.lab.certificate import CertificateError, load_certificate
+from twisted_netlab.mail.lab.faults import FaultSpecError, parse_fault
 from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE
 from twisted_netlab.mail.lab.users import normalize_address, normalize_domain
 from twisted_netlab.tap import PluginOptions, int_option
@@ -80,6 +81,12 @@ class LabOptions(PluginOptions):
         ],
         ["tls-cert", None, None, "Serve this certificate (PEM) instead of the lab's."],
         ["tls-key", None, None, "The key (PEM) of --tls-cert."],
+        [
+            "fault-seed",
+            None,
+            None,
+            "Seed for the faults' probabilities, to repeat a random run.",
+        ],
     ]
     optFlags = [
         [
@@ -95,6 +102,7 @@ class LabOptions(PluginOptions):
         super().__init__()
         self["domains"] = []
         self["users"] = []
+        self["faults"] = []
         for name in LISTENERS:
             self[name] = []
 
@@ -114,6 +122,17 @@ class LabOptions(PluginOptions):
             self["users"].append((normalize_address(address), password))
         except NetlabError as e:
             raise usage.UsageError(f"--user: {e}") from None
+
+    def opt_fault(self, spec: str) -> None:
+        """
+        Fail on purpose, repeatable: STAGE:ACTION[:SELECTION]..., e.g.
+        rcpt:reply=451:times=2, smtp.mail:greylist=2, message:drop=abort:p=0.1,
+        imap.fetch:drop:after-bytes=1000 (see docs/faults.rst).
+        """
+        try:
+            self["faults"].append(parse_fault(spec))
+        except FaultSpecError as e:
+            raise usage.UsageError(f"--fault {spec}: {e}") from None
 
     def opt_smtp(self, description: str) -> None:
         """SMTP (STARTTLS) endpoint, repeatable [default: see below]."""
@@ -154,6 +173,8 @@ class LabOptions(PluginOptions):
         for description in listeners:
             parse_endpoint(reactor, description)
         self["max-message-size"] = int_option(self, "max-message-size", 1)
+        if self["fault-seed"] is not None:
+            self["fault-seed"] = int_option(self, "fault-seed", 0)
         try:
             self["hostname"] = normalize_domain(self["hostname"])
         except NetlabError:
@@ -185,7 +206,8 @@ class Options(LabOptions):
         "[--imap ENDPOINT]... [--smtps ENDPOINT]... [--imaps ENDPOINT]... "
         "[--max-message-size BYTES] [--user ADDRESS:PASSWORD]... "
         "[--hostname NAME] [--tls-cert FILE --tls-key FILE] "
-        "[--allow-plaintext-auth] [--require-auth]"
+        "[--allow-plaintext-auth] [--require-auth] [--fault SPEC]... "
+        "[--fault-seed N]"
     )
     longdesc = (
         "A small SMTP + IMAP server over Maildir for labs and tests. SMTP "
@@ -221,6 +243,8 @@ def make_lab(config: LabOptions, reactor: Any, program: str, **extra: Any) -> An
         tls_key=config["tls-key"],
         allow_plaintext_auth=config["allow-plaintext-auth"],
         require_auth=config["require-auth"],
+        faults=config["faults"],
+        fault_seed=config["fault-seed"],
         program=program,
         **extra,
     )

@@ -43,6 +43,7 @@ from zope.interface import implementer
 
 from twisted_netlab.hello import describe_address
 from twisted_netlab.mail.lab.account import LabMailbox, LabMessage
+from twisted_netlab.mail.lab.faults import Faults, imap_fault
 from twisted_netlab.mail.lab.maildir import (
     SYSTEM_FLAGS,
     MailStoreError,
@@ -341,6 +342,25 @@ class LabIMAPServer(imap4.IMAP4Server):
         if not cmd.isalpha() or not cmd.isascii():
             return None
         return super().lookupCommand(cmd)
+
+    # --- faults (lab.faults) ----------------------------------------------------
+
+    def sendServerGreeting(self) -> None:
+        if imap_fault(self, "connect", None):
+            return
+        super().sendServerGreeting()
+
+    def dispatchCommand(
+        self, tag: bytes, cmd: bytes, rest: bytes | None, uid: int | None = None
+    ) -> Any:
+        if (
+            self.factory.faults is not None
+            and cmd != b"UID"
+            and self.lookupCommand(cmd) is not None
+            and imap_fault(self, cmd.decode("ascii"), tag, user=_user(self, cmd, rest))
+        ):
+            return None
+        return super().dispatchCommand(tag, cmd, rest, uid)
 
     # --- literals ------------------------------------------------------------------
 
@@ -767,6 +787,21 @@ class LabIMAPServer(imap4.IMAP4Server):
     select_FETCH = _command(do_FETCH, imap4.IMAP4Server.arg_seqset, arg_fetchatt)
 
 
+def _user(server: LabIMAPServer, cmd: bytes, rest: bytes | None) -> str | None:
+    """
+    Who the session is (or, at LOGIN, says it is), for faults to match.
+    """
+    address = getattr(server.account, "address", None)
+    if isinstance(address, str):
+        return address
+    if cmd == b"LOGIN" and rest and not rest.startswith(b"{"):
+        try:
+            return imap4.splitQuoted(rest)[0].decode("utf-8", "replace")
+        except (IndexError, imap4.MismatchedQuoting):
+            return None
+    return None
+
+
 def _ascii_bytes(error: BaseException) -> bytes:
     return str(error).encode("ascii", "backslashreplace")
 
@@ -806,6 +841,7 @@ class LabIMAPFactory(ServerFactory):
         included: clients renew it every 29 minutes).
     @param poll_interval: seconds between looks at the disk for changes by
         other processes while a client is in IDLE; 0 turns that off.
+    @param faults: the faults asked at each command (L{None}: none).
     """
 
     log = Logger()
@@ -823,6 +859,7 @@ class LabIMAPFactory(ServerFactory):
         login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        faults: Faults | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
@@ -842,6 +879,7 @@ class LabIMAPFactory(ServerFactory):
         self.login_timeout = login_timeout
         self.idle_timeout = idle_timeout
         self.poll_interval = poll_interval
+        self.faults = faults
         if tls is None and not implicit_tls and not allow_plaintext_auth:
             self.log.warn(
                 "IMAP has neither TLS nor plaintext login allowed: nobody can log in"

@@ -43,6 +43,7 @@ from twisted_netlab.mail.lab.certificate import (
     ensure_certificate,
     load_certificate,
 )
+from twisted_netlab.mail.lab.faults import Fault, Faults
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
 from twisted_netlab.mail.lab.maildir import MailStore
 from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE, LabSMTPFactory
@@ -115,6 +116,9 @@ class MailLab(MultiService):
     @param create_first_user: with no user at all, make one and log its
         address and password (C{twistd netlab}).
     @param program: how log lines and errors name the lab.
+    @param faults: faults to start with (specs or L{Fault}s); more are
+        added, and these removed, through C{lab.faults}.
+    @param fault_seed: makes the faults' probabilities repeatable.
     """
 
     def __init__(
@@ -136,6 +140,8 @@ class MailLab(MultiService):
         require_auth: bool = False,
         create_first_user: bool = False,
         program: str = "mail lab",
+        faults: Iterable[str | Fault] = (),
+        fault_seed: int | None = None,
     ) -> None:
         super().__init__()
         self.reactor = reactor
@@ -160,6 +166,8 @@ class MailLab(MultiService):
         self.program = program
         self.users = UsersFile(self.state / "users")
         self.store = MailStore(self.state / "mail")
+        #: The faults every listener asks (L{Faults.add}, L{Faults.clear}).
+        self.faults = Faults(faults, seed=fault_seed, reactor=reactor)
         #: The listening ports, by kind, once started.
         self.ports: dict[str, list[IListeningPort]] = {k: [] for k in KINDS}
         #: The servers' factories, by kind, once prepared (implicit-TLS ones
@@ -241,6 +249,7 @@ class MailLab(MultiService):
                 hostname=self.hostname,
                 checker=checker,
                 reactor=self.reactor,
+                faults=self.faults,
             )
         return LabIMAPFactory(
             portal=portal,
@@ -249,6 +258,7 @@ class MailLab(MultiService):
             implicit_tls=implicit,
             reactor=self.reactor,
             max_message_size=self.max_message_size,
+            faults=self.faults,
         )
 
     def _make_first_user(self) -> None:

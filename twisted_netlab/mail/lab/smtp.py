@@ -33,6 +33,7 @@ from twisted.mail.interfaces import IMessageDelivery, IMessageSMTP
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_netlab.mail.lab.faults import Faults, plain_user, smtp_fault
 from twisted_netlab.mail.lab.users import (
     BadAddress,
     UsersChecker,
@@ -229,6 +230,7 @@ class LabESMTP(smtp.ESMTP):
         self.message_body = _MessageBody(factory.max_message_size)
         self._tls_starting = False
         self._auth_failures = 0
+        self._fault_envelope: tuple[str, list[str]] = ("", [])
 
     @property
     def _transport(self) -> Any:
@@ -244,6 +246,8 @@ class LabESMTP(smtp.ESMTP):
     # -- connection state ---------------------------------------------------
 
     def connectionMade(self) -> None:
+        if smtp_fault(self, "connect"):
+            return
         super().connectionMade()
         if self.factory.implicit_tls:
             self.startedTLS = True
@@ -317,12 +321,16 @@ class LabESMTP(smtp.ESMTP):
         if not rest:
             self.sendCode(501, b"Syntax: HELO hostname")
             return
+        if smtp_fault(self, "ehlo"):
+            return
         super().do_HELO(rest)
 
     def do_EHLO(self, rest: bytes) -> None:
         # Twisted's own do_EHLO fails on peers without a host (UNIX sockets).
         if not rest:
             self.sendCode(501, b"Syntax: EHLO hostname")
+            return
+        if smtp_fault(self, "ehlo"):
             return
         peer = _describe(self._transport.getPeer()).encode("ascii", "replace")
         self._helo = (rest, peer)
@@ -357,6 +365,10 @@ class LabESMTP(smtp.ESMTP):
             if problem is not None:
                 self.sendCode(*problem)
                 return
+        if match and smtp_fault(
+            self, "mail", sender=_path(match), user=self.delivery.sender
+        ):
+            return
         super().do_MAIL(rest)
 
     def _check_mail_parameters(self, options: bytes) -> tuple[int, bytes] | None:
@@ -382,11 +394,53 @@ class LabESMTP(smtp.ESMTP):
         if len(self._to) >= MAX_RECIPIENTS:
             self.sendCode(452, b"Too many recipients")
             return
+        match = self.rcpt_re.match(rest)
+        if (
+            match
+            and self._from is not None
+            and smtp_fault(
+                self,
+                "rcpt",
+                sender=str(self._from),
+                recipients=[_path(match)],
+                user=self.delivery.sender,
+            )
+        ):
+            return
         super().do_RCPT(rest)
 
     def do_DATA(self, rest: bytes) -> None:
         self.message_body = _MessageBody(self.factory.max_message_size)
+        if self._from is not None and self._to and self.factory.faults:
+            self._fault_envelope = (str(self._from), [str(u.dest) for u, _ in self._to])
+            if self._envelope_fault("data"):
+                self._from = None
+                self._to = []
+                return
         super().do_DATA(rest)
+
+    def _envelope_fault(self, stage: str) -> bool:
+        sender, recipients = self._fault_envelope
+        return smtp_fault(
+            self,
+            stage,
+            sender=sender,
+            recipients=recipients,
+            user=self.delivery.sender,
+        )
+
+    def state_DATA(self, line: bytes) -> None:
+        if (
+            line == b"."
+            and self.factory.faults is not None
+            and not self.datafailed
+            and self._envelope_fault("message")
+        ):
+            # After the final dot, before the 250: nothing is stored.
+            self.mode = smtp.COMMAND
+            self.message_body.discard()
+            return
+        super().state_DATA(line)
 
     def ext_STARTTLS(self, rest: bytes) -> None:
         if self.ctx is not None and self.canStartTLS and not self.startedTLS:
@@ -410,6 +464,8 @@ class LabESMTP(smtp.ESMTP):
             )
         elif not rest.split():
             self.sendCode(501, b"Syntax: AUTH mechanism [initial-response]")
+        elif smtp_fault(self, "auth", user=plain_user(rest)):
+            return
         else:
             super().ext_AUTH(rest)
 
@@ -479,6 +535,7 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
     @param hostname: the name the server greets with.
     @param checker: checks passwords (default: a L{UsersChecker} on C{users}).
     @param reactor: schedules the idle timeout (default: the global reactor).
+    @param faults: the faults asked at each stage (L{None}: none).
     """
 
     protocol = LabESMTP
@@ -499,6 +556,7 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
         checker: ICredentialsChecker | None = None,
         timeout: int = DEFAULT_TIMEOUT,
         reactor: Any = None,
+        faults: Faults | None = None,
     ) -> None:
         self.users = users
         self.domains = frozenset(normalize_domain(d) for d in domains)
@@ -511,6 +569,7 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
         self.hostname = hostname
         self.timeout = timeout
         self.reactor = reactor
+        self.faults = faults
         self.portal = Portal(
             LabSMTPRealm(self),
             [checker if checker is not None else UsersChecker(users)],
@@ -573,6 +632,14 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
             + b">; "
             + date
         )
+
+
+def _path(match: Any) -> str:
+    """
+    The address of a MAIL FROM or RCPT TO argument, without its brackets.
+    """
+    path: bytes = match.group("path")
+    return path.strip(b"<>").decode("utf-8", "replace")
 
 
 def _describe(address: object) -> str:
