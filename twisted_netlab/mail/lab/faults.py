@@ -238,7 +238,10 @@ class Fault:
         if isinstance(action, Reply) and self.greylist and action == _greylist_reply():
             parts = [self.where]
         else:
-            parts = [self.where, _escape(action.describe())]
+            described = action.describe()
+            if isinstance(action, Reply):
+                described = _escape(described)
+            parts = [self.where, described]
         if self.probability != 1.0:
             parts.append(f"p={self.probability:g}")
         for key, value in (("times", self.times), ("greylist", self.greylist)):
@@ -312,6 +315,11 @@ def _problem(f: Fault) -> str | None:
             f"unknown IMAP stage {f.stage!r}: connect, login, select, fetch, "
             "append or an IMAP command name"
         )
+    if f.greylist is not None:
+        if f.greylist < 1:
+            return "greylist must be at least 1"
+        if f.protocol != "smtp" or f.stage not in _SENDER_STAGES:
+            return "greylist is for smtp.mail, smtp.rcpt, smtp.data or smtp.message"
     action = f.action
     if isinstance(action, Reply):
         problem = _reply_problem(f.protocol, f.stage, action)
@@ -332,11 +340,6 @@ def _problem(f: Fault) -> str | None:
         return "p must be more than 0 and at most 1"
     if f.times is not None and f.times < 1:
         return "times must be at least 1"
-    if f.greylist is not None:
-        if f.greylist < 1:
-            return "greylist must be at least 1"
-        if f.protocol != "smtp" or f.stage not in _SENDER_STAGES:
-            return "greylist is for smtp.mail, smtp.rcpt, smtp.data or smtp.message"
     if f.sender is not None and (f.protocol != "smtp" or f.stage not in _SENDER_STAGES):
         return "from= is for smtp.mail, smtp.rcpt, smtp.data or smtp.message"
     if f.recipient is not None and (
@@ -1115,6 +1118,8 @@ class ShapedTransport:
         if now < self._held_until:
             self._schedule(self._held_until - now)
             return
+        if self._rate is not None and self._call is not None and self._call.active():
+            return  # this tenth of a second's bytes went out already
         if self._buffer:
             if self._rate is None:
                 chunk = bytes(self._buffer)
@@ -1124,7 +1129,7 @@ class ShapedTransport:
                 chunk = bytes(self._buffer[:size])
                 del self._buffer[:size]
             self._transport.write(chunk)
-            if self._buffer:
+            if self._rate is not None:
                 self._schedule(THROTTLE_TICK)
         self._update_producer()
         if not self._buffer:
