@@ -198,3 +198,70 @@ class LoopbackEndpointTests(SynchronousTestCase):
             self.assertFalse(
                 mail.is_loopback_endpoint(reactor, description), description
             )
+
+
+class FaultOptionsTests(SynchronousTestCase):
+    def test_faults(self) -> None:
+        """
+        --fault is repeatable and parsed at once; --fault-seed is a number;
+        neither given: no faults, no seed.
+        """
+        from twisted_netlab.mail.lab.faults import parse_fault
+
+        options = parse(
+            *BASE,
+            "--fault",
+            "rcpt:reply=451:times=2",
+            "--fault",
+            "imap.fetch:drop:after-bytes=1000",
+            "--fault-seed",
+            "42",
+        )
+        self.assertEqual(
+            options["faults"],
+            [
+                parse_fault("rcpt:reply=451:times=2"),
+                parse_fault("imap.fetch:drop:after-bytes=1000"),
+            ],
+        )
+        self.assertEqual(options["fault-seed"], 42)
+        plain = parse(*BASE)
+        self.assertEqual((plain["faults"], plain["fault-seed"]), ([], None))
+
+    def test_bad_faults(self) -> None:
+        """
+        A bad spec or seed is a one-line usage error naming the option.
+        """
+        for args, message in [
+            (
+                ["--fault", "rcpt:reply=250"],
+                "--fault rcpt:reply=250: SMTP reply code 250 is not a 4xx or 5xx code",
+            ),
+            (["--fault", "nowhere:drop"], "--fault nowhere:drop: unknown stage"),
+            (["--fault-seed", "x"], "--fault-seed must be a whole number"),
+        ]:
+            with self.assertRaises(usage.UsageError) as caught:
+                parse(*BASE, *args)
+            self.assertTrue(str(caught.exception).startswith(message), caught.exception)
+            self.assertNotIn("\n", str(caught.exception))
+
+    def test_faults_reach_the_lab(self) -> None:
+        """
+        The lab made from the options asks the faults given, seeded.
+        """
+        state = fresh_path(self)
+        options = parse(
+            "--state",
+            str(state),
+            "--domain",
+            "example.test",
+            "--fault",
+            "smtp.mail:greylist=2",
+            "--fault-seed",
+            "3",
+        )
+        lab = mail.make_lab(options, MemoryReactor(), "netlab-mail")
+        self.assertEqual([h.spec for h in lab.faults], ["smtp.mail:greylist=2"])
+        self.assertEqual(lab.faults.seed, 3)
+        self.assertIs(lab.factories["smtp"][0].faults, lab.faults)
+        self.assertIs(lab.factories["imap"][0].faults, lab.faults)
