@@ -123,6 +123,45 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class CapturedMessage:
+    """
+    A message of the lab for tests: its raw bytes as stored, the parsed
+    view, and the SMTP envelope, with the parsed view's fields at hand
+    (C{subject}, C{from_}, C{to}, C{cc}, C{bcc}, C{text}, C{html},
+    C{attachments}, ...).
+
+    @ivar id: its ID in the HTTP API.
+    @ivar mailbox: the lab user it is stored for.
+    """
+
+    id: str
+    mailbox: str
+    uid: int
+    received: float
+    raw: bytes = field(repr=False)
+    parsed: ParsedMessage = field(repr=False)
+    envelope: Any = None
+
+    @classmethod
+    def of(cls, entry: Entry) -> CapturedMessage:
+        raw = entry.raw()
+        return cls(
+            entry.id,
+            entry.address,
+            entry.uid,
+            entry.received,
+            raw,
+            ParsedMessage(raw),
+            entry.envelope,
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name == "parsed":
+            raise AttributeError(name)
+        return getattr(self.parsed, name)
+
+
+@dataclass(frozen=True)
 class Event:
     """
     A change the catalog publishes: C{kind} is C{"new"} (C{entry}),
@@ -465,6 +504,7 @@ class Catalog:
 
 
 __all__ = [
+    "CapturedMessage",
     "Catalog",
     "Entry",
     "Event",

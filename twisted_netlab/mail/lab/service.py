@@ -43,14 +43,15 @@ from twisted_netlab.endpoints import (
 )
 from twisted_netlab.errors import NetlabError, UsageProblem
 from twisted_netlab.mail.lab.account import LabRealm
-from twisted_netlab.mail.lab.catalog import Catalog
+from twisted_netlab.mail.lab.catalog import CapturedMessage, Catalog, Entry
 from twisted_netlab.mail.lab.certificate import (
     LabCertificate,
     ensure_certificate,
     load_certificate,
 )
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import MailStore
+from twisted_netlab.mail.lab.maildir import MailStore, MailStoreError, MessageGone
+from twisted_netlab.mail.lab.search import parse_query
 from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE, LabSMTPFactory
 from twisted_netlab.mail.lab.users import (
     UsersChecker,
@@ -311,6 +312,7 @@ class MailLab(MultiService):
             self.api_resource,
             hosts=hosts,
             checker=self._checker if exposed else None,
+            reactor=self.reactor,
         )
 
     def _make_first_user(self) -> None:
@@ -480,3 +482,53 @@ class MailLab(MultiService):
         each starting with the lab's C{Received:} header.
         """
         return self.store.messages(normalize_address(address), mailbox)
+
+    # -- the test inbox: search, wait_for, clear ---------------------------------
+
+    def search(self, query: str = "") -> list[CapturedMessage]:
+        """
+        The messages of every user's INBOX that C{query} (the HTTP API's
+        search language) matches, newest first.
+
+        @raise QueryError: the query cannot be parsed.
+        """
+        return self._captured(self.catalog.search(parse_query(query)))
+
+    def wait_for(
+        self, query: str = "", count: int = 1, timeout: float = 10.0
+    ) -> Deferred[list[CapturedMessage]]:
+        """
+        A Deferred that fires with the matching messages (newest first) as
+        soon as at least C{count} messages of the whole lab match C{query},
+        even ones that arrived before the call; it fails with L{WaitTimeout}
+        after C{timeout} seconds.
+
+        @raise QueryError: the query cannot be parsed.
+        """
+        d = self.catalog.wait(parse_query(query), count=count, timeout=timeout)
+        return d.addCallback(self._captured)
+
+    @staticmethod
+    def _captured(entries: Iterable[Entry]) -> list[CapturedMessage]:
+        found = []
+        for entry in entries:
+            try:
+                found.append(CapturedMessage.of(entry))
+            except MessageGone:
+                continue
+        return found
+
+    def clear(self) -> None:
+        """
+        Delete every message of every user, in every mailbox (users,
+        passwords and mailboxes stay).
+        """
+        for address in self.store.addresses():
+            for mailbox in self.store.mailboxes(address):
+                try:
+                    folder = self.store.folder(address, mailbox)
+                except MailStoreError:
+                    continue
+                folder.refresh()
+                folder.remove(folder.uids())
+        self.catalog.sync(rescan=False)
