@@ -290,11 +290,43 @@ if pytest is not None:
         """
         return {"domains": DEFAULT_DOMAINS, "users": DEFAULT_USERS}
 
-    @pytest.fixture
-    def mail_lab(tmp_path: Path, mail_lab_options: dict[str, Any]) -> Iterator[MailLab]:
+    class _LabPool:
         """
-        A L{MailLab} listening on free loopback ports for the test, in the
-        reactor run by pytest-twisted; stopped afterwards.
+        The labs the C{mail_lab} fixture made, one per set of options.
+        """
+
+        def __init__(self, root: Path) -> None:
+            self.root = root
+            self.labs: dict[str, MailLab] = {}
+
+    @pytest.fixture(scope="session")
+    def _mail_lab_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_LabPool]:
+        """
+        The session's labs, stopped at its end.
+        """
+        pool = _LabPool(tmp_path_factory.mktemp("mail-labs"))
+        try:
+            yield pool
+        finally:
+            import pytest_twisted
+
+            for lab in pool.labs.values():
+                pytest_twisted.blockon(lab.stop())
+
+    @pytest.fixture
+    def mail_lab(
+        tmp_path: Path,
+        mail_lab_options: dict[str, Any],
+        _mail_lab_pool: _LabPool,
+    ) -> Iterator[MailLab]:
+        """
+        A L{MailLab} listening on free loopback ports (SMTP, IMAP and the HTTP
+        API), in the reactor run by pytest-twisted.
+
+        One lab serves every test that asks for the same options, and is
+        reset between them (L{MailLab.reset}: no mail, UIDs from 1, the
+        users as given), which costs a few file operations. Put
+        C{"fresh": True} in C{mail_lab_options} for a lab of the test's own.
         """
         try:
             import pytest_twisted
@@ -304,12 +336,28 @@ if pytest is not None:
             )
         from twisted.internet import reactor
 
-        from twisted_netlab.mail.lab.service import MailLab
+        from twisted_netlab.mail.lab.service import EPHEMERAL, MailLab
 
-        options = {"state": tmp_path / "mail-lab", **mail_lab_options}
-        lab = MailLab(reactor, **options)
-        pytest_twisted.blockon(lab.start())
-        try:
-            yield lab
-        finally:
-            pytest_twisted.blockon(lab.stop())
+        options = dict(mail_lab_options)
+        fresh = bool(options.pop("fresh", False))
+        options.setdefault("http", (EPHEMERAL,))
+        if fresh:
+            options.setdefault("state", tmp_path / "mail-lab")
+            lab = MailLab(reactor, **options)
+            pytest_twisted.blockon(lab.start())
+            try:
+                yield lab
+            finally:
+                pytest_twisted.blockon(lab.stop())
+            return
+        key = repr(sorted((k, repr(v)) for k, v in options.items()))
+        pool = _mail_lab_pool.labs
+        pooled = pool.get(key)
+        if pooled is None:
+            options.setdefault("state", _mail_lab_pool.root / f"lab-{len(pool)}")
+            pooled = MailLab(reactor, **options)
+            pytest_twisted.blockon(pooled.start())
+            pool[key] = pooled
+        else:
+            pooled.reset()
+        yield pooled

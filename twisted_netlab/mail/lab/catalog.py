@@ -284,6 +284,11 @@ class Catalog:
             folder, uids = None, []
         present = set(uids)
         events: list[Event] = []
+        if folder is not None:
+            # A folder made anew (UIDVALIDITY changed) reuses UIDs.
+            for uid in present & known.keys():
+                if known[uid].folder is not folder:
+                    present.discard(uid)
         gone = [uid for uid in known if uid not in present]
         if gone:
             ids = tuple(known[uid].id for uid in gone)
@@ -292,7 +297,7 @@ class Catalog:
             events.append(Event("delete", ids=ids))
         if folder is not None:
             for uid in uids:
-                if uid in known:
+                if uid in known and known[uid].folder is folder:
                     continue
                 try:
                     stored = folder.entry(uid)

@@ -15,6 +15,7 @@ delivered (L{MailLab.messages}).  The state directory holds::
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from twisted_netlab.durable import replace_file
 from twisted_netlab.endpoints import (
     ListeningService,
     is_loopback_endpoint,
@@ -195,6 +197,7 @@ class MailLab(MultiService):
         self._pool: ThreadPool | None = None
         self._checker = UsersChecker(self.users, reactor=reactor)
         self._prepared = False
+        self._users_snapshot: bytes | None = None
 
     # -- preparing the state directory ---------------------------------------
 
@@ -225,6 +228,9 @@ class MailLab(MultiService):
         else:
             self.certificate = ensure_certificate(self.state / "tls", [self.hostname])
         tls = self.certificate.server_options()
+        self._users_snapshot = (
+            self.users.path.read_bytes() if self.users.path.exists() else b""
+        )
         try:
             for address in self.users.addresses():
                 self.store.ensure_user(address)
@@ -531,4 +537,21 @@ class MailLab(MultiService):
                     continue
                 folder.refresh()
                 folder.remove(folder.uids())
+        self.catalog.sync(rescan=False)
+
+    def reset(self) -> None:
+        """
+        Start over, for the next test: every user's mail and mailboxes gone
+        (UIDs start again from 1), and the users as when the lab was
+        prepared (users added since are gone, passwords restored).
+        """
+        self.prepare()
+        for address in self.store.addresses():
+            path = self.store.user_path(address)
+            shutil.rmtree(path, ignore_errors=True)
+            self.store._forget_user(path)
+        if self._users_snapshot is not None:
+            replace_file(self.users.path, self._users_snapshot)
+        for address in self.users.addresses():
+            self.store.ensure_user(address)
         self.catalog.sync(rescan=False)
