@@ -275,6 +275,15 @@ class Catalog:
         if events:
             self._publish(events)
 
+    def reload(self) -> None:
+        """
+        Look at every user again, as after the store was changed behind its
+        back (files removed by hand): what is gone is published as deleted.
+        """
+        with self._lock:
+            self._dirty |= self._known_users | set(self._by_user)
+        self.sync()
+
     def _sync_user(self, address: str, exists: bool) -> list[Event]:
         known = self._by_user.setdefault(address, {})
         try:

@@ -554,4 +554,4 @@ class MailLab(MultiService):
             replace_file(self.users.path, self._users_snapshot)
         for address in self.users.addresses():
             self.store.ensure_user(address)
-        self.catalog.sync(rescan=False)
+        self.catalog.reload()
