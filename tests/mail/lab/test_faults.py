@@ -361,8 +361,11 @@ class SelectionTests(SynchronousTestCase):
         self.assertEqual(len(faults), 2)
         self.assertTrue(faults.remove(other.id))
         self.assertFalse(faults.remove(other.id))
+        faults.check("smtp", "rcpt", CLIENT)
+        self.assertEqual(faults.hits, {"smtp.rcpt": 2})
         faults.clear()
         self.assertEqual(len(faults), 0)
+        self.assertEqual(faults.hits, {})
         with self.assertRaises(FaultSpecError):
             faults.add("rcpt:reply=451", times=2)
         with self.assertRaises(FaultSpecError):

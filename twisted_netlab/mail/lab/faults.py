@@ -775,10 +775,11 @@ class Faults:
 
     def clear(self) -> None:
         """
-        Remove every fault.
+        Remove every fault, and start the hit counts by stage from 0.
         """
         with self._lock:
             self._handles = []
+            self.hits = {}
 
     def check(self, protocol: str, stage: str, attempt: Attempt) -> FaultHandle | None:
         """
