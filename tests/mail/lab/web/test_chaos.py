@@ -65,7 +65,7 @@ def call(
     return deferToThread(run)
 
 
-def mail_from_code(lab: MailLab, command: str = "mail") -> int:
+def mail_from_code(lab: MailLab, command: str = "mail") -> Deferred[int]:
     """The reply code to MAIL FROM (or RCPT TO) on a fresh SMTP session."""
 
     def run() -> int:
