@@ -873,7 +873,7 @@ def smtp_fault(
     """
     factory = protocol.factory
     faults: Faults | None = factory.faults
-    if faults is None:
+    if not faults:
         return False
     attempt = Attempt(
         client=peer_text(protocol.transport),
@@ -910,7 +910,7 @@ def imap_fault(
     """
     factory = protocol.factory
     faults: Faults | None = getattr(factory, "faults", None)
-    if faults is None:
+    if not faults:
         return False
     attempt = Attempt(client=peer_text(protocol.transport), user=user)
     hit = faults.check("imap", stage, attempt)

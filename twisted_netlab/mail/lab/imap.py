@@ -354,7 +354,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         self, tag: bytes, cmd: bytes, rest: bytes | None, uid: int | None = None
     ) -> Any:
         if (
-            self.factory.faults is not None
+            self.factory.faults
             and cmd != b"UID"
             and self.lookupCommand(cmd) is not None
             and imap_fault(self, cmd.decode("ascii"), tag, user=_user(self, cmd, rest))
