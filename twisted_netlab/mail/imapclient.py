@@ -72,6 +72,9 @@ def astring(text: str) -> Arg:
 
 
 def mailbox_arg(name: str) -> Arg:
+    """
+    A mailbox name as a command argument: modified UTF-7, then an astring.
+    """
     return astring(name.encode("imap4-utf-7").decode("ascii"))
 
 
@@ -112,10 +115,16 @@ def uid_set(uids: Iterable[int]) -> bytes:
 
 
 def decode_text(data: bytes | None) -> str:
+    """
+    Server text for messages and traces: UTF-8, undecodable bytes replaced.
+    """
     return (data or b"").decode("utf-8", "replace")
 
 
 def decode_mailbox_name(data: bytes) -> str:
+    """
+    A mailbox name as sent (modified UTF-7, or UTF-8 from a careless server).
+    """
     try:
         return data.decode("imap4-utf-7")
     except (UnicodeError, ValueError):
@@ -171,6 +180,9 @@ def parse_response(data: bytes) -> list[Any]:
 
 
 def expect_int(value: Any, what: str) -> int:
+    """
+    C{value} (a parsed atom) as a number, or L{BadResponse} naming C{what}.
+    """
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -178,6 +190,9 @@ def expect_int(value: Any, what: str) -> int:
 
 
 def flag_names(value: Any) -> tuple[str, ...]:
+    """
+    A parsed flag list as names; anything but a list is no flags.
+    """
     if not isinstance(value, list):
         return ()
     return tuple(decode_text(f) for f in value if isinstance(f, bytes))
