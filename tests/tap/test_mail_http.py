@@ -58,8 +58,11 @@ class HTTPOptionsTests(SynchronousTestCase):
         """
         options = mail.Options()
         options.parseOptions(
-            ["--state", str(fresh_path(self)), "--domain", "example.test"]
-            + ["--http", "tcp:8025"]
+            [
+                *("--state", str(fresh_path(self))),
+                *("--domain", "example.test"),
+                *("--http", "tcp:8025"),
+            ]
         )
         err = self.patch_stderr()
         raised = self.assertRaises(
