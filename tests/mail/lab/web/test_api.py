@@ -90,7 +90,7 @@ def get(lab: MailLab, path: str, **kw: Any) -> Deferred[Answer]:
 
 def sleep(seconds: float) -> Deferred[None]:
     d: Deferred[None] = Deferred()
-    reactor.callLater(seconds, d.callback, None)  # type: ignore[attr-defined]
+    reactor.callLater(seconds, d.callback, None)
     return d
 
 

@@ -160,6 +160,7 @@ def detail(entry: Entry, parsed: ParsedMessage) -> dict[str, Any]:
     return {
         "ID": entry.id,
         "MessageID": parsed.message_id,
+        "Read": entry.read,
         "From": _address(parsed.from_),
         "To": _addresses(parsed.to),
         "Cc": _addresses(parsed.cc),
@@ -220,10 +221,17 @@ def _parameter(request: Request, name: str) -> str | None:
 
 
 def _json_body(request: Request) -> dict[str, Any]:
+    """
+    The request's JSON object; a form-encoded body (as some Mailpit clients
+    send: C{ids=...&Read=True}) is read as the same fields.
+    """
     assert request.content is not None
     data = request.content.read()
     if not data.strip():
         return {}
+    kind = (request.getHeader(b"content-type") or b"").split(b";")[0].strip()
+    if kind.lower() == b"application/x-www-form-urlencoded":
+        return _form_body(data)
     try:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -231,6 +239,33 @@ def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     return body
+
+
+def _form_body(data: bytes) -> dict[str, Any]:
+    try:
+        fields = urllib.parse.parse_qs(data.decode("utf-8"), strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("the request body is not a form") from None
+    body: dict[str, Any] = {}
+    for name, values in fields.items():
+        key = {"ids": "IDs", "read": "Read", "search": "Search"}.get(name.lower(), name)
+        if key == "IDs":
+            body[key] = values
+        elif key == "Read":
+            if values[-1].lower() not in ("true", "false", "1", "0"):
+                raise BadRequest("Read must be true or false")
+            body[key] = values[-1].lower() in ("true", "1")
+        else:
+            body[key] = values[-1]
+    return body
+
+
+def canonical_header_name(name: str) -> str:
+    """
+    C{name} as Mailpit (Go's net/textproto) spells header keys:
+    C{message-ID} -> C{Message-Id}.
+    """
+    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
 
 
 def _ids(body: dict[str, Any]) -> list[str] | None:
@@ -356,6 +391,7 @@ class LabAPI:
         entry = self._entry(message_id)
         parsed = self._parsed(entry)
         if not entry.read:
+            # Mailpit's rule: opening a message marks it read.
             self.catalog.set_read([entry], True)
         return detail(entry, parsed)
 
@@ -368,11 +404,9 @@ class LabAPI:
     def headers(self, message_id: str) -> dict[str, list[str]]:
         parsed = self._parsed(self._entry(message_id))
         grouped: dict[str, list[str]] = {}
-        names: dict[str, str] = {}
         for name, value in parsed.headers:
-            shown = names.setdefault(name.lower(), name)
-            grouped.setdefault(shown, []).append(value)
-        return dict(sorted(grouped.items(), key=lambda item: item[0].lower()))
+            grouped.setdefault(canonical_header_name(name), []).append(value)
+        return dict(sorted(grouped.items()))
 
     def raw(self, message_id: str) -> bytes:
         return self._parsed(self._entry(message_id)).raw
