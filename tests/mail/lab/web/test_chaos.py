@@ -98,7 +98,7 @@ async def test_chaos_get_put(mail_lab: MailLab) -> None:
     )
     assert answer.json()["Sender"] == {"ErrorCode": 421, "Probability": 100}
     assert [h.spec for h in mail_lab.faults] == [
-        "smtp.mail:reply=421 Chaos\\: sender refused"
+        "smtp.mail:reply=421 Chaos trigger Sender"
     ]
     assert await mail_from_code(mail_lab) == 421
     answer = await call(

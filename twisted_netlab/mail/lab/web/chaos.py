@@ -164,7 +164,7 @@ class ChaosResource(_LeafResource):
             return Fault(
                 "smtp",
                 stage,
-                Reply(code, f"Chaos: {name.lower()} refused"),
+                Reply(code, f"Chaos trigger {name}"),
                 probability=probability / 100,
             )
         except FaultSpecError as e:
