@@ -820,3 +820,22 @@ class IMAPFaultTests(ServerFixture):
         response = self.command(b"f1 FETCH 1 (UID)")
         self.assertNotIn(b"faulted", response)
         self.assertIn(b"f1 BAD", response)
+
+    def test_connect_delay(self) -> None:
+        """
+        imap.connect:delay holds the greeting back.
+        """
+        self.assertEqual(self.reconnect("imap.connect:delay=1.5"), b"")
+        self.clock.advance(1.5)
+        self.assertTrue(self.transport.value().startswith(b"* OK"))
+
+    def test_throttle(self) -> None:
+        """
+        A throttled IMAP session gets its answers at that many bytes/s.
+        """
+        self.login()
+        self.faults.add("imap.select:throttle=100")
+        first = self.command(b"s1 SELECT INBOX")
+        self.assertEqual(len(first), 10)
+        self.clock.pump([0.1] * 100)
+        self.assertIn(b"s1 OK [READ-WRITE]", self.transport.value())
