@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from twisted.trial.unittest import SynchronousTestCase
 
     from twisted_netlab.mail.lab.catalog import CapturedMessage
+    from twisted_netlab.mail.lab.faults import FaultHandle
     from twisted_netlab.mail.lab.service import MailLab
 
 #: The lab's defaults for tests: one domain, two users.
@@ -178,6 +179,18 @@ class ThreadedLab:
     def messages(self, address: str, mailbox: str = "INBOX") -> list[bytes]:
         """The bytes of every message of C{address}'s C{mailbox}."""
         return self.call(self.lab.messages, address, mailbox)
+
+    def add_fault(self, spec: str) -> FaultHandle:
+        """
+        Make the lab fail on purpose (docs/faults.rst): C{spec} such as
+        C{"rcpt:reply=451:times=2"}. The handle counts its C{hits}; its
+        C{remove()}, and a C{with} block, work from this thread.
+        """
+        return self.call(self.lab.faults.add, spec)
+
+    def clear_faults(self) -> None:
+        """Remove every fault."""
+        self.call(self.lab.faults.clear)
 
     def stop(self) -> None:
         """

@@ -318,3 +318,23 @@ async def test_netlab_fetch_resumes_after_a_drop(
         for p in files
     )
     assert seqs == list(range(count))
+
+
+def test_lab_in_thread_faults() -> None:
+    """
+    lab_in_thread (for tests that run no reactor) adds and clears faults:
+    the next MAIL gets the 451, the one after is accepted.
+    """
+    from twisted_netlab.testing import lab_in_thread
+
+    with lab_in_thread() as lab:
+        fault = lab.add_fault("mail:reply=451 4.3.0 Later:times=1")
+        with smtplib.SMTP("127.0.0.1", lab.smtp_port, timeout=10) as client:
+            client.ehlo("client.test")
+            assert client.mail("a@remote.test") == (451, b"4.3.0 Later")
+            assert client.mail("a@remote.test")[0] == 250
+        assert fault.hits == 1
+        lab.add_fault("smtp.connect:drop")
+        lab.clear_faults()
+        with smtplib.SMTP("127.0.0.1", lab.smtp_port, timeout=10) as client:
+            assert client.noop()[0] == 250
