@@ -481,20 +481,32 @@ class ShapedTransportTests(SynchronousTestCase):
         """
         producer = Producer()
         self.shaped.registerProducer(producer, True)
-        self.assertIs(self.real.producer, self.shaped)
+        gate = self.real.producer
+        assert gate is not None
         self.shaped.throttle(1_000_000)
         self.shaped.write(b"x" * 200_000)
         self.assertTrue(producer.paused)
         self.clock.pump([0.1] * 2)
         self.assertFalse(producer.paused)
-        self.shaped.pauseProducing()
+        gate.pauseProducing()
         self.assertTrue(producer.paused)
-        self.shaped.resumeProducing()
+        gate.resumeProducing()
         self.assertFalse(producer.paused)
-        self.shaped.stopProducing()
+        gate.stopProducing()
         self.assertTrue(producer.stopped)
         self.shaped.unregisterProducer()
         self.assertIsNone(self.real.producer)
+
+    def test_pausing_reads_passes_through(self) -> None:
+        """
+        pauseProducing and resumeProducing on the shaped transport pause and
+        resume reading from the connection, as on the real one (a protocol
+        holding back pipelined commands uses them).
+        """
+        self.shaped.pauseProducing()
+        self.assertEqual(self.real.producerState, "paused")
+        self.shaped.resumeProducing()
+        self.assertEqual(self.real.producerState, "producing")
 
 
 class SMTPFaultTests(SynchronousTestCase):
@@ -649,6 +661,31 @@ class SMTPFaultTests(SynchronousTestCase):
         self.assertEqual(
             self.transaction(s, b"alice@example.test", b"bob@example.test")[-1], 554
         )
+
+    def test_refused_commands_not_faulted(self) -> None:
+        """
+        A command the server refuses anyway gets its usual answer, not the
+        fault: MAIL before EHLO, RCPT before MAIL, DATA before RCPT, bad
+        syntax, EHLO without a name.
+        """
+        s = self.session(
+            "ehlo:reply=421",
+            "mail:reply=421",
+            "rcpt:reply=421",
+            "data:reply=421",
+        )
+        self.assertEqual(s.code(b"MAIL FROM:<a@remote.test>"), 503)
+        self.assertEqual(s.code(b"EHLO"), 501)
+        self.faults.clear()
+        self.faults.add("mail:reply=421")
+        self.faults.add("rcpt:reply=421")
+        self.faults.add("data:reply=421")
+        s.code(b"EHLO client.test")
+        self.assertEqual(s.code(b"RCPT TO:<alice@example.test>"), 503)
+        self.assertEqual(s.code(b"DATA"), 503)
+        self.assertEqual(s.code(b"MAIL FRM:<a@remote.test>"), 501)
+        self.assertFalse(s.closed)
+        self.assertEqual([h.hits for h in self.faults], [0, 0, 0])
 
     def test_421_closes(self) -> None:
         """

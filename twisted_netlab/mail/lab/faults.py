@@ -59,8 +59,9 @@ import fnmatch
 import ipaddress
 import itertools
 import random
+import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -894,6 +895,99 @@ def smtp_fault(
     return apply_output_fault(protocol, action, factory.reactor)
 
 
+#: The SMTP commands that are stages, and their stages.
+_SMTP_COMMANDS = {
+    "EHLO": "ehlo",
+    "HELO": "ehlo",
+    "AUTH": "auth",
+    "MAIL": "mail",
+    "RCPT": "rcpt",
+    "DATA": "data",
+}
+_FROM = re.compile(rb"^\s*FROM:\s*(<[^<>]*>|[^\s<>]+)", re.I)
+_TO = re.compile(rb"^\s*TO:\s*(<[^<>]*>|[^\s<>]+)", re.I)
+
+
+def smtp_command_hook(
+    protocol: Any, command: str, method: Callable[[bytes], Any]
+) -> Callable[[bytes], Any]:
+    """
+    C{method}, the handler of SMTP C{command} on C{protocol}, made to ask
+    the faults of its stage first (the SMTP listener's C{lookupMethod}
+    hook).  A command the server would refuse anyway (MAIL before EHLO, RCPT
+    before MAIL, a syntax error...) is not faulted: it gets its usual answer.
+    """
+    stage = _SMTP_COMMANDS.get(command.upper())
+    if stage is None:
+        return method
+
+    def handle(rest: bytes) -> Any:
+        if _smtp_command_fault(protocol, stage, rest):
+            return None
+        return method(rest)
+
+    return handle
+
+
+def _smtp_command_fault(p: Any, stage: str, rest: bytes) -> bool:
+    user = getattr(getattr(p, "delivery", None), "sender", None)
+    if stage == "ehlo":
+        return bool(rest.strip()) and smtp_fault(p, "ehlo", user=user)
+    if stage == "auth":
+        if p.authenticated or p._from is not None or not rest.split():
+            return False
+        if not getattr(p, "auth_allowed", True):
+            return False
+        return smtp_fault(p, "auth", user=plain_user(rest))
+    if stage == "mail":
+        match = _FROM.match(rest)
+        if match is None or not (p._helo and p._helo[0]) or p._from:
+            return False
+        if p.factory.require_auth and not p.authenticated:
+            return False
+        return smtp_fault(p, "mail", sender=_address(match), user=user)
+    if stage == "rcpt":
+        match = _TO.match(rest)
+        if match is None or not p._from:
+            return False
+        recipients = [_address(match)]
+        return smtp_fault(
+            p, "rcpt", sender=str(p._from), recipients=recipients, user=user
+        )
+    # DATA: what the message stage will be asked with, then the data stage.
+    if not p._from or not p._to:
+        return False
+    sender, recipients = str(p._from), [str(u.dest) for u, _ in p._to]
+    p._fault_envelope = (sender, recipients)
+    if smtp_fault(p, "data", sender=sender, recipients=recipients, user=user):
+        p._from = None  # the transaction is over: MAIL starts again
+        p._to = []
+        return True
+    return False
+
+
+def _address(match: re.Match[bytes]) -> str:
+    return match.group(1).strip(b"<>").decode("utf-8", "replace")
+
+
+def smtp_message_fault(protocol: Any) -> bool:
+    """
+    Ask the faults of the message stage, at the final dot of C{DATA} (the
+    SMTP listener's C{lineReceived} hook).
+
+    @return: whether the message was answered or dropped, and so is not
+        stored (the session is back in command mode).
+    """
+    if protocol.datafailed or not protocol.factory.faults:
+        return False
+    sender, recipients = getattr(protocol, "_fault_envelope", ("", []))
+    user = getattr(getattr(protocol, "delivery", None), "sender", None)
+    if smtp_fault(protocol, "message", sender=sender, recipients=recipients, user=user):
+        protocol.mode = "COMMAND"
+        return True
+    return False
+
+
 def imap_fault(
     protocol: Any,
     stage: str,
@@ -980,12 +1074,37 @@ def shaped_transport(protocol: Any, reactor: Any) -> ShapedTransport:
 
 
 @implementer(IPushProducer)
+class _ProducerGate:
+    """
+    What a L{ShapedTransport} registers with the real transport for a
+    streaming producer: the producer runs only while neither the real
+    transport nor the shaped one holds too much.
+    """
+
+    def __init__(self, shaped: ShapedTransport) -> None:
+        self.shaped = shaped
+
+    def pauseProducing(self) -> None:
+        self.shaped._paused_by_transport = True
+        self.shaped._update_producer()
+
+    def resumeProducing(self) -> None:
+        self.shaped._paused_by_transport = False
+        self.shaped._update_producer()
+
+    def stopProducing(self) -> None:
+        producer = self.shaped._producer
+        if producer is not None:
+            producer.stopProducing()
+
+
 class ShapedTransport:
     """
     A transport in front of a connection's own, that holds output back
     (L{hold}), sends it at a set rate (L{throttle}) or closes the connection
     after some more bytes (L{cut_after}).  Everything else is the real
-    transport's; a producer writing to it is paused while it holds too much.
+    transport's (C{pauseProducing} pauses reading, as ever); a producer
+    writing to it is paused while it holds too much.
     """
 
     def __init__(self, transport: Any, reactor: Any) -> None:
@@ -1065,7 +1184,7 @@ class ShapedTransport:
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         self._producer = producer
         if streaming:
-            self._transport.registerProducer(self, True)
+            self._transport.registerProducer(_ProducerGate(self), True)
         else:
             self._transport.registerProducer(producer, False)
 
@@ -1073,20 +1192,6 @@ class ShapedTransport:
         self._producer = None
         self._paused_by_me = self._paused_by_transport = False
         self._transport.unregisterProducer()
-
-    # -- IPushProducer (for the real transport) -----------------------------
-
-    def pauseProducing(self) -> None:
-        self._paused_by_transport = True
-        self._update_producer()
-
-    def resumeProducing(self) -> None:
-        self._paused_by_transport = False
-        self._update_producer()
-
-    def stopProducing(self) -> None:
-        if self._producer is not None:
-            self._producer.stopProducing()
 
     # -- inside -------------------------------------------------------------
 

@@ -33,7 +33,12 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_netlab.addresses import is_loopback
-from twisted_netlab.mail.lab.faults import Faults, plain_user, smtp_fault
+from twisted_netlab.mail.lab.faults import (
+    Faults,
+    smtp_command_hook,
+    smtp_fault,
+    smtp_message_fault,
+)
 from twisted_netlab.mail.lab.users import (
     BadAddress,
     UsersChecker,
@@ -211,7 +216,6 @@ class LabESMTP(smtp.ESMTP):
         self.message_body = _MessageBody(factory.max_message_size)
         self._tls_starting = False
         self._auth_failures = 0
-        self._fault_envelope: tuple[str, list[str]] = ("", [])
 
     @property
     def _transport(self) -> Any:
@@ -226,9 +230,14 @@ class LabESMTP(smtp.ESMTP):
 
     # -- connection state ---------------------------------------------------
 
-    def connectionMade(self) -> None:
+    def makeConnection(self, transport: Any) -> None:
+        self.connected = 1
+        self.transport = transport
         if smtp_fault(self, "connect"):
-            return
+            return  # answered or dropped instead of the greeting
+        self.connectionMade()
+
+    def connectionMade(self) -> None:
         super().connectionMade()
         if self.factory.implicit_tls:
             self.startedTLS = True
@@ -277,6 +286,8 @@ class LabESMTP(smtp.ESMTP):
     def lineReceived(self, line: bytes) -> Any:
         if self._tls_starting:
             return None
+        if self.mode is smtp.DATA and line == b"." and smtp_message_fault(self):
+            return None  # the final dot, faulted: nothing is stored
         return super().lineReceived(line)
 
     def lookupMethod(self, command: bytes | str) -> Any:
@@ -286,7 +297,10 @@ class LabESMTP(smtp.ESMTP):
             if not command.isalpha():
                 return None
             command = command.decode("ascii")
-        return super().lookupMethod(command)
+        method = super().lookupMethod(command)
+        if method is not None and self.factory.faults:
+            return smtp_command_hook(self, command, method)
+        return method
 
     def lineLengthExceeded(self, line: bytes) -> None:
         if self.mode is smtp.DATA:
@@ -302,16 +316,12 @@ class LabESMTP(smtp.ESMTP):
         if not rest:
             self.sendCode(501, b"Syntax: HELO hostname")
             return
-        if smtp_fault(self, "ehlo"):
-            return
         super().do_HELO(rest)
 
     def do_EHLO(self, rest: bytes) -> None:
         # Twisted's own do_EHLO fails on peers without a host (UNIX sockets).
         if not rest:
             self.sendCode(501, b"Syntax: EHLO hostname")
-            return
-        if smtp_fault(self, "ehlo"):
             return
         peer = _describe(self._transport.getPeer()).encode("ascii", "replace")
         self._helo = (rest, peer)
@@ -346,10 +356,6 @@ class LabESMTP(smtp.ESMTP):
             if problem is not None:
                 self.sendCode(*problem)
                 return
-        if match and smtp_fault(
-            self, "mail", sender=_path(match), user=self.delivery.sender
-        ):
-            return
         super().do_MAIL(rest)
 
     def _check_mail_parameters(self, options: bytes) -> tuple[int, bytes] | None:
@@ -375,53 +381,11 @@ class LabESMTP(smtp.ESMTP):
         if len(self._to) >= MAX_RECIPIENTS:
             self.sendCode(452, b"Too many recipients")
             return
-        match = self.rcpt_re.match(rest)
-        if (
-            match
-            and self._from is not None
-            and smtp_fault(
-                self,
-                "rcpt",
-                sender=str(self._from),
-                recipients=[_path(match)],
-                user=self.delivery.sender,
-            )
-        ):
-            return
         super().do_RCPT(rest)
 
     def do_DATA(self, rest: bytes) -> None:
         self.message_body = _MessageBody(self.factory.max_message_size)
-        if self._from is not None and self._to and self.factory.faults:
-            self._fault_envelope = (str(self._from), [str(u.dest) for u, _ in self._to])
-            if self._envelope_fault("data"):
-                self._from = None
-                self._to = []
-                return
         super().do_DATA(rest)
-
-    def _envelope_fault(self, stage: str) -> bool:
-        sender, recipients = self._fault_envelope
-        return smtp_fault(
-            self,
-            stage,
-            sender=sender,
-            recipients=recipients,
-            user=self.delivery.sender,
-        )
-
-    def state_DATA(self, line: bytes) -> None:
-        if (
-            line == b"."
-            and self.factory.faults is not None
-            and not self.datafailed
-            and self._envelope_fault("message")
-        ):
-            # After the final dot, before the 250: nothing is stored.
-            self.mode = smtp.COMMAND
-            self.message_body.discard()
-            return
-        super().state_DATA(line)
 
     def ext_STARTTLS(self, rest: bytes) -> None:
         if self.ctx is not None and self.canStartTLS and not self.startedTLS:
@@ -445,8 +409,6 @@ class LabESMTP(smtp.ESMTP):
             )
         elif not rest.split():
             self.sendCode(501, b"Syntax: AUTH mechanism [initial-response]")
-        elif smtp_fault(self, "auth", user=plain_user(rest)):
-            return
         else:
             super().ext_AUTH(rest)
 
@@ -613,14 +575,6 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
             + b">; "
             + date
         )
-
-
-def _path(match: Any) -> str:
-    """
-    The address of a MAIL FROM or RCPT TO argument, without its brackets.
-    """
-    path: bytes = match.group("path")
-    return path.strip(b"<>").decode("utf-8", "replace")
 
 
 def _describe(address: object) -> str:
