@@ -970,17 +970,24 @@ def _address(match: re.Match[bytes]) -> str:
     return match.group(1).strip(b"<>").decode("utf-8", "replace")
 
 
-def smtp_message_fault(protocol: Any) -> bool:
+def smtp_message_fault(
+    protocol: Any,
+    sender: str | None = None,
+    recipients: Sequence[str] | None = None,
+) -> bool:
     """
     Ask the faults of the message stage, at the final dot of C{DATA} (the
-    SMTP listener's C{lineReceived} hook).
+    SMTP listener's C{lineReceived} hook) or at the end of the last
+    C{BDAT} chunk; the envelope is the one C{DATA} saw unless given.
 
-    @return: whether the message was answered or dropped, and so is not
-        stored (the session is back in command mode).
+    @return: whether the message was answered or dropped, and so must not
+        be stored (the session is back in command mode).
     """
-    if protocol.datafailed or not protocol.factory.faults:
+    if getattr(protocol, "datafailed", None) or not protocol.factory.faults:
         return False
-    sender, recipients = getattr(protocol, "_fault_envelope", ("", []))
+    saved_sender, saved_recipients = getattr(protocol, "_fault_envelope", ("", []))
+    sender = saved_sender if sender is None else sender
+    recipients = saved_recipients if recipients is None else recipients
     user = getattr(getattr(protocol, "delivery", None), "sender", None)
     if smtp_fault(protocol, "message", sender=sender, recipients=recipients, user=user):
         protocol.mode = "COMMAND"
