@@ -297,10 +297,12 @@ async def test_netlab_fetch_resumes_after_a_drop(
     FETCH literal of its second batch, fails with one line; the rerun saves
     the rest: every message once, none lost, none twice.
     """
-    count = 1200
+    # Batches of at most 8 MiB (83 of these messages), so the cut at 12 MB
+    # is in the middle of the second batch.
+    count = 200
     for n in range(count):
-        mail_lab.store.deliver(ALICE, message(n, size=2000))
-    cut = mail_lab.faults.add("imap.fetch:drop:after-bytes=1500000:times=1")
+        mail_lab.store.deliver(ALICE, message(n, size=100_000))
+    cut = mail_lab.faults.add("imap.fetch:drop:after-bytes=12000000:times=1")
     first = await deferToThread(_netlab_fetch, mail_lab, tmp_path)
     assert first.returncode != 0
     assert cut.hits == 1
@@ -309,7 +311,7 @@ async def test_netlab_fetch_resumes_after_a_drop(
     ]
     assert error_lines and "Traceback" not in first.stderr, first.stderr
     saved_first = list((tmp_path / "saved").glob("*/*"))
-    assert 0 < len(saved_first) < count
+    assert 0 < len(saved_first) < count  # the first batch, not all
     second = await deferToThread(_netlab_fetch, mail_lab, tmp_path)
     assert second.returncode == 0, second.stderr
     files = [p for p in (tmp_path / "saved").glob("*/*") if p.is_file()]
