@@ -841,6 +841,19 @@ class IMAPFaultTests(ServerFixture):
         self.assertEqual(response, b"a1 NO [OVERQUOTA] full\r\n")
         self.assertEqual(len(self.store.messages(USER, "INBOX")), 3)
 
+    def test_append_with_literal_plus(self) -> None:
+        """
+        An APPEND refused while its literal is on the way unasked (LITERAL+)
+        is refused and the connection closed: the literal's lines are never
+        read as commands.
+        """
+        self.login()
+        self.faults.add("append:reply=NO full")
+        response = self.send(b"a1 APPEND INBOX {14+}\r\nb1 DELETE INBOX\r\n")
+        self.assertEqual(response, b"a1 NO full\r\n")
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(len(self.store.messages(USER, "INBOX")), 3)
+
     def test_named_command(self) -> None:
         """
         imap.NAME faults that command only, in whatever state it is valid.

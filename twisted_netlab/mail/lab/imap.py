@@ -357,7 +357,9 @@ class LabIMAPServer(imap4.IMAP4Server):
             self.factory.faults
             and cmd != b"UID"
             and self.lookupCommand(cmd) is not None
-            and imap_fault(self, cmd.decode("ascii"), tag, user=_user(self, cmd, rest))
+            and imap_fault(
+                self, cmd.decode("ascii"), tag, user=_user(self, cmd, rest), rest=rest
+            )
         ):
             return None
         return super().dispatchCommand(tag, cmd, rest, uid)
