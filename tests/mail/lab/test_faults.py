@@ -251,6 +251,21 @@ class SelectionTests(SynchronousTestCase):
         assert hit is not None
         self.assertEqual(hit.fault.action, Reply(*GREYLIST_REPLY))
 
+    def test_greylist_memory_bounded(self) -> None:
+        """
+        A greylisting fault remembers a bounded number of pairs, forgetting
+        the least recently seen first.
+        """
+        from twisted_netlab.mail.lab import faults as module
+
+        self.patch(module, "_MAX_PAIRS", 2)
+        faults = Faults(["smtp.mail:greylist=1"])
+        a, b, c = (Attempt("127.0.0.1", s) for s in ("a@x", "b@x", "c@x"))
+        self.assertEqual(
+            self.hits(faults, "mail", [a, b, a, c, a, b]),
+            [True, True, False, True, False, True],
+        )
+
     def test_patterns(self) -> None:
         """
         from=, to=, user= are fnmatch patterns (any case); to= at the message

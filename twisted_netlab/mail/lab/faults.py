@@ -123,6 +123,9 @@ _RECIPIENT_STAGES = ("rcpt", "data", "message")
 GREYLIST_REPLY = (451, "4.7.1 Greylisted, try again later")
 #: Seconds between two writes of a throttled session.
 THROTTLE_TICK = 0.1
+#: Sender+recipient pairs a greylisting fault remembers (the least recently
+#: seen are forgotten first).
+_MAX_PAIRS = 100_000
 #: Bytes a shaped transport holds before it pauses its producer.
 _HIGH_WATER = 64 * 1024
 
@@ -686,8 +689,10 @@ class FaultHandle:
                 (attempt.sender or "").lower(),
                 tuple(r.lower() for r in attempt.recipients),
             )
-            seen = self._pairs.get(key, 0)
+            seen = self._pairs.pop(key, 0)
             self._pairs[key] = seen + 1
+            if len(self._pairs) > _MAX_PAIRS:
+                del self._pairs[next(iter(self._pairs))]  # the least recent
             if seen >= fault.greylist:
                 return False
         if fault.probability < 1.0 and self._rng.random() >= fault.probability:
