@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from twisted_netlab.errors import NetlabError
@@ -274,6 +275,25 @@ class Catalog:
         self._known_users = set(users)
         if events:
             self._publish(events)
+
+    def warm_up(self) -> None:
+        """
+        Parse every message not yet in the facts cache, in a thread of the
+        reactor's pool (where it has one), so that the first search over a
+        large store is as fast as the next ones.
+        """
+        if not IReactorThreads.providedBy(self.reactor):
+            return
+        entries = self.entries()
+
+        def warm() -> None:
+            for entry in entries:
+                try:
+                    entry.facts  # noqa: B018  computed for the cache
+                except MailStoreError:
+                    continue
+
+        self.reactor.callInThread(warm)
 
     def reload(self) -> None:
         """

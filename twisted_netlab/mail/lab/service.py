@@ -377,6 +377,7 @@ class MailLab(MultiService):
             self._pool.start()
             self._checker.pool = self._pool
         super().startService()
+        self.catalog.warm_up()
         if self.ca_path is not None:
             log.info(
                 "{program}: domains {domains}; clients trust the lab with "

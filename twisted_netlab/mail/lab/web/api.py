@@ -36,6 +36,7 @@ from typing import Any
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -508,6 +509,9 @@ class LabAPI:
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"x-accel-buffering", b"no")
         request.write(b": netlab mail lab events\n\n")
+        producer = _StreamProducer()
+        request.registerProducer(producer, True)
+        request.netlab_stream = producer  # type: ignore[attr-defined]
         self._streams.append(request)
         if self._unsubscribe is None:
             self._unsubscribe = self.catalog.subscribe(self._broadcast)
@@ -541,6 +545,15 @@ class LabAPI:
 
     def _send_all(self, data: bytes) -> None:
         for request in list(self._streams):
+            producer = getattr(request, "netlab_stream", None)
+            if producer is not None and producer.paused:
+                # The client stopped reading and its buffer is full: drop it
+                # rather than keep its events (EventSource reconnects).
+                self._close_stream(request)
+                transport = getattr(request.channel, "transport", None)
+                if transport is not None and hasattr(transport, "abortConnection"):
+                    transport.abortConnection()
+                continue
             try:
                 request.write(data)
             except Exception:
@@ -575,6 +588,25 @@ class LabAPI:
             self._close_stream(request)
             if not request.finished:
                 request.finish()
+
+
+@implementer(IPushProducer)
+class _StreamProducer:
+    """
+    Told by the HTTP channel when an event stream's client stops reading
+    (its send buffer is full), so that it can be dropped.
+    """
+
+    paused = False
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        self.paused = True
 
 
 def _sse(kind: str, data: Any) -> bytes:
