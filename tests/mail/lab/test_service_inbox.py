@@ -81,7 +81,7 @@ async def test_fixture_first_of_two(mail_lab: MailLab) -> None:
     assert mail_lab.store.deliver(BOB, message("left behind")) == 1
     mail_lab.store.create_mailbox(BOB, "Old")
     mail_lab.add_user("carol@example.test", "carol-password")
-    test_fixture_first_of_two.lab = mail_lab  # type: ignore[attr-defined]
+    test_fixture_first_of_two.lab = mail_lab
 
 
 @pytest_twisted.ensureDeferred
