@@ -27,9 +27,11 @@ from twisted.internet.interfaces import (
     IListeningPort,
     IReactorFromThreads,
     IReactorThreads,
+    IReactorTime,
     IStreamServerEndpoint,
 )
 from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
@@ -44,8 +46,12 @@ from twisted_netlab.mail.lab.certificate import (
     load_certificate,
 )
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import MailStore
-from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE, LabSMTPFactory
+from twisted_netlab.mail.lab.maildir import Envelope, MailStore, Retention
+from twisted_netlab.mail.lab.smtp import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_RECIPIENTS,
+    LabSMTPFactory,
+)
 from twisted_netlab.mail.lab.users import (
     UsersChecker,
     UsersFile,
@@ -114,6 +120,15 @@ class MailLab(MultiService):
     @param require_auth: accept no SMTP mail before AUTH.
     @param create_first_user: with no user at all, make one and log its
         address and password (C{twistd netlab}).
+    @param catch_all: capture: SMTP accepts every recipient at every domain
+        (nothing is ever relayed); mail for a lab user goes to its INBOX,
+        all other mail to this address's INBOX. The address is made a user
+        (password logged once) if it is not one. C{True}: the first user.
+    @param max_recipients: RCPT TO commands accepted per message (452 past).
+    @param max_messages: each mailbox keeps at most this many messages; the
+        oldest go as new ones arrive (L{None}: no limit).
+    @param max_age: messages older than this many seconds are removed, at
+        delivery and every so often (L{None}: no limit).
     @param program: how log lines and errors name the lab.
     """
 
@@ -135,6 +150,10 @@ class MailLab(MultiService):
         allow_plaintext_auth: bool = False,
         require_auth: bool = False,
         create_first_user: bool = False,
+        catch_all: str | bool | None = None,
+        max_recipients: int = MAX_RECIPIENTS,
+        max_messages: int | None = None,
+        max_age: float | None = None,
         program: str = "mail lab",
     ) -> None:
         super().__init__()
@@ -157,9 +176,15 @@ class MailLab(MultiService):
         self.allow_plaintext_auth = allow_plaintext_auth
         self.require_auth = require_auth
         self.create_first_user = create_first_user
+        self._catch_all_wanted = catch_all
+        #: The catch-all address once prepared (L{None}: no capture).
+        self.catch_all: str | None = None
+        self.max_recipients = max_recipients
         self.program = program
         self.users = UsersFile(self.state / "users")
         self.store = MailStore(self.state / "mail")
+        self.store.retention = Retention(max_messages=max_messages, max_age=max_age)
+        self._pruning: LoopingCall | None = None
         #: The listening ports, by kind, once started.
         self.ports: dict[str, list[IListeningPort]] = {k: [] for k in KINDS}
         #: The servers' factories, by kind, once prepared (implicit-TLS ones
@@ -193,6 +218,7 @@ class MailLab(MultiService):
                 self.users.add(address, password)
         if self.create_first_user and not self.users.addresses():
             self._make_first_user()
+        self._prepare_catch_all()
         tls_cert, tls_key = self._own_certificate
         if tls_cert is not None and tls_key is not None:
             self.certificate = load_certificate(tls_cert, tls_key)
@@ -233,6 +259,8 @@ class MailLab(MultiService):
                 users=self.users,
                 domains=self.domains,
                 deliver=self._deliver,
+                catch_all=self.catch_all,
+                max_recipients=self.max_recipients,
                 tls=tls,
                 max_message_size=self.max_message_size,
                 implicit_tls=implicit,
@@ -252,7 +280,9 @@ class MailLab(MultiService):
         )
 
     def _make_first_user(self) -> None:
-        address = f"lab@{self.domains[0]}"
+        self._make_user(f"lab@{self.domains[0]}")
+
+    def _make_user(self, address: str) -> None:
         password = secrets.token_urlsafe(12)
         self.users.add(address, password)
         log.info(
@@ -265,16 +295,46 @@ class MailLab(MultiService):
             state=str(self.state),
         )
 
-    def _deliver(self, address: str, message: bytes) -> int:
-        uid = self.store.deliver(address, message)
+    def _prepare_catch_all(self) -> None:
+        wanted = self._catch_all_wanted
+        if wanted is None or wanted is False:
+            return
+        if wanted is True:
+            addresses = self.users.addresses()
+            if not addresses:
+                self._make_first_user()
+                addresses = self.users.addresses()
+            address = addresses[0]
+        else:
+            address = normalize_address(str(wanted))
+            if address not in self.users:
+                self._make_user(address)
+        self.catch_all = address
+
+    def _deliver(
+        self, message: bytes, copies: Mapping[str, bytes], envelope: Envelope
+    ) -> dict[str, int]:
+        uids = self.store.deliver_many(
+            message, list(copies), envelope=envelope, prefixes=copies
+        )
         log.info(
-            "{program}: stored a {size}-byte message for {address} as UID {uid}",
+            "{program}: stored a {size}-byte message from <{sender}> for {mailboxes}",
             program=self.program,
             size=len(message),
-            address=address,
-            uid=uid,
+            sender=envelope.mail_from,
+            mailboxes=", ".join(f"{a} (UID {uid})" for a, uid in uids.items()),
         )
-        return uid
+        return uids
+
+    def _prune(self) -> None:
+        for (address, mailbox), uids in self.store.prune().items():
+            log.info(
+                "{program}: removed {count} old messages from {address} {mailbox}",
+                program=self.program,
+                count=len(uids),
+                address=address,
+                mailbox=mailbox,
+            )
 
     # -- running ---------------------------------------------------------------
 
@@ -307,6 +367,15 @@ class MailLab(MultiService):
             self._pool.start()
             self._checker.pool = self._pool
         super().startService()
+        max_age = self.store.retention.max_age
+        if (
+            max_age is not None
+            and self._pruning is None
+            and IReactorTime.providedBy(self.reactor)
+        ):
+            self._pruning = LoopingCall(self._prune)
+            self._pruning.clock = self.reactor
+            self._pruning.start(min(max(max_age / 10, 1.0), 60.0), now=True)
         if self.ca_path is not None:
             log.info(
                 "{program}: domains {domains}; clients trust the lab with "
@@ -317,6 +386,10 @@ class MailLab(MultiService):
             )
 
     def stopService(self) -> Deferred[None]:
+        if self._pruning is not None:
+            if self._pruning.running:
+                self._pruning.stop()
+            self._pruning = None
         d = maybeDeferred(super().stopService)
 
         def stopped(result: object) -> None:
