@@ -121,7 +121,7 @@ def send_many(
             smtp.rcpt(ALICE)
             code, reply = smtp.data(message)
             assert code == 250, reply
-            match = re.fullmatch(rb"Message stored as UID (\d+)", reply)
+            match = re.fullmatch(rb"2.0.0 Message stored as UID (\d+)", reply)
             assert match is not None, reply
             with lock:
                 acked[int(match.group(1))] = message

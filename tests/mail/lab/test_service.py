@@ -19,8 +19,8 @@ from tests.scratch import fresh_path
 from twisted_netlab.endpoints import StartupError
 from twisted_netlab.errors import NetlabError, UsageProblem
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.service import LabStateError, MailLab
 from twisted_netlab.mail.lab.maildir import Envelope
+from twisted_netlab.mail.lab.service import LabStateError, MailLab
 from twisted_netlab.mail.lab.smtp import LabSMTPFactory
 from twisted_netlab.mail.lab.users import UsersFile
 

@@ -1423,8 +1423,9 @@ class MailStore:
             for address, folder in folders.items():
                 staged[address] = folder._stage([wanted.get(address, b""), message])
             for address, folder in folders.items():
-                name, temporary = staged.pop(address)
+                name, temporary = staged[address]
                 (uid,) = folder._commit([(name, temporary)], [envelope])
+                del staged[address]
                 committed.append((address, folder, uid, name))
             for folder in folders.values():
                 fsync_directory(folder.path / "new")

@@ -175,6 +175,7 @@ class _Transaction:
     def __init__(self, protocol: LabESMTP) -> None:
         self.protocol = protocol
         self.max_size = protocol.factory.max_message_size
+        self.smtputf8 = protocol._smtputf8
         self.size = 0
         self.members: list[LabMessage] = []
         self._ended = 0
@@ -247,6 +248,7 @@ class _Transaction:
                 members[0].user,
                 members[0].sender,
                 for_=members[0].user.dest if len(members) == 1 else None,
+                smtputf8=self.smtputf8,
             )
             + b"\r\n"
             for address, members in by_mailbox.items()
@@ -370,11 +372,11 @@ class LabESMTP(smtp.ESMTP):
         self.host = factory.hostname.encode("idna")
         self.timeout = factory.timeout
         self.delivery: LabDelivery = LabDelivery(factory, None)
+        self._smtputf8 = False
         self.transaction = _Transaction(self)
         self._tls_starting = False
         self._auth_failures = 0
         self._bare_replies = False
-        self._smtputf8 = False
         #: Bytes of a BDAT chunk still to come, and where they go.
         self._chunk_left = 0
         self._chunk: _Chunking | None = None
@@ -971,6 +973,7 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
         user: smtp.User,
         sender: str | None,
         for_: smtp.Address | None = None,
+        smtputf8: bool = False,
     ) -> bytes:
         """
         The C{Received:} header of one mailbox's copy (RFC 5321 4.4, with the
@@ -980,7 +983,7 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
         helo = user.helo[0] if user.helo and user.helo[0] else b"unknown"
         peer = _describe(protocol._transport.getPeer()).encode("ascii", "replace")
         with_ = (
-            (b"UTF8SMTP" if protocol._smtputf8 else b"ESMTP")
+            (b"UTF8SMTP" if smtputf8 else b"ESMTP")
             + (b"S" if protocol.secure else b"")
             + (b"A" if sender is not None else b"")
         )
