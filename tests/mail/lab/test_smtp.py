@@ -407,7 +407,7 @@ class DeliveryTests(SMTPTestCase):
         A C{deliver} that returns a Deferred gets its 250 only when that
         Deferred fires.
         """
-        pending: Deferred[int] = Deferred()
+        pending: Deferred[dict[str, int]] = Deferred()
         self.deliveries.result = pending
         s = self.session()
         s.send(b"EHLO client.test")
