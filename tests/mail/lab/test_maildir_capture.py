@@ -13,6 +13,7 @@ from tests.mail.lab.test_maildir import USER, StoreTestCase, message
 from twisted_netlab.mail.lab import maildir
 from twisted_netlab.mail.lab.maildir import (
     UIDLIST_NAME,
+    Delivery,
     Envelope,
     FolderChange,
     MailStore,
@@ -295,3 +296,57 @@ class RetentionTests(StoreTestCase):
         self.assertEqual(self.store.prune(), {})
         self.assertEqual(self.store.folder(USER).prune(), [])
         self.assertEqual(len(self.store.folder(USER).uids()), 5)
+
+
+class DeliverBatchTests(StoreTestCase):
+    def test_group_commit_syncs(self) -> None:
+        """
+        A batch of N deliveries to one mailbox costs N file syncs, one for
+        the UID list and one for the directory, and gets UIDs in order.
+        """
+        self.store.ensure_user(USER)
+        self.store.folder(USER).refresh()
+        calls: list[int] = []
+        real = os.fsync
+
+        def counting(fd: int) -> None:
+            calls.append(fd)
+            real(fd)
+
+        self.patch(os, "fsync", counting)
+        results = self.store.deliver_batch(
+            [Delivery(message(n), [USER], ENVELOPE) for n in range(5)]
+        )
+        self.assertEqual(results, [{USER: uid} for uid in range(1, 6)])
+        self.assertEqual(len(calls), 5 + 2)
+        self.assertEqual(self.reopen().messages(USER), [message(n) for n in range(5)])
+        self.assertEqual(self.reopen().envelope(USER, 5), ENVELOPE)
+
+    def test_each_delivery_on_its_own(self) -> None:
+        """
+        A delivery that fails (a bad address, a mailbox whose commit fails)
+        fails alone, all or nothing; the others of the batch are stored.
+        """
+        self.store.ensure_user(USER)
+        self.store.ensure_user(OTHER)
+        other = self.store.folder(OTHER)
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise OSError(5, "Input/output error")
+
+        self.patch(other, "_commit", broken)
+        results = self.store.deliver_batch(
+            [
+                Delivery(message(1), [USER]),
+                Delivery(message(2), ["../escape"]),
+                Delivery(message(3), [USER, OTHER]),
+                Delivery(message(4), [USER, USER.upper()]),
+            ]
+        )
+        self.assertEqual(results[0], {USER: 1})
+        self.assertIsInstance(results[1], maildir.InvalidName)
+        self.assertIsInstance(results[2], OSError)
+        self.assertEqual(results[3], {USER: 3})
+        self.assertEqual(self.reopen().messages(USER), [message(1), message(4)])
+        self.assertEqual(os.listdir(self.root / USER / "tmp"), [])
+        self.assertEqual(os.listdir(self.root / OTHER / "tmp"), [])

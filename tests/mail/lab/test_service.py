@@ -177,10 +177,12 @@ class MailLabTests(SynchronousTestCase):
             "x@remote.test", ("Alice@example.test",), "::1", False, None, 1.0
         )
         self.assertEqual(
-            smtp.deliver(
-                b"Subject: x\r\n\r\nhi\r\n",
-                {"alice@example.test": b"Received: by lab\r\n"},
-                envelope,
+            self.successResultOf(
+                smtp.deliver(
+                    b"Subject: x\r\n\r\nhi\r\n",
+                    {"alice@example.test": b"Received: by lab\r\n"},
+                    envelope,
+                )
             ),
             {"alice@example.test": 1},
         )

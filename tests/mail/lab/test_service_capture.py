@@ -11,12 +11,19 @@ from typing import Any, cast
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.scratch import fresh_path
 from twisted_netlab.errors import UsageProblem
-from twisted_netlab.mail.lab.maildir import Envelope, Retention
-from twisted_netlab.mail.lab.service import MailLab
+from twisted_netlab.mail.lab.maildir import (
+    Delivery,
+    Envelope,
+    InvalidName,
+    MailStore,
+    Retention,
+)
+from twisted_netlab.mail.lab.service import GroupCommit, MailLab
 from twisted_netlab.mail.lab.smtp import LabSMTPFactory
 from twisted_netlab.mail.lab.users import UsersFile
 
@@ -118,10 +125,12 @@ class CaptureOptionTests(SynchronousTestCase):
         """
         lab = self.lab(catch_all=True)
         factory = self.smtp(lab)
-        uids = factory.deliver(
-            b"Subject: x\r\n\r\nhi\r\n",
-            {"alice@example.test": b"Received: by lab\r\n"},
-            ENVELOPE,
+        uids = self.successResultOf(
+            factory.deliver(
+                b"Subject: x\r\n\r\nhi\r\n",
+                {"alice@example.test": b"Received: by lab\r\n"},
+                ENVELOPE,
+            )
         )
         self.assertEqual(uids, {"alice@example.test": 1})
         self.assertEqual(lab.store.envelope("alice@example.test", 1), ENVELOPE)
@@ -163,3 +172,85 @@ class CaptureOptionTests(SynchronousTestCase):
         self.assertEqual(folder.uids(), [])
         lab.stopService()
         self.assertEqual(reactor.getDelayedCalls(), [])
+
+
+class QueuedPool:
+    """
+    A thread pool that runs nothing until told to (L{run_next}).
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, Any, tuple[Any, ...]]] = []
+
+    def callInThreadWithCallback(self, on_result: Any, f: Any, *args: Any) -> None:
+        self.calls.append((on_result, f, args))
+
+    def run_next(self) -> None:
+        on_result, f, args = self.calls.pop(0)
+        try:
+            result = f(*args)
+        except BaseException as e:
+            on_result(False, Failure(e))
+        else:
+            on_result(True, result)
+
+    def stop(self) -> None:
+        pass
+
+
+class GroupCommitTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.store = MailStore(fresh_path(self))
+        self.store.ensure_user("alice@example.test")
+        self.reactor = MemoryReactorClock()
+        self.reactor.callFromThread = lambda f, *a, **k: f(*a, **k)  # type: ignore[attr-defined]
+        self.commit = GroupCommit(self.store, self.reactor)
+        self.pool = QueuedPool()
+        self.commit._pool = self.pool  # type: ignore[assignment]
+
+    def delivery(self, n: int) -> Delivery:
+        return Delivery(b"Subject: %d\r\n\r\n" % n, ["alice@example.test"], ENVELOPE)
+
+    def test_batches_while_busy(self) -> None:
+        """
+        The first delivery goes at once; those that arrive while it is being
+        stored go together in the next batch; each Deferred fires with its
+        own UIDs once its batch is stored.
+        """
+        first = self.commit.deliver(self.delivery(1))
+        self.assertEqual(len(self.pool.calls), 1)
+        second = self.commit.deliver(self.delivery(2))
+        third = self.commit.deliver(self.delivery(3))
+        self.assertEqual(len(self.pool.calls), 1)
+        self.assertNoResult(second)
+        self.pool.run_next()
+        self.assertEqual(self.successResultOf(first), {"alice@example.test": 1})
+        [(_, _, (batch,))] = self.pool.calls
+        self.assertEqual(len(batch), 2)
+        self.assertNoResult(third)
+        self.pool.run_next()
+        self.assertEqual(self.successResultOf(second), {"alice@example.test": 2})
+        self.assertEqual(self.successResultOf(third), {"alice@example.test": 3})
+        self.assertEqual(self.pool.calls, [])
+
+    def test_failure_is_per_delivery(self) -> None:
+        """
+        A delivery that fails fails its own Deferred only.
+        """
+        self.commit._busy = True
+        bad = self.commit.deliver(Delivery(b"x", ["../nope"]))
+        good = self.commit.deliver(self.delivery(1))
+        self.commit._flush()
+        self.pool.run_next()
+        self.failureResultOf(bad, InvalidName)
+        self.assertEqual(self.successResultOf(good), {"alice@example.test": 1})
+
+    def test_stopped(self) -> None:
+        """
+        Deliveries still waiting when the lab stops fail (no 250).
+        """
+        self.commit._busy = True
+        waiting = self.commit.deliver(self.delivery(1))
+        self.commit.stop()
+        self.commit._flush()
+        self.failureResultOf(waiting, RuntimeError)

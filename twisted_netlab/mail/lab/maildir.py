@@ -59,6 +59,8 @@ UIDVALIDITY_LOCK_NAME = "netlab-uidvalidity.lock"
 SUBSCRIPTIONS_NAME = "subscriptions"
 
 _UIDLIST_MAGIC = "netlab-uidlist 1"
+# Threads that write and sync the files of one batch of deliveries.
+_STAGING_THREADS = 8
 # Starts a UID list line that holds the SMTP envelope of a message.
 _ENVELOPE_TAG = "E "
 _MAX_NAME_LENGTH = 200
@@ -372,6 +374,18 @@ class Envelope:
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
         return envelope
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """
+    One message for the INBOXes of C{addresses} (see L{MailStore.deliver_many}).
+    """
+
+    message: bytes
+    addresses: Iterable[str]
+    envelope: Envelope | None = None
+    prefixes: Mapping[str, bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -1410,38 +1424,130 @@ class MailStore:
         back and the error is raised, so that a retried delivery is not
         stored twice. Blocking.
         """
-        wanted = {validate_address(k): v for k, v in (prefixes or {}).items()}
-        folders: dict[str, Folder] = {}
-        for address in addresses:
-            canonical = validate_address(address)
-            if canonical not in folders:
-                self.ensure_user(canonical)
-                folders[canonical] = self.folder(canonical)
-        staged: dict[str, tuple[str, Path]] = {}
-        committed: list[tuple[str, Folder, int, str]] = []
-        try:
-            for address, folder in folders.items():
-                staged[address] = folder._stage([wanted.get(address, b""), message])
-            for address, folder in folders.items():
-                name, temporary = staged[address]
-                (uid,) = folder._commit([(name, temporary)], [envelope])
-                del staged[address]
-                committed.append((address, folder, uid, name))
-            for folder in folders.values():
+        [result] = self.deliver_batch(
+            [Delivery(message, addresses, envelope, prefixes)]
+        )
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def deliver_batch(
+        self, deliveries: Iterable[Delivery]
+    ) -> list[dict[str, int] | BaseException]:
+        """
+        Store several deliveries (each as L{deliver_many} would) together:
+        their files are written and synced concurrently, each mailbox's UID
+        list gets one synced append for all of them and each directory one
+        sync, so that N messages cost about N + 2 syncs instead of 3N (group
+        commit). Each delivery is all or nothing on its own: the result, in
+        order, is its UIDs by address, or the error that made it fail (then
+        none of its copies is visible). Blocking.
+        """
+        items = list(deliveries)
+        results: list[dict[str, int] | BaseException] = [{} for _ in items]
+        failed: dict[int, BaseException] = {}
+        plans: list[tuple[int, str, Folder, bytes]] = []
+        for i, item in enumerate(items):
+            try:
+                wanted = {
+                    validate_address(k): v for k, v in (item.prefixes or {}).items()
+                }
+                seen: set[str] = set()
+                for address in item.addresses:
+                    canonical = validate_address(address)
+                    if canonical in seen:
+                        continue
+                    seen.add(canonical)
+                    self.ensure_user(canonical)
+                    folder = self.folder(canonical)
+                    plans.append((i, canonical, folder, wanted.get(canonical, b"")))
+            except Exception as e:
+                failed[i] = e
+        plans = [plan for plan in plans if plan[0] not in failed]
+        # Write and sync every copy, concurrently: the file system commits
+        # the syncs of several files together.
+        staged: dict[int, tuple[str, Path]] = {}
+
+        def stage(index: int) -> None:
+            i, _, folder, prefix = plans[index]
+            try:
+                staged[index] = folder._stage([prefix, items[i].message])
+            except Exception as e:
+                failed.setdefault(i, e)
+
+        pending = iter(range(len(plans)))
+        pending_lock = threading.Lock()
+
+        def stage_some() -> None:
+            while True:
+                with pending_lock:
+                    index = next(pending, None)
+                if index is None:
+                    return
+                stage(index)
+
+        threads = [
+            threading.Thread(target=stage_some, daemon=True)
+            for _ in range(min(len(plans), _STAGING_THREADS) - 1)
+        ]
+        for thread in threads:
+            thread.start()
+        stage_some()
+        for thread in threads:
+            thread.join()
+        # One synced append and one directory sync per folder.
+        by_folder: dict[Path, list[int]] = {}
+        for index, (i, _, folder, _) in enumerate(plans):
+            if i not in failed:
+                by_folder.setdefault(folder.path, []).append(index)
+        committed: dict[int, tuple[int, str]] = {}
+        for indexes in by_folder.values():
+            folder = plans[indexes[0]][2]
+            indexes = [index for index in indexes if plans[index][0] not in failed]
+            if not indexes:
+                continue
+            try:
+                uids = folder._commit(
+                    [staged[index] for index in indexes],
+                    [items[plans[index][0]].envelope for index in indexes],
+                )
                 fsync_directory(folder.path / "new")
-        except BaseException:
-            for _, temporary in staged.values():
-                with _ignoring_missing():
-                    os.unlink(temporary)
-            for _, folder, _, name in committed:
-                folder._retract(name)
-            for _, folder, _, _ in committed:
-                with suppress(OSError):
-                    fsync_directory(folder.path / "new")
-            raise
-        for _, folder, uid, name in committed:
-            folder._publish([(uid, name)])
-        return {address: uid for address, _, uid, _ in committed}
+            except Exception as e:
+                for index in indexes:
+                    failed.setdefault(plans[index][0], e)
+                    name, temporary = staged[index]
+                    with _ignoring_missing():
+                        os.unlink(temporary)
+                    folder._retract(name)
+                continue
+            for index, uid in zip(indexes, uids, strict=True):
+                committed[index] = (uid, staged[index][0])
+        # Take back the copies of deliveries that failed elsewhere; tell
+        # sessions of the rest.
+        retracted: set[Path] = set()
+        publish: dict[Path, tuple[Folder, list[tuple[int, str]]]] = {}
+        for index, (i, address, folder, _) in enumerate(plans):
+            if i in failed:
+                if index in committed:
+                    folder._retract(committed[index][1])
+                    retracted.add(folder.path)
+                elif index in staged:
+                    with _ignoring_missing():
+                        os.unlink(staged[index][1])
+                continue
+            uid, name = committed[index]
+            result = results[i]
+            assert isinstance(result, dict)
+            result[address] = uid
+            publish.setdefault(folder.path, (folder, []))[1].append((uid, name))
+        for path in retracted:
+            with suppress(OSError):
+                fsync_directory(path / "new")
+        for folder, delivered in publish.values():
+            folder._publish(delivered)
+        for i, error in failed.items():
+            results[i] = error
+        return results
 
     def envelope(self, address: str, uid: int, mailbox: str = INBOX) -> Envelope | None:
         """
@@ -1530,6 +1636,7 @@ __all__ = [
     "HIERARCHY_DELIMITER",
     "INBOX",
     "SYSTEM_FLAGS",
+    "Delivery",
     "Envelope",
     "Folder",
     "FolderChange",

@@ -32,6 +32,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
@@ -46,7 +47,7 @@ from twisted_netlab.mail.lab.certificate import (
     load_certificate,
 )
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import Envelope, MailStore, Retention
+from twisted_netlab.mail.lab.maildir import Delivery, Envelope, MailStore, Retention
 from twisted_netlab.mail.lab.smtp import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAX_RECIPIENTS,
@@ -95,6 +96,77 @@ class _RecordingEndpoint:
     def listen(self, protocolFactory: Any) -> Deferred[IListeningPort]:
         d = self.endpoint.listen(protocolFactory)
         return d.addCallback(self.lab._listening, self.kind)
+
+
+class GroupCommit:
+    """
+    Hands SMTP deliveries to the store in batches (L{MailStore.deliver_batch})
+    in a thread of its own: while one batch is being written and synced, the
+    next one gathers, so that concurrent deliveries share their syncs.  Each
+    delivery's Deferred fires once it is durable (or fails with its error).
+    Without a thread pool (L{start} not called), each is stored at once.
+    """
+
+    def __init__(self, store: MailStore, reactor: Any) -> None:
+        self.store = store
+        self.reactor = reactor
+        self._pool: ThreadPool | None = None
+        self._pending: list[tuple[Delivery, Deferred[dict[str, int]]]] = []
+        self._busy = False
+
+    def start(self, name: str) -> None:
+        if IReactorFromThreads.providedBy(self.reactor) and self._pool is None:
+            self._pool = ThreadPool(1, 1, name=name)
+            self._pool.start()
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool = None
+
+    def deliver(self, delivery: Delivery) -> Deferred[dict[str, int]]:
+        if self._pool is None:
+            return maybeDeferred(
+                self.store.deliver_many,
+                delivery.message,
+                delivery.addresses,
+                envelope=delivery.envelope,
+                prefixes=delivery.prefixes,
+            )
+        d: Deferred[dict[str, int]] = Deferred()
+        self._pending.append((delivery, d))
+        if not self._busy:
+            self._flush()
+        return d
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch or self._pool is None:
+            self._busy = False
+            for _, d in batch:
+                d.errback(RuntimeError("the mail lab stopped"))
+            return
+        self._busy = True
+        stored = deferToThreadPool(
+            self.reactor,
+            self._pool,
+            self.store.deliver_batch,
+            [delivery for delivery, _ in batch],
+        )
+
+        def done(results: list[dict[str, int] | BaseException]) -> None:
+            for (_, d), result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    d.errback(result)
+                else:
+                    d.callback(result)
+
+        def failed(reason: Any) -> None:
+            for _, d in batch:
+                d.errback(reason)
+
+        stored.addCallbacks(done, failed)
+        stored.addBoth(lambda _: self._flush())
 
 
 class MailLab(MultiService):
@@ -184,6 +256,7 @@ class MailLab(MultiService):
         self.users = UsersFile(self.state / "users")
         self.store = MailStore(self.state / "mail")
         self.store.retention = Retention(max_messages=max_messages, max_age=max_age)
+        self._group_commit = GroupCommit(self.store, reactor)
         self._pruning: LoopingCall | None = None
         #: The listening ports, by kind, once started.
         self.ports: dict[str, list[IListeningPort]] = {k: [] for k in KINDS}
@@ -313,18 +386,22 @@ class MailLab(MultiService):
 
     def _deliver(
         self, message: bytes, copies: Mapping[str, bytes], envelope: Envelope
-    ) -> dict[str, int]:
-        uids = self.store.deliver_many(
-            message, list(copies), envelope=envelope, prefixes=copies
-        )
-        log.info(
-            "{program}: stored a {size}-byte message from <{sender}> for {mailboxes}",
-            program=self.program,
-            size=len(message),
-            sender=envelope.mail_from,
-            mailboxes=", ".join(f"{a} (UID {uid})" for a, uid in uids.items()),
-        )
-        return uids
+    ) -> Deferred[dict[str, int]]:
+        delivery = Delivery(message, list(copies), envelope, copies)
+        d = self._group_commit.deliver(delivery)
+
+        def stored(uids: dict[str, int]) -> dict[str, int]:
+            log.info(
+                "{program}: stored a {size}-byte message from <{sender}> for "
+                "{mailboxes}",
+                program=self.program,
+                size=len(message),
+                sender=envelope.mail_from,
+                mailboxes=", ".join(f"{a} (UID {uid})" for a, uid in uids.items()),
+            )
+            return uids
+
+        return d.addCallback(stored)
 
     def _prune(self) -> None:
         for (address, mailbox), uids in self.store.prune().items():
@@ -366,6 +443,7 @@ class MailLab(MultiService):
             self._pool = ThreadPool(0, 2, name=f"{self.program} password checks")
             self._pool.start()
             self._checker.pool = self._pool
+        self._group_commit.start(f"{self.program} deliveries")
         super().startService()
         max_age = self.store.retention.max_age
         if (
@@ -393,6 +471,7 @@ class MailLab(MultiService):
         d = maybeDeferred(super().stopService)
 
         def stopped(result: object) -> None:
+            self._group_commit.stop()
             if self._pool is not None:
                 self._checker.pool = None
                 self._pool.stop()

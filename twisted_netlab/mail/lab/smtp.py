@@ -466,6 +466,7 @@ class LabESMTP(smtp.ESMTP):
         transport = self._transport
         while position < len(buffer) and not transport.disconnecting:
             if self._chunk_left:
+                self.resetTimeout()
                 piece = buffer[position : position + self._chunk_left]
                 position += len(piece)
                 self._chunk_left -= len(piece)
