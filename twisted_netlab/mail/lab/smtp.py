@@ -22,7 +22,6 @@ accepted before C{AUTH}.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -43,6 +42,7 @@ from twisted.mail.interfaces import IMessageDelivery, IMessageSMTP
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_netlab.addresses import is_loopback
 from twisted_netlab.mail.lab.maildir import Envelope
 from twisted_netlab.mail.lab.users import (
     BadAddress,
@@ -134,25 +134,6 @@ class _UTF8Address(smtp.Address):
 
 
 log = Logger()
-
-
-def is_loopback(address: object) -> bool:
-    """
-    Whether C{address} (a connection's peer) is on this machine: a loopback
-    IP address or a UNIX socket.
-    """
-    if isinstance(address, UNIXAddress):
-        return True
-    host = getattr(address, "host", None)
-    if not isinstance(host, str):
-        return False
-    try:
-        ip = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
 
 
 class _LoginCredentials(LOGINCredentials):
