@@ -46,6 +46,9 @@ from twisted_netlab.mail.lab.search import (
 log = Logger()
 
 SEEN = "\\Seen"
+#: Look at the disk for changes made by other programs at most this often
+#: (seconds); changes made through the store are seen at once.
+RESCAN_INTERVAL = 1.0
 
 
 class WaitTimeout(NetlabError):
@@ -212,6 +215,7 @@ class Catalog:
         self._subscribers: list[Subscriber] = []
         self._waiters: list[_Waiter] = []
         self._known_users: set[str] = set()
+        self._rescanned: dict[str, float] = {}
         store.add_listener(self._store_changed)
 
     def close(self) -> None:
@@ -228,7 +232,9 @@ class Catalog:
         if mailbox != INBOX:
             return
         with self._lock:
-            self._dirty.add(address)
+            if change.new or change.gone:
+                # Flag changes alone need no look at the folder's UIDs.
+                self._dirty.add(address)
             if change.flags:
                 self._flagged.setdefault(address, set()).update(change.flags)
             if self._scheduled:
@@ -253,7 +259,14 @@ class Catalog:
         """
         users = self.store.addresses()
         if rescan:
+            now = self.reactor.seconds()
             for address in users:
+                if (
+                    now - self._rescanned.get(address, -RESCAN_INTERVAL)
+                    < RESCAN_INTERVAL
+                ):
+                    continue
+                self._rescanned[address] = now
                 try:
                     self.store.folder(address).refresh()
                 except MailStoreError:
@@ -302,6 +315,7 @@ class Catalog:
         """
         with self._lock:
             self._dirty |= self._known_users | set(self._by_user)
+        self._rescanned.clear()
         self.sync()
 
     def _sync_user(self, address: str, exists: bool) -> list[Event]:

@@ -337,13 +337,18 @@ class LabAPI:
     def _page(self, request: Request, entries: Sequence[Entry]) -> dict[str, Any]:
         start = _int_parameter(request, "start", 0, 10**9)
         limit = _int_parameter(request, "limit", 50, MAX_LIMIT)
-        total, unread = self.catalog.counts()
+        everything = self.catalog.entries()
+        unread = sum(1 for e in everything if not e.read)
+        if len(entries) == len(everything):
+            matched_unread = unread
+        else:
+            matched_unread = sum(1 for e in entries if not e.read)
         return {
-            "total": total,
+            "total": len(everything),
             "unread": unread,
             "count": len(entries[start : start + limit]),
             "messages_count": len(entries),
-            "messages_unread": sum(1 for e in entries if not e.read),
+            "messages_unread": matched_unread,
             "start": start,
             "tags": [],
             "messages": [summary(e) for e in entries[start : start + limit]],
