@@ -592,6 +592,7 @@ class LabAPI:
         for request in list(self._streams):
             self._close_stream(request)
             if not request.finished:
+                request.unregisterProducer()
                 request.finish()
 
 
