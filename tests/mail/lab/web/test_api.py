@@ -192,6 +192,14 @@ async def test_bad_ids_and_parameters(mail_lab: MailLab) -> None:
         assert answer.body.endswith(b"\n") and answer.body.count(b"\n") == 1, path
     answer = await request(mail_lab, "PUT", "/api/v1/messages", body=["x"])
     assert answer.status == 400
+    for method, path in [
+        ("POST", "/api/v1/messages"),
+        ("HEAD", "/api/v1/events"),
+        ("HEAD", "/api/v1/wait"),
+        ("PUT", "/api/v1/message/latest"),
+    ]:
+        answer = await request(mail_lab, method, path)
+        assert answer.status == 405, (method, path)
     answer = await request(mail_lab, "DELETE", "/api/v1/messages", body={"IDs": ["zz"]})
     assert answer.status == 404
     assert len(mail_lab.store.messages(BOB)) == 1
