@@ -15,9 +15,14 @@ memory (L{twisted.test.iosim}), synchronously::
 
 With pytest and pytest-twisted, the C{mail_lab} fixture is a lab on real
 loopback ports (C{mail_lab.smtp_port}, C{mail_lab.imap_port},
-C{mail_lab.ca_path}); override the C{mail_lab_options} fixture to choose
-its domains and users.  Blocking clients (smtplib, imaplib) must run in a
-thread (C{deferToThread}), never in the reactor thread.
+C{mail_lab.http_port}, C{mail_lab.ca_path}; C{await mail_lab.wait_for(query)}
+for the messages a test expects); override the C{mail_lab_options} fixture
+to choose its domains and users. One lab serves the tests that share their
+options, reset between them. Blocking clients (smtplib, imaplib) must run in
+a thread (C{deferToThread}), never in the reactor thread.
+
+Tests that run no reactor use L{lab_in_thread}: a lab on a reactor of its
+own in a background thread, with blocking C{wait_for}, C{search}, C{clear}.
 
 Nothing here imports the reactor, or twisted.mail, until it is used: pytest
 loads this module at start-up in every project that installs

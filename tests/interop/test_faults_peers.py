@@ -247,7 +247,9 @@ async def test_smtp_source_with_random_451s(mail_lab: MailLab) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     stored_uids = [
         int(uid)
-        for uid in re.findall(r"<<< 250 Message stored as UID (\d+)", result.stderr)
+        for uid in re.findall(
+            r"<<< 250 (?:2\.0\.0 )?Message stored as UID (\d+)", result.stderr
+        )
     ]
     refused = len(re.findall(r"<<< 451 ", result.stderr))
     assert len(stored_uids) + refused == 300

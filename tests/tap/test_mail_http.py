@@ -111,3 +111,19 @@ class SuiteHTTPTests(SynchronousTestCase):
         options = suite.Options()
         options.parseOptions(["--http", "tcp:9025:interface=127.0.0.1"])
         self.assertEqual(options["http"], ["tcp:9025:interface=127.0.0.1"])
+
+
+class CaptureHTTPTests(SynchronousTestCase):
+    def test_capture_mode_serves_http(self) -> None:
+        """
+        --catch-all turns the HTTP API on at loopback 8025 unless told
+        otherwise.
+        """
+        options = mail.Options()
+        options.parseOptions([*BASE, "--catch-all", "inbox@example.test"])
+        self.assertEqual(options["http"], ["tcp:8025:interface=127.0.0.1"])
+        options = mail.Options()
+        options.parseOptions(
+            [*BASE, "--catch-all", "inbox@example.test", "--https", "tcp:8443"]
+        )
+        self.assertEqual(options["http"], [])

@@ -6,6 +6,7 @@ its IDs, events and waiters.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def message(subject: str) -> bytes:
 class CatalogTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="netlab-catalog-"))
-        self.addCleanup(__import__("shutil").rmtree, self.root, True)
+        self.addCleanup(shutil.rmtree, self.root, True)
         self.store = MailStore(self.root / "mail")
         self.store.ensure_user(ANN)
         self.store.ensure_user(BOB)
@@ -95,6 +96,8 @@ class CatalogTests(SynchronousTestCase):
         (inbox / "tmp" / "123.half").write_bytes(b"Subject: half\r\n")
         (inbox / "new" / "124.other").write_bytes(message("dropped"))
         os.utime(inbox / "new", (1, 1))
+        self.assertEqual(len(self.catalog.entries()), 1)  # rescans at most 1/s
+        self.clock.advance(1)
         subjects = [e.facts.subject for e in self.catalog.entries()]
         self.assertEqual(sorted(subjects), ["dropped", "one"])
 

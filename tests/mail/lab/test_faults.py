@@ -665,6 +665,23 @@ class SMTPFaultTests(SynchronousTestCase):
         self.assertTrue(s.transport.disconnected)
         self.assertEqual(self.deliveries.stored, [])
 
+    def test_bdat_message_stores_nothing(self) -> None:
+        """
+        A message sent with BDAT (CHUNKING) is faulted at the message stage
+        after its last chunk, with its envelope: nothing is stored; the
+        next one is.
+        """
+        s = self.session("message:reply=554 5.7.1 Not today:to=alice@*:times=1")
+        for expected in (554, 250):
+            s.code(b"EHLO client.test")
+            s.code(b"MAIL FROM:<a@remote.test>")
+            s.code(b"RCPT TO:<alice@example.test>")
+            s.protocol.dataReceived(
+                b"BDAT 27 LAST\r\nSubject: chunked\r\n\r\nhello\r\n"
+            )
+            self.assertEqual(int(s.take()[:3]), expected)
+        self.assertEqual(len(self.deliveries.stored), 1)
+
     def test_message_matches_recipients(self) -> None:
         """
         At the message stage to= matches any of the message's recipients.

@@ -36,6 +36,7 @@ from typing import Any
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -336,13 +337,18 @@ class LabAPI:
     def _page(self, request: Request, entries: Sequence[Entry]) -> dict[str, Any]:
         start = _int_parameter(request, "start", 0, 10**9)
         limit = _int_parameter(request, "limit", 50, MAX_LIMIT)
-        total, unread = self.catalog.counts()
+        everything = self.catalog.entries()
+        unread = sum(1 for e in everything if not e.read)
+        if len(entries) == len(everything):
+            matched_unread = unread
+        else:
+            matched_unread = sum(1 for e in entries if not e.read)
         return {
-            "total": total,
+            "total": len(everything),
             "unread": unread,
             "count": len(entries[start : start + limit]),
             "messages_count": len(entries),
-            "messages_unread": sum(1 for e in entries if not e.read),
+            "messages_unread": matched_unread,
             "start": start,
             "tags": [],
             "messages": [summary(e) for e in entries[start : start + limit]],
@@ -508,6 +514,9 @@ class LabAPI:
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"x-accel-buffering", b"no")
         request.write(b": netlab mail lab events\n\n")
+        producer = _StreamProducer()
+        request.registerProducer(producer, True)
+        request.netlab_stream = producer  # type: ignore[attr-defined]
         self._streams.append(request)
         if self._unsubscribe is None:
             self._unsubscribe = self.catalog.subscribe(self._broadcast)
@@ -541,6 +550,15 @@ class LabAPI:
 
     def _send_all(self, data: bytes) -> None:
         for request in list(self._streams):
+            producer = getattr(request, "netlab_stream", None)
+            if producer is not None and producer.paused:
+                # The client stopped reading and its buffer is full: drop it
+                # rather than keep its events (EventSource reconnects).
+                self._close_stream(request)
+                transport = getattr(request.channel, "transport", None)
+                if transport is not None and hasattr(transport, "abortConnection"):
+                    transport.abortConnection()
+                continue
             try:
                 request.write(data)
             except Exception:
@@ -574,7 +592,27 @@ class LabAPI:
         for request in list(self._streams):
             self._close_stream(request)
             if not request.finished:
+                request.unregisterProducer()
                 request.finish()
+
+
+@implementer(IPushProducer)
+class _StreamProducer:
+    """
+    Told by the HTTP channel when an event stream's client stops reading
+    (its send buffer is full), so that it can be dropped.
+    """
+
+    paused = False
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        self.paused = True
 
 
 def _sse(kind: str, data: Any) -> bytes:
@@ -712,10 +750,12 @@ class APIResource:
             self._only(method, b"GET")
             return _send_json(request, api.mailboxes())
         if rest == ["wait"]:
-            self._only(method, b"GET")
+            if method != b"GET":  # not even HEAD: it would never end
+                raise _MethodNotAllowed()
             return api.wait(request)
         if rest == ["events"]:
-            self._only(method, b"GET")
+            if method != b"GET":
+                raise _MethodNotAllowed()
             api.open_stream(request)
             return NOT_DONE_YET
         if head == "message" and len(rest) >= 2:
