@@ -1233,3 +1233,102 @@ class RealmTests(ServerFixture):
         self.assertIs(iface, imap4.IAccount)
         self.assertTrue(self.store.has_user("new@netlab.test"))
         logout()
+
+
+UTF8_SUBJECT = (
+    b"From: bob@example.test\r\n"
+    b"Subject: =?utf-8?q?caf=C3=A9_au_lait?=\r\n"
+    b"\r\n"
+    b"body\r\n"
+)
+
+
+class ClientSyntaxTests(ServerFixture):
+    """
+    Regressions of the command syntax real clients send: literals inside
+    SEARCH, quoted strings with escapes, C{*:*}.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        for body in (SIMPLE, UTF8_SUBJECT, SIMPLE):
+            self.store.deliver(USER, body)
+        self.login()
+
+    def test_search_literal(self) -> None:
+        """
+        C{UID SEARCH CHARSET UTF-8 SUBJECT {6}} gets a continuation request,
+        the literal's bytes are the search string (not a new command), and
+        the search matches by them.
+        """
+        self.command(b"s SELECT INBOX")
+        self.assertEqual(
+            self.command(b"a UID SEARCH CHARSET UTF-8 SUBJECT {5}"),
+            b"+ Ready for 5 octets of text\r\n",
+        )
+        self.assertEqual(
+            self.send(b"caf\xc3\xa9\r\n"), b"* SEARCH 2\r\na OK SEARCH completed\r\n"
+        )
+        self.assertEqual(
+            self.send(b"b SEARCH OR SUBJECT {6}\r\n"),
+            b"+ Ready for 6 octets of text\r\n",
+        )
+        self.assertEqual(
+            self.send(b"simple SUBJECT {3+}\r\nlai UNSEEN\r\n"),
+            b"* SEARCH 1 2 3\r\nb OK SEARCH completed\r\n",
+        )
+        self.assertEqual(self.command(b"c NOOP"), b"c OK NOOP completed\r\n")
+
+    def test_quoted_escapes(self) -> None:
+        """
+        CREATE, LIST, SELECT, RENAME, STATUS and DELETE take quoted names with
+        C{\\"} escapes; LIST quotes the name so that it can be sent back.
+        """
+        self.assertEqual(
+            self.command(b'a CREATE "foo \\"bar\\""'), b"a OK Mailbox created\r\n"
+        )
+        self.assertEqual(self.store.mailboxes(USER), ["INBOX", 'foo "bar"'])
+        listed = self.command(b'b LIST "" "foo \\"bar\\""')
+        self.assertEqual(
+            listed,
+            b'* LIST (\\HasNoChildren) "." "foo \\"bar\\""\r\nb OK LIST completed\r\n',
+        )
+        self.assertIn(b"c OK", self.command(b'c SELECT "foo \\"bar\\""'))
+        self.assertIn(
+            b'* STATUS "foo \\"bar\\"" (MESSAGES 0)',
+            self.command(b'd STATUS "foo \\"bar\\"" (MESSAGES)'),
+        )
+        self.assertIn(
+            b"e OK", self.command(b'e RENAME "foo \\"bar\\"" "x \\"y\\""')
+        )
+        self.assertIn(b"f OK", self.command(b'f DELETE "x \\"y\\""'))
+        self.assertEqual(self.store.mailboxes(USER), ["INBOX"])
+        self.assertIn(b"g BAD", self.command(b'g CREATE "bad \\q"'))
+        self.assertIn(b"h BAD", self.command(b'h CREATE "open'))
+
+    def test_literal_name_selectable_from_list(self) -> None:
+        """
+        A mailbox created with a literal holding C{"} is listed in a form
+        that, copied into SELECT, selects it.
+        """
+        self.command(b"a CREATE {7}")
+        self.assertEqual(self.send(b'a"b c"d\r\n'), b"a OK Mailbox created\r\n")
+        listed = self.command(b'b LIST "" *')
+        line = [x for x in listed.split(b"\r\n") if b"INBOX" not in x][0]
+        name = line.split(b'"." ', 1)[1]
+        self.assertEqual(name, b'"a\\"b c\\"d"')
+        self.assertIn(b"c OK [READ-WRITE]", self.command(b"c SELECT " + name))
+
+    def test_fetch_star_star(self) -> None:
+        """
+        C{FETCH *:*} and C{UID FETCH *:*} fetch the last message.
+        """
+        self.command(b"s SELECT INBOX")
+        self.assertEqual(
+            self.command(b"a FETCH *:* (UID)"),
+            b"* 3 FETCH (UID 3)\r\na OK FETCH completed\r\n",
+        )
+        self.assertEqual(
+            self.command(b"b UID FETCH *:* (FLAGS)"),
+            b"* 3 FETCH (UID 3 FLAGS (\\Recent))\r\nb OK FETCH completed\r\n",
+        )

@@ -24,6 +24,7 @@ What this adds to, or fixes in, C{twisted.mail.imap4.IMAP4Server}:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.cred.portal import Portal
@@ -43,6 +44,17 @@ from zope.interface import implementer
 
 from twisted_netlab.hello import describe_address
 from twisted_netlab.mail.lab.account import LabMailbox, LabMessage
+from twisted_netlab.mail.lab.imapsyntax import (
+    IMAPSyntaxError,
+    Literal,
+    Quoted,
+    Token,
+    literal_at_end,
+    parse_sequence_set,
+    quote,
+    read_quoted,
+    tokenize,
+)
 from twisted_netlab.mail.lab.maildir import (
     SYSTEM_FLAGS,
     MailStoreError,
@@ -342,21 +354,127 @@ class LabIMAPServer(imap4.IMAP4Server):
             return None
         return super().lookupCommand(cmd)
 
-    # --- literals ------------------------------------------------------------------
+    # --- literals and strings ----------------------------------------------------
+
+    def _request_literal(self, size: int, synchronizing: bool, *, file: bool) -> Any:
+        """
+        Read a literal of C{size} octets: ask for it with C{+} unless the
+        client sent it at once (LITERAL+'s C{{n+}}). A non-synchronizing
+        literal over the limit cannot be refused without its octets being
+        read as commands: the connection is closed.
+        """
+        limit = self.factory.max_message_size if file else self._literalStringLimit
+        if size > limit:
+            if not synchronizing:
+                self.sendLine(
+                    b"* BYE [TOOBIG] literal larger than %d octets" % (limit,)
+                )
+                self.transport.loseConnection()
+                return defer.Deferred()
+            if file:
+                raise imap4.IllegalOperation(
+                    f"[TOOBIG] message larger than {limit} bytes"
+                )
+            raise imap4.IllegalClientResponse(
+                f"Literal too long: at most {limit} octets"
+            )
+        d: defer.Deferred[tuple[Any, bytes]] = defer.Deferred()
+        self.parseState = "pending"
+        if file:
+            self._pendingLiteral = imap4.LiteralFile(size, d)
+        else:
+            self._pendingLiteral = imap4.LiteralString(size, d)
+        if synchronizing:
+            kind = b"data" if file else b"text"
+            self.sendContinuationRequest(b"Ready for %d octets of %s" % (size, kind))
+        self.setRawMode()
+        return d
 
     def _stringLiteral(self, size: int) -> Any:
         if size < 0:
             raise imap4.IllegalClientResponse("Negative literal size")
-        return super()._stringLiteral(size)
+        return self._request_literal(size, True, file=False)
 
     def _fileLiteral(self, size: int) -> Any:
         if size < 0:
             raise imap4.IllegalClientResponse("Negative literal size")
-        if size > self.factory.max_message_size:
-            raise imap4.IllegalOperation(
-                f"[TOOBIG] message larger than {self.factory.max_message_size} bytes"
+        return self._request_literal(size, True, file=True)
+
+    def arg_astring(self, line: bytes, final: bool = False) -> Any:
+        """
+        An astring (RFC 3501): an atom, a quoted string with its C{\\"} and
+        C{\\\\} escapes, or a literal (C{{n}} or C{{n+}}) at the line's end.
+        """
+        line = line.lstrip(b" ")
+        if not line:
+            raise IMAPSyntaxError("Missing argument")
+        if line[:1] == b'"':
+            return read_quoted(line)
+        if line[:1] == b"{":
+            announced = literal_at_end(line)
+            if announced is None or announced.prefix:
+                if line[:2] == b"{-":
+                    raise IMAPSyntaxError("Negative literal size")
+                raise IMAPSyntaxError("Malformed literal")
+            if final and not announced.size:
+                return (b"", b"")
+            return self._request_literal(
+                announced.size, announced.synchronizing, file=False
             )
-        return super()._fileLiteral(size)
+        arg, _, rest = line.partition(b" ")
+        if any(c in arg for c in b'(){"'):
+            raise IMAPSyntaxError("Malformed atom")
+        return (arg, rest)
+
+    def arg_finalastring(self, line: bytes) -> Any:
+        return self.arg_astring(line, final=True)
+
+    def arg_literal(self, line: bytes) -> Any:
+        """
+        The message literal of APPEND (C{{n}} or C{{n+}}), read into a file.
+        """
+        announced = literal_at_end(line.strip(b" "))
+        if announced is None or announced.prefix:
+            if line.lstrip(b" ")[:2] == b"{-":
+                raise imap4.IllegalClientResponse("Negative literal size")
+            raise IMAPSyntaxError("Missing literal")
+        return self._request_literal(
+            announced.size, announced.synchronizing, file=True
+        )
+
+    def arg_seqset(self, line: bytes) -> Any:
+        """
+        A sequence set (C{*:*} included), then the rest of the line.
+        """
+        text, _, rest = line.lstrip(b" ").partition(b" ")
+        if not text:
+            raise IMAPSyntaxError("Missing sequence set")
+        return parse_sequence_set(text), rest
+
+    def read_tokens(self, line: bytes) -> Any:
+        """
+        The rest of the command as tokens (L{tokenize}), asking for each
+        literal it announces along the way.
+        """
+        pieces: list[bytes | Literal] = []
+
+        def step(text: bytes) -> Any:
+            announced = literal_at_end(text)
+            if announced is None:
+                pieces.append(text)
+                return (tokenize(pieces), b"")
+            pieces.append(announced.prefix)
+            d = self._request_literal(
+                announced.size, announced.synchronizing, file=False
+            )
+            return d.addCallback(got)
+
+        def got(result: tuple[bytes, bytes]) -> Any:
+            data, rest = result
+            pieces.append(Literal(data))
+            return step(rest)
+
+        return step(line)
 
     # --- TLS and authentication ----------------------------------------------
 
@@ -411,8 +529,8 @@ class LabIMAPServer(imap4.IMAP4Server):
 
     unauth_LOGIN = _command(
         do_LOGIN,
-        imap4.IMAP4Server.arg_astring,
-        imap4.IMAP4Server.arg_finalastring,
+        arg_astring,
+        arg_finalastring,
     )
 
     def do_AUTHENTICATE(self, tag: bytes, args: bytes) -> None:
@@ -473,6 +591,22 @@ class LabIMAPServer(imap4.IMAP4Server):
     select_SUBSCRIBE = auth_SUBSCRIBE
     auth_UNSUBSCRIBE = _command(imap4.IMAP4Server.do_UNSUBSCRIBE, arg_final_mailbox)
     select_UNSUBSCRIBE = auth_UNSUBSCRIBE
+    def _cbListWork(
+        self, mailboxes: list[tuple[str, Any]], tag: bytes, sub: int, cmdName: bytes
+    ) -> None:
+        # Twisted quotes names without escaping C{"} or C{\\}: a name made
+        # from a literal could not be copied back from its LIST line.
+        for name, box in mailboxes:
+            if sub and not self.account.isSubscribed(name):
+                continue
+            attributes = b" ".join(flag.encode("ascii") for flag in box.getFlags())
+            delimiter = quote(box.getHierarchicalDelimiter().encode("ascii"))
+            encoded = quote(name.encode("imap4-utf-7"))
+            self.sendUntaggedResponse(
+                b"%s (%s) %s %s" % (cmdName, attributes, delimiter, encoded)
+            )
+        self.sendPositiveResponse(tag, cmdName + b" completed")
+
     auth_LIST = _command(
         imap4.IMAP4Server._listWork, arg_pattern, arg_pattern, 0, b"LIST"
     )
@@ -492,12 +626,12 @@ class LabIMAPServer(imap4.IMAP4Server):
         arg_mailbox,
         imap4.IMAP4Server.opt_plist,
         imap4.IMAP4Server.opt_datetime,
-        imap4.IMAP4Server.arg_literal,
+        arg_literal,
     )
     select_APPEND = auth_APPEND
     select_COPY = _command(
         imap4.IMAP4Server.do_COPY,
-        imap4.IMAP4Server.arg_seqset,
+        arg_seqset,
         arg_final_mailbox,
     )
 
@@ -511,7 +645,7 @@ class LabIMAPServer(imap4.IMAP4Server):
             return
         super().do_CREATE(tag, decoded)
 
-    auth_CREATE = _command(do_CREATE, imap4.IMAP4Server.arg_finalastring)
+    auth_CREATE = _command(do_CREATE, arg_finalastring)
     select_CREATE = auth_CREATE
 
     def _cbSelectWork(
@@ -604,37 +738,37 @@ class LabIMAPServer(imap4.IMAP4Server):
                 tag, b"APPEND failed: could not store the message"
             )
 
-    def arg_searchkeys(self, line: bytes) -> Any:
-        try:
-            return super().arg_searchkeys(line)
-        except imap4.IllegalClientResponse:
-            raise
-        except Exception as e:
-            raise imap4.IllegalClientResponse(f"bad search: {e}") from None
+    def arg_search(self, line: bytes) -> Any:
+        """
+        The arguments of SEARCH: C{RETURN (...)} (ESEARCH), C{CHARSET x},
+        then the search keys, which may hold literals anywhere.
+        """
+        result = self.read_tokens(line)
+        if isinstance(result, defer.Deferred):
+            return result.addCallback(_search_request)
+        return _search_request(result)
 
-    def do_SEARCH(
-        self, tag: bytes, charset: bytes | None, query: list[Any], uid: int = 0
-    ) -> None:
+    def do_SEARCH(self, tag: bytes, request: SearchRequest, uid: int = 0) -> None:
+        charset = request.charset
         if charset is not None and charset.upper() not in (b"US-ASCII", b"UTF-8"):
             self.sendNegativeResponse(
                 tag, b"[BADCHARSET (US-ASCII UTF-8)] Unknown charset"
             )
             return
         try:
-            found = self.mbox.search(query, uid=bool(uid))
+            found = self.mbox.search(request.criteria, uid=bool(uid))
         except imap4.IllegalQueryError as e:
             self.sendBadResponse(tag, b"SEARCH failed: " + _ascii_bytes(e))
             return
         ids = [self.mbox.getUID(seq) if uid else seq for seq in found]
-        line = b" ".join(b"%d" % (i,) for i in ids)
-        self.sendUntaggedResponse(b"SEARCH" + (b" " + line if line else b""))
+        if request.returns is None:
+            line = b" ".join(b"%d" % (i,) for i in ids)
+            self.sendUntaggedResponse(b"SEARCH" + (b" " + line if line else b""))
+        else:
+            self.sendUntaggedResponse(_esearch_response(tag, request.returns, ids, uid))
         self.sendPositiveResponse(tag, b"SEARCH completed")
 
-    select_SEARCH = _command(
-        do_SEARCH,
-        imap4.IMAP4Server.opt_charset,
-        arg_searchkeys,
-    )
+    select_SEARCH = _command(do_SEARCH, arg_search)
 
     _STORE_MODES = {
         b"FLAGS",
@@ -658,7 +792,7 @@ class LabIMAPServer(imap4.IMAP4Server):
 
     select_STORE = _command(
         do_STORE,
-        imap4.IMAP4Server.arg_seqset,
+        arg_seqset,
         imap4.IMAP4Server.arg_atom,
         imap4.IMAP4Server.arg_flaglist,
     )
@@ -764,7 +898,100 @@ class LabIMAPServer(imap4.IMAP4Server):
         results = self.mbox.fetch(messages, uid=bool(uid))
         _FetchResponder(self, tag, results, query, bool(uid)).start()
 
-    select_FETCH = _command(do_FETCH, imap4.IMAP4Server.arg_seqset, arg_fetchatt)
+    select_FETCH = _command(do_FETCH, arg_seqset, arg_fetchatt)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """
+    A parsed SEARCH command.
+
+    @ivar charset: the C{CHARSET} given, if any.
+    @ivar returns: the ESEARCH C{RETURN} options (upper case; empty means
+        C{ALL}), or L{None} for a plain SEARCH.
+    @ivar criteria: the search keys as tokens.
+    """
+
+    charset: bytes | None
+    returns: tuple[bytes, ...] | None
+    criteria: list[Token]
+
+
+_ESEARCH_OPTIONS = (b"MIN", b"MAX", b"ALL", b"COUNT")
+
+
+def _search_request(result: tuple[list[Token], bytes]) -> tuple[SearchRequest, bytes]:
+    tokens, rest = result
+    returns: tuple[bytes, ...] | None = None
+    charset: bytes | None = None
+    if tokens and _is_atom(tokens[0], b"RETURN"):
+        tokens.pop(0)
+        options = tokens.pop(0) if tokens else None
+        if not isinstance(options, list) or not all(
+            isinstance(o, bytes) and o.upper() in _ESEARCH_OPTIONS for o in options
+        ):
+            raise IMAPSyntaxError("RETURN needs a list of MIN, MAX, ALL, COUNT")
+        returns = tuple(o.upper() for o in options if isinstance(o, bytes))
+    if tokens and _is_atom(tokens[0], b"CHARSET"):
+        tokens.pop(0)
+        value = tokens.pop(0) if tokens else None
+        if not isinstance(value, bytes):
+            raise IMAPSyntaxError("Missing charset identifier")
+        charset = bytes(value)
+    if not tokens:
+        raise IMAPSyntaxError("Missing search keys")
+    return SearchRequest(charset, returns, tokens), rest
+
+
+def _is_atom(token: Token, name: bytes) -> bool:
+    return (
+        isinstance(token, bytes)
+        and not isinstance(token, (Quoted, Literal))
+        and token.upper() == name
+    )
+
+
+def _sequence_text(ids: list[int]) -> bytes:
+    """C{ids} (ascending) as a compact sequence set: C{1:3,5}."""
+    ranges: list[bytes] = []
+    start = previous = None
+    for i in ids:
+        if previous is not None and i == previous + 1:
+            previous = i
+            continue
+        if start is not None:
+            ranges.append(_range_text(start, previous))
+        start = previous = i
+    if start is not None:
+        ranges.append(_range_text(start, previous))
+    return b",".join(ranges)
+
+
+def _range_text(start: int, end: int | None) -> bytes:
+    if end is None or end == start:
+        return b"%d" % (start,)
+    return b"%d:%d" % (start, end)
+
+
+def _esearch_response(
+    tag: bytes, returns: tuple[bytes, ...], ids: list[int], uid: int
+) -> bytes:
+    """An ESEARCH response (RFC 4731) for the RETURN options asked for."""
+    wanted = returns or (b"ALL",)
+    parts = [b"ESEARCH (TAG " + quote(tag) + b")"]
+    if uid:
+        parts.append(b"UID")
+    ordered = sorted(ids)
+    if ordered:
+        if b"MIN" in wanted:
+            parts.append(b"MIN %d" % (ordered[0],))
+        if b"MAX" in wanted:
+            parts.append(b"MAX %d" % (ordered[-1],))
+        if b"ALL" in wanted:
+            parts.append(b"ALL " + _sequence_text(ordered))
+    if b"COUNT" in wanted:
+        parts.append(b"COUNT %d" % (len(ordered),))
+    return b" ".join(parts)
 
 
 def _ascii_bytes(error: BaseException) -> bytes:
