@@ -1314,7 +1314,7 @@ class ClientSyntaxTests(ServerFixture):
         self.command(b"a CREATE {7}")
         self.assertEqual(self.send(b'a"b c"d\r\n'), b"a OK Mailbox created\r\n")
         listed = self.command(b'b LIST "" *')
-        line = [x for x in listed.split(b"\r\n") if b"INBOX" not in x][0]
+        line = next(x for x in listed.split(b"\r\n") if b"INBOX" not in x)
         name = line.split(b'"." ', 1)[1]
         self.assertEqual(name, b'"a\\"b c\\"d"')
         self.assertIn(b"c OK [READ-WRITE]", self.command(b"c SELECT " + name))

@@ -381,7 +381,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         d: defer.Deferred[tuple[Any, bytes]] = defer.Deferred()
         self.parseState = "pending"
         if file:
-            self._pendingLiteral = imap4.LiteralFile(size, d)
+            self._pendingLiteral = imap4.LiteralFile(size, d)  # type: ignore[assignment]
         else:
             self._pendingLiteral = imap4.LiteralString(size, d)
         if synchronizing:
@@ -597,7 +597,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         # Twisted quotes names without escaping C{"} or C{\\}: a name made
         # from a literal could not be copied back from its LIST line.
         for name, box in mailboxes:
-            if sub and not self.account.isSubscribed(name):
+            if sub and not self.account.isSubscribed(name):  # type: ignore[union-attr]
                 continue
             attributes = b" ".join(flag.encode("ascii") for flag in box.getFlags())
             delimiter = quote(box.getHierarchicalDelimiter().encode("ascii"))
@@ -748,7 +748,9 @@ class LabIMAPServer(imap4.IMAP4Server):
             return result.addCallback(_search_request)
         return _search_request(result)
 
-    def do_SEARCH(self, tag: bytes, request: SearchRequest, uid: int = 0) -> None:
+    def do_SEARCH(  # type: ignore[override]
+        self, tag: bytes, request: SearchRequest, uid: int = 0
+    ) -> None:
         charset = request.charset
         if charset is not None and charset.upper() not in (b"US-ASCII", b"UTF-8"):
             self.sendNegativeResponse(
