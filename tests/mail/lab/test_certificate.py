@@ -99,9 +99,7 @@ class EnsureCertificateTests(SynchronousTestCase):
             cert = x509.load_pem_x509_certificate(
                 (self.directory / "cert.pem").read_bytes()
             )
-            (attribute,) = cert.subject.get_attributes_for_oid(
-                x509.NameOID.COMMON_NAME
-            )
+            (attribute,) = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
             return str(attribute.value)
 
         ensure_certificate(self.directory, ["Mail.Example.TEST"])

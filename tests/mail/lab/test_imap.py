@@ -1236,10 +1236,7 @@ class RealmTests(ServerFixture):
 
 
 UTF8_SUBJECT = (
-    b"From: bob@example.test\r\n"
-    b"Subject: =?utf-8?q?caf=C3=A9_au_lait?=\r\n"
-    b"\r\n"
-    b"body\r\n"
+    b"From: bob@example.test\r\nSubject: =?utf-8?q?caf=C3=A9_au_lait?=\r\n\r\nbody\r\n"
 )
 
 
@@ -1298,9 +1295,7 @@ class ClientSyntaxTests(ServerFixture):
             b'* STATUS "foo \\"bar\\"" (MESSAGES 0)',
             self.command(b'd STATUS "foo \\"bar\\"" (MESSAGES)'),
         )
-        self.assertIn(
-            b"e OK", self.command(b'e RENAME "foo \\"bar\\"" "x \\"y\\""')
-        )
+        self.assertIn(b"e OK", self.command(b'e RENAME "foo \\"bar\\"" "x \\"y\\""'))
         self.assertIn(b"f OK", self.command(b'f DELETE "x \\"y\\""'))
         self.assertEqual(self.store.mailboxes(USER), ["INBOX"])
         self.assertIn(b"g BAD", self.command(b'g CREATE "bad \\q"'))

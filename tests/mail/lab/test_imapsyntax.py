@@ -27,9 +27,7 @@ class QuotedStringTests(SynchronousTestCase):
         the string ends at the first unescaped quote, one space after it is
         skipped.
         """
-        self.assertEqual(
-            read_quoted(b'"foo \\"bar\\"" rest'), (b'foo "bar"', b"rest")
-        )
+        self.assertEqual(read_quoted(b'"foo \\"bar\\"" rest'), (b'foo "bar"', b"rest"))
         self.assertEqual(read_quoted(b'"a\\\\" "b"'), (b"a\\", b'"b"'))
         self.assertEqual(read_quoted(b'""'), (b"", b""))
 
@@ -91,11 +89,9 @@ class TokenizeTests(SynchronousTestCase):
         tokens = tokenize(
             [b'OR (SEEN 1:3) SUBJECT "a \\"b\\"" CHARSET ', Literal(b"x y"), b" ALL"]
         )
-        self.assertEqual(
-            tokens,
-            [b"OR", [b"SEEN", b"1:3"], b"SUBJECT", b'a "b"']
-            + [b"CHARSET", b"x y", b"ALL"],
-        )
+        expected = [b"OR", [b"SEEN", b"1:3"], b"SUBJECT", b'a "b"']
+        expected.extend([b"CHARSET", b"x y", b"ALL"])
+        self.assertEqual(tokens, expected)
         self.assertIsInstance(tokens[3], Quoted)
         self.assertIsInstance(tokens[5], Literal)
 

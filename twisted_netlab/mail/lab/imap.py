@@ -438,9 +438,7 @@ class LabIMAPServer(imap4.IMAP4Server):
             if line.lstrip(b" ")[:2] == b"{-":
                 raise imap4.IllegalClientResponse("Negative literal size")
             raise IMAPSyntaxError("Missing literal")
-        return self._request_literal(
-            announced.size, announced.synchronizing, file=True
-        )
+        return self._request_literal(announced.size, announced.synchronizing, file=True)
 
     def arg_seqset(self, line: bytes) -> Any:
         """
@@ -591,6 +589,7 @@ class LabIMAPServer(imap4.IMAP4Server):
     select_SUBSCRIBE = auth_SUBSCRIBE
     auth_UNSUBSCRIBE = _command(imap4.IMAP4Server.do_UNSUBSCRIBE, arg_final_mailbox)
     select_UNSUBSCRIBE = auth_UNSUBSCRIBE
+
     def _cbListWork(
         self, mailboxes: list[tuple[str, Any]], tag: bytes, sub: int, cmdName: bytes
     ) -> None:
