@@ -479,8 +479,8 @@ class SelectTests(ServerFixture):
 
     def test_select_response(self) -> None:
         """
-        SELECT reports FLAGS, PERMANENTFLAGS, EXISTS, RECENT, UNSEEN,
-        UIDVALIDITY and UIDNEXT.
+        SELECT reports FLAGS, PERMANENTFLAGS (with C{\\*}: keywords are
+        kept), EXISTS, RECENT, UNSEEN, UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ.
         """
         self.store.deliver(USER, SIMPLE)
         self.store.deliver(USER, SIMPLE)
@@ -490,14 +490,16 @@ class SelectTests(ServerFixture):
         self.assertEqual(
             response,
             b"* FLAGS (\\Draft \\Flagged \\Answered \\Seen \\Deleted)\r\n"
-            b"* OK [PERMANENTFLAGS (\\Draft \\Flagged \\Answered \\Seen \\Deleted)]"
-            b" Limited\r\n"
+            b"* OK [PERMANENTFLAGS (\\Draft \\Flagged \\Answered \\Seen \\Deleted"
+            b" \\*)] Flags kept\r\n"
             b"* 2 EXISTS\r\n"
             b"* 1 RECENT\r\n"
             b"* OK [UNSEEN 2] First unseen\r\n"
             b"* OK [UIDVALIDITY %d] UIDs valid\r\n"
             b"* OK [UIDNEXT 3] Predicted next UID\r\n"
-            b"s1 OK [READ-WRITE] SELECT completed\r\n" % (validity,),
+            b"* OK [HIGHESTMODSEQ %d] Highest\r\n"
+            b"s1 OK [READ-WRITE] SELECT completed\r\n"
+            % (validity, self.store.folder(USER).highest_modseq()),
         )
 
     def test_recent_once(self) -> None:
@@ -953,7 +955,7 @@ class MailboxManagementTests(ServerFixture):
             b'* LIST (\\HasNoChildren) "." "Archive.2024"\r\n'
             b'* LIST (\\Noselect \\HasChildren) "." "Only"\r\n'
             b'* LIST (\\HasNoChildren) "." "Only.Child"\r\n'
-            b'* LIST (\\HasNoChildren) "." "Sent"\r\n'
+            b'* LIST (\\HasNoChildren \\Sent) "." "Sent"\r\n'
             b"c OK LIST completed\r\n",
         )
         self.assertEqual(
@@ -1000,7 +1002,7 @@ class MailboxManagementTests(ServerFixture):
         self.assertEqual(self.command(b"c SUBSCRIBE Sent"), b"c OK Subscribed\r\n")
         self.assertEqual(
             self.command(b'd LSUB "" *'),
-            b'* LSUB (\\HasNoChildren) "." "Sent"\r\nd OK LSUB completed\r\n',
+            b'* LSUB (\\HasNoChildren \\Sent) "." "Sent"\r\nd OK LSUB completed\r\n',
         )
         self.command(b"e UNSUBSCRIBE Sent")
         self.assertEqual(self.command(b'f LSUB "" *'), b"f OK LSUB completed\r\n")

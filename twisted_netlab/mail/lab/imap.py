@@ -78,6 +78,27 @@ _MAX_QUEUED_COMMANDS = 1000
 _FETCH_CHUNK = 256 * 1024
 
 
+#: Capabilities always offered after the login ones (RFC 9051's set as far
+#: as the lab serves it; see docs/lab.rst).
+_EXTENSIONS = (
+    b"LITERAL+",
+    b"SASL-IR",
+    b"ID",
+    b"ENABLE",
+    b"NAMESPACE",
+    b"IDLE",
+    b"UNSELECT",
+    b"CHILDREN",
+    b"UIDPLUS",
+    b"MOVE",
+    b"SPECIAL-USE",
+    b"ESEARCH",
+    b"CONDSTORE",
+)
+#: What ENABLE turns on.
+_ENABLEABLE = frozenset({b"CONDSTORE"})
+
+
 def _command(*parts: Any) -> Any:
     """
     An C{IMAP4Server} command table entry: the handler, then its argument
@@ -405,7 +426,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         An astring (RFC 3501): an atom, a quoted string with its C{\\"} and
         C{\\\\} escapes, or a literal (C{{n}} or C{{n+}}) at the line's end.
         """
-        line = line.lstrip(b" ")
+        line = (line or b"").lstrip(b" ")
         if not line:
             raise IMAPSyntaxError("Missing argument")
         if line[:1] == b'"':
@@ -433,6 +454,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         """
         The message literal of APPEND (C{{n}} or C{{n+}}), read into a file.
         """
+        line = line or b""
         announced = literal_at_end(line.strip(b" "))
         if announced is None or announced.prefix:
             if line.lstrip(b" ")[:2] == b"{-":
@@ -444,7 +466,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         """
         A sequence set (C{*:*} included), then the rest of the line.
         """
-        text, _, rest = line.lstrip(b" ").partition(b" ")
+        text, _, rest = (line or b"").lstrip(b" ").partition(b" ")
         if not text:
             raise IMAPSyntaxError("Missing sequence set")
         return parse_sequence_set(text), rest
@@ -456,7 +478,8 @@ class LabIMAPServer(imap4.IMAP4Server):
         """
         pieces: list[bytes | Literal] = []
 
-        def step(text: bytes) -> Any:
+        def step(text: bytes | None) -> Any:
+            text = text or b""
             announced = literal_at_end(text)
             if announced is None:
                 pieces.append(text)
@@ -495,9 +518,12 @@ class LabIMAPServer(imap4.IMAP4Server):
             cap[b"LOGINDISABLED"] = None
         if self.ctx is not None and self.canStartTLS and not self.tls_active():
             cap[b"STARTTLS"] = None
-        cap[b"NAMESPACE"] = None
-        cap[b"IDLE"] = None
+        for name in _EXTENSIONS:
+            cap[name] = None
         return cap
+
+    def listCapabilities(self) -> list[bytes]:
+        return [b"IMAP4rev1", *super().listCapabilities()[1:]]
 
     def do_STARTTLS(self, tag: bytes) -> None:
         if self.tls_active():
@@ -531,15 +557,106 @@ class LabIMAPServer(imap4.IMAP4Server):
         arg_finalastring,
     )
 
-    def do_AUTHENTICATE(self, tag: bytes, args: bytes) -> None:
+    def do_AUTHENTICATE(  # type: ignore[override]
+        self, tag: bytes, mechanism: bytes, initial: bytes = b""
+    ) -> None:
         if not self._may_authenticate():
             self.sendNegativeResponse(
                 tag, b"[PRIVACYREQUIRED] AUTHENTICATE is disabled until STARTTLS"
             )
             return
-        super().do_AUTHENTICATE(tag, args)
+        initial = (initial or b"").strip()
+        if not initial:
+            super().do_AUTHENTICATE(tag, mechanism)
+            return
+        # SASL-IR (RFC 4959): the first response came with the command; "="
+        # is an empty one. It goes where the answer to the first challenge
+        # would, and the exchange goes on from there.
+        factory = (self.challengers or {}).get(mechanism.upper())
+        if factory is None or self.portal is None:
+            self.sendNegativeResponse(tag, b"AUTHENTICATE method unsupported")
+            return
+        challenger = factory()
+        challenger.getChallenge()
+        d: defer.Deferred[bytes] = defer.Deferred()
+        d.addCallback(self._IMAP4Server__cbAuthChunk, challenger, tag)  # type: ignore[attr-defined]
+        d.addErrback(self._IMAP4Server__ebAuthChunk, tag)  # type: ignore[attr-defined]
+        d.callback(b"" if initial == b"=" else initial)
 
-    unauth_AUTHENTICATE = _command(do_AUTHENTICATE, imap4.IMAP4Server.arg_atom)
+    def arg_rest(self, line: bytes) -> tuple[bytes, bytes]:
+        """Whatever is left of the line (possibly nothing)."""
+        return line or b"", b""
+
+    unauth_AUTHENTICATE = _command(
+        do_AUTHENTICATE, imap4.IMAP4Server.arg_atom, arg_rest
+    )
+
+    # --- ENABLE, ID, UNSELECT -------------------------------------------------
+
+    enabled: frozenset[bytes] = frozenset()
+
+    def do_ENABLE(self, tag: bytes, names: list[Token]) -> None:
+        """
+        ENABLE (RFC 5161): CONDSTORE is the extension it turns on here;
+        others are ignored, as the RFC asks.
+        """
+        if not names:
+            self.sendBadResponse(tag, b"ENABLE needs capability names")
+            return
+        wanted = [n.upper() for n in names if isinstance(n, bytes)]
+        newly = [n for n in wanted if n in _ENABLEABLE and n not in self.enabled]
+        self.enabled = self.enabled | set(newly)
+        self.sendUntaggedResponse(b"ENABLED" + b"".join(b" " + n for n in newly))
+        self.sendPositiveResponse(tag, b"ENABLE completed")
+
+    auth_ENABLE = _command(do_ENABLE, read_tokens)
+    select_ENABLE = auth_ENABLE
+
+    @property
+    def condstore(self) -> bool:
+        """Whether this session has CONDSTORE on (RFC 7162 section 3)."""
+        return b"CONDSTORE" in self.enabled
+
+    def _enable_condstore(self) -> None:
+        if not self.condstore:
+            self.enabled = self.enabled | {b"CONDSTORE"}
+
+    def do_ID(self, tag: bytes, arguments: list[Token]) -> None:
+        """ID (RFC 2971): the client's fields are logged, ours sent."""
+        if len(arguments) != 1 or not (
+            isinstance(arguments[0], list)
+            or (isinstance(arguments[0], bytes) and arguments[0].upper() == b"NIL")
+        ):
+            self.sendBadResponse(tag, b"ID needs a list of fields or NIL")
+            return
+        fields = arguments[0] if isinstance(arguments[0], list) else []
+        if len(fields) % 2 or not all(isinstance(f, bytes) for f in fields):
+            self.sendBadResponse(tag, b"ID needs field and value pairs")
+            return
+        self.factory.log.debug(
+            "IMAP client {peer} says ID {fields}",
+            peer=describe_address(self.transport.getPeer()),
+            fields=[bytes(f).decode("utf-8", "replace") for f in fields],  # type: ignore[arg-type]
+        )
+        self.sendUntaggedResponse(b'ID ("name" "netlab mail lab" "vendor" "netlab")')
+        self.sendPositiveResponse(tag, b"ID completed")
+
+    unauth_ID = _command(do_ID, read_tokens)
+    auth_ID = unauth_ID
+    select_ID = unauth_ID
+
+    def do_UNSELECT(self, tag: bytes) -> None:
+        """UNSELECT (RFC 3691): leave the mailbox without expunging."""
+        self._leave_mailbox()
+        self.sendPositiveResponse(tag, b"UNSELECT completed")
+
+    select_UNSELECT = _command(do_UNSELECT)
+
+    def _leave_mailbox(self) -> None:
+        if self.mbox is not None:
+            self.mbox.removeListener(self)
+            self.mbox = None
+        self.state = "auth"
 
     def authenticateLogin(self, user: bytes, passwd: bytes) -> Any:
         d = super().authenticateLogin(user, passwd)
@@ -577,9 +694,27 @@ class LabIMAPServer(imap4.IMAP4Server):
             return result.addCallback(_decoded_argument)
         return _decoded_argument(result)
 
-    auth_SELECT = _command(imap4.IMAP4Server._selectWork, arg_mailbox, 1, b"SELECT")
+    def do_SELECT(
+        self, tag: bytes, name: str, parameters: list[Token], rw: int, command: bytes
+    ) -> None:
+        """
+        SELECT or EXAMINE, with RFC 4466 parameters: C{(CONDSTORE)} turns
+        CONDSTORE on (RFC 7162); others are refused.
+        """
+        options = parameters[0] if parameters else []
+        if len(parameters) > 1 or not isinstance(options, list):
+            self.sendBadResponse(tag, command + b" takes one list of parameters")
+            return
+        for option in options:
+            if not isinstance(option, bytes) or option.upper() != b"CONDSTORE":
+                self.sendBadResponse(tag, b"Unknown " + command + b" parameter")
+                return
+            self._enable_condstore()
+        self._selectWork(tag, name, rw, command)
+
+    auth_SELECT = _command(do_SELECT, arg_mailbox, read_tokens, 1, b"SELECT")
     select_SELECT = auth_SELECT
-    auth_EXAMINE = _command(imap4.IMAP4Server._selectWork, arg_mailbox, 0, b"EXAMINE")
+    auth_EXAMINE = _command(do_SELECT, arg_mailbox, read_tokens, 0, b"EXAMINE")
     select_EXAMINE = auth_EXAMINE
     auth_DELETE = _command(imap4.IMAP4Server.do_DELETE, arg_final_mailbox)
     select_DELETE = auth_DELETE
@@ -653,12 +788,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         if mbox is None:
             self.sendNegativeResponse(tag, b"No such mailbox")
             return
-        flags = " ".join(SYSTEM_FLAGS).encode()
-        self.sendUntaggedResponse(b"FLAGS (" + flags + b")")
-        permanent = flags if mbox.isWriteable() else b""
-        self.sendPositiveResponse(
-            None, b"[PERMANENTFLAGS (" + permanent + b")] Limited"
-        )
+        self._send_flags(mbox)
         self.sendUntaggedResponse(b"%d EXISTS" % (mbox.getMessageCount(),))
         self.sendUntaggedResponse(b"%d RECENT" % (mbox.getRecentCount(),))
         unseen = mbox.first_unseen()
@@ -670,11 +800,38 @@ class LabIMAPServer(imap4.IMAP4Server):
         self.sendPositiveResponse(
             None, b"[UIDNEXT %d] Predicted next UID" % mbox.getUIDNext()
         )
+        self.sendPositiveResponse(
+            None, b"[HIGHESTMODSEQ %d] Highest" % (mbox.highest_modseq(),)
+        )
         mode = b"READ-WRITE" if mbox.isWriteable() else b"READ-ONLY"
         mbox.addListener(self)
         self.mbox = mbox
         self.state = "select"
         self.sendPositiveResponse(tag, b"[" + mode + b"] " + cmdName + b" completed")
+
+    def _send_flags(self, mbox: LabMailbox) -> None:
+        """
+        The FLAGS and PERMANENTFLAGS responses: system flags and the
+        mailbox's keywords; C{\\*} while new keywords can be stored.
+        """
+        flags = " ".join(mbox.getFlags()).encode("utf-8")
+        self.sendUntaggedResponse(b"FLAGS (" + flags + b")")
+        self._shown_flags = flags
+        permanent = flags if mbox.isWriteable() else b""
+        if mbox.isWriteable() and mbox.can_add_keywords():
+            permanent += b" \\*"
+        self.sendPositiveResponse(
+            None, b"[PERMANENTFLAGS (" + permanent.strip() + b")] Flags kept"
+        )
+
+    _shown_flags = b""
+
+    def _flags_grew(self) -> None:
+        """Tell the client of keywords defined since it last heard (STORE)."""
+        mbox = self.mbox
+        if isinstance(mbox, LabMailbox):
+            if " ".join(mbox.getFlags()).encode("utf-8") != self._shown_flags:
+                self._send_flags(mbox)
 
     def _cbStatusGotMailbox(
         self, mbox: LabMailbox | None, tag: bytes, mailbox: str, names: list[str]
@@ -682,6 +839,8 @@ class LabIMAPServer(imap4.IMAP4Server):
         if mbox is None:
             self.sendNegativeResponse(tag, b"No such mailbox")
             return
+        if any(n.upper() == "HIGHESTMODSEQ" for n in names):
+            self._enable_condstore()
         try:
             status = mbox.requestStatus(names)
         except imap4.IllegalQueryError as e:
