@@ -825,21 +825,25 @@ class StoreExpungeCopyTests(ServerFixture):
 
     def test_copy(self) -> None:
         """
-        COPY keeps the bytes and the flags; a missing target gets NO.
+        COPY keeps the bytes and the flags and names the new UIDs (UIDPLUS's
+        COPYUID); a missing target gets NO [TRYCREATE].
         """
         self.command(b"a CREATE Archive")
+        validity = self.store.folder(USER, "Archive").uidvalidity
         self.command(b"b STORE 2 +FLAGS.SILENT (\\Flagged)")
         self.assertEqual(
-            self.command(b"c COPY 2:3 Archive"), b"c OK COPY completed\r\n"
+            self.command(b"c COPY 2:3 Archive"),
+            b"c OK [COPYUID %d 2:3 1:2] COPY completed\r\n" % (validity,),
         )
         self.assertEqual(self.store.messages(USER, "Archive"), [MULTIPART, SIMPLE])
         self.assertEqual(
             self.store.folder(USER, "Archive").entry(1).flags, ("\\Flagged",)
         )
         self.assertEqual(
-            self.command(b"d UID COPY 1 Archive"), b"d OK COPY completed\r\n"
+            self.command(b"d UID COPY 1 Archive"),
+            b"d OK [COPYUID %d 1 3] COPY completed\r\n" % (validity,),
         )
-        self.assertIn(b"e NO", self.command(b"e COPY 1 Missing"))
+        self.assertIn(b"e NO [TRYCREATE]", self.command(b"e COPY 1 Missing"))
 
     def test_append(self) -> None:
         """
@@ -857,7 +861,8 @@ class StoreExpungeCopyTests(ServerFixture):
         )
         self.assertEqual(
             self.send(data + b"\r\n"),
-            b"* 4 EXISTS\r\n* 3 RECENT\r\na OK APPEND completed\r\n",
+            b"* 4 EXISTS\r\n* 3 RECENT\r\na OK [APPENDUID %d 4] APPEND completed\r\n"
+            % (self.store.folder(USER).uidvalidity,),
         )
         folder = self.store.folder(USER)
         self.assertEqual(folder.read(4), data)
@@ -875,7 +880,11 @@ class StoreExpungeCopyTests(ServerFixture):
         """
         self.command(b"a CREATE Sent")
         self.command(b"b APPEND Sent {3}")
-        self.assertEqual(self.send(b"x\r\n\r\n"), b"b OK APPEND completed\r\n")
+        self.assertEqual(
+            self.send(b"x\r\n\r\n"),
+            b"b OK [APPENDUID %d 1] APPEND completed\r\n"
+            % (self.store.folder(USER, "Sent").uidvalidity,),
+        )
         self.assertEqual(self.store.messages(USER, "Sent"), [b"x\r\n"])
         self.assertEqual(
             self.command(b"c APPEND Nope {2}"),

@@ -615,7 +615,8 @@ class KeywordTests(StoreTestCase):
         (self.root / USER / "dovecot-keywords").write_text("0 Work\n3 $Label1\n")
         (name,) = self.files("new")
         os.rename(
-            self.root / USER / "new" / name, self.root / USER / "cur" / (name + ":2,Sad")
+            self.root / USER / "new" / name,
+            self.root / USER / "cur" / (name + ":2,Sad"),
         )
         folder = self.reopen().folder(USER)
         self.assertEqual(folder.entry(uid).flags, ("\\Seen", "Work", "$Label1"))

@@ -836,8 +836,10 @@ class _SearchProgram:
         if key == "MODSEQ":
             # MODSEQ [entry-name entry-type] value (RFC 7162): per-flag
             # MODSEQs are not kept, so the entry is accepted and ignored.
-            if len(tokens) >= 3 and isinstance(tokens[0], bytes) and not (
-                tokens[0][:1].isdigit()
+            if (
+                len(tokens) >= 3
+                and isinstance(tokens[0], bytes)
+                and not (tokens[0][:1].isdigit())
             ):
                 del tokens[:2]
             try:

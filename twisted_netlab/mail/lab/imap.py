@@ -24,6 +24,7 @@ What this adds to, or fixes in, C{twisted.mail.imap4.IMAP4Server}:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ from twisted_netlab.mail.lab.imapsyntax import (
     tokenize,
 )
 from twisted_netlab.mail.lab.maildir import (
-    SYSTEM_FLAGS,
+    KeywordLimit,
     MailStoreError,
     MessageGone,
     validate_mailbox_name,
@@ -152,8 +153,10 @@ class _FetchResponder:
         messages: list[tuple[int, LabMessage]],
         query: list[Any],
         uid: bool,
+        modseq: bool = False,
     ) -> None:
         self.server = server
+        self.modseq = modseq
         self.tag = tag
         self.messages = messages
         self.query = query
@@ -230,6 +233,10 @@ class _FetchResponder:
                 items.append(_render_item(item, message))
             if flags_changed and not self._wants_flags:
                 items.append(_render_flags(message))
+            if self.modseq or (
+                self.server.condstore and (flags_changed or self._wants_flags)
+            ):
+                items.append(b"MODSEQ (%d)" % (message.mailbox.modseq(message.uid),))
         except MessageGone:
             return b""
         return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items))
@@ -250,7 +257,11 @@ def _literal(data: bytes) -> bytes:
 
 
 def _render_flags(message: LabMessage) -> bytes:
-    return b"FLAGS (" + " ".join(message.getFlags()).encode() + b")"
+    return _flags_item(message.getFlags())
+
+
+def _flags_item(flags: list[str]) -> bytes:
+    return b"FLAGS (" + " ".join(flags).encode("utf-8") + b")"
 
 
 def _section_of(item: Any) -> Section:
@@ -557,7 +568,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         arg_finalastring,
     )
 
-    def do_AUTHENTICATE(  # type: ignore[override]
+    def do_AUTHENTICATE(
         self, tag: bytes, mechanism: bytes, initial: bytes = b""
     ) -> None:
         if not self._may_authenticate():
@@ -579,8 +590,8 @@ class LabIMAPServer(imap4.IMAP4Server):
         challenger = factory()
         challenger.getChallenge()
         d: defer.Deferred[bytes] = defer.Deferred()
-        d.addCallback(self._IMAP4Server__cbAuthChunk, challenger, tag)  # type: ignore[attr-defined]
-        d.addErrback(self._IMAP4Server__ebAuthChunk, tag)  # type: ignore[attr-defined]
+        d.addCallback(self._IMAP4Server__cbAuthChunk, challenger, tag)
+        d.addErrback(self._IMAP4Server__ebAuthChunk, tag)
         d.callback(b"" if initial == b"=" else initial)
 
     def arg_rest(self, line: bytes) -> tuple[bytes, bytes]:
@@ -829,9 +840,11 @@ class LabIMAPServer(imap4.IMAP4Server):
     def _flags_grew(self) -> None:
         """Tell the client of keywords defined since it last heard (STORE)."""
         mbox = self.mbox
-        if isinstance(mbox, LabMailbox):
-            if " ".join(mbox.getFlags()).encode("utf-8") != self._shown_flags:
-                self._send_flags(mbox)
+        if (
+            isinstance(mbox, LabMailbox)
+            and " ".join(mbox.getFlags()).encode("utf-8") != self._shown_flags
+        ):
+            self._send_flags(mbox)
 
     def _cbStatusGotMailbox(
         self, mbox: LabMailbox | None, tag: bytes, mailbox: str, names: list[str]
@@ -867,29 +880,129 @@ class LabIMAPServer(imap4.IMAP4Server):
             return
         names = [f.decode("ascii", "replace") for f in flags or []]
         d = mbox.addMessage(message, names, date)
-        d.addCallback(self._appended, tag)
+        d.addCallback(self._appended, tag, mbox)
         d.addErrback(self._append_failed, tag)
 
-    def _cbCopySelectedMailbox(
-        self, mbox: LabMailbox | None, tag: bytes, messages: Any, mailbox: str, uid: int
-    ) -> None:
-        if mbox is None:
+    def do_COPY(self, tag: bytes, messages: Any, mailbox: str, uid: int = 0) -> None:
+        """
+        COPY, answered with UIDPLUS's C{[COPYUID ...]} (RFC 4315).
+        """
+        copied = self._copy(tag, messages, mailbox, uid)
+        if copied is not None:
+            code, _ = copied
+            self.sendPositiveResponse(tag, code + b" COPY completed")
+
+    select_COPY = _command(do_COPY, arg_seqset, arg_final_mailbox)
+
+    def do_MOVE(self, tag: bytes, messages: Any, mailbox: str, uid: int = 0) -> None:
+        """
+        MOVE (RFC 6851): copy, then expunge the originals, with COPYUID
+        first in an untagged OK.
+        """
+        if not self.mbox.isWriteable():
+            self.sendNegativeResponse(tag, b"[READ-ONLY] The mailbox is read-only")
+            return
+        copied = self._copy(tag, messages, mailbox, uid)
+        if copied is None:
+            return
+        code, sources = copied
+        if sources:
+            self.sendPositiveResponse(None, code + b" Moved")
+        for seq in self.mbox.remove_messages(sources):
+            self.sendUntaggedResponse(b"%d EXPUNGE" % (seq,))
+        self.sendPositiveResponse(tag, b"MOVE completed")
+
+    select_MOVE = _command(do_MOVE, arg_seqset, arg_final_mailbox)
+
+    def _copy(
+        self, tag: bytes, messages: Any, mailbox: str, uid: int
+    ) -> tuple[bytes, list[int]] | None:
+        """
+        Copy the messages into C{mailbox}; return the COPYUID response code
+        and the source UIDs copied, or L{None} once a NO was sent.
+        """
+        target = self.account.select(mailbox)  # type: ignore[union-attr]
+        if target is None:
             # (Twisted's version fails here, mixing str and bytes.)
             self.sendNegativeResponse(tag, b"[TRYCREATE] No such mailbox")
+            return None
+        source = self.mbox
+        pairs: list[tuple[int, int]] = []
+        try:
+            for source_uid in source.selected(messages, bool(uid)):
+                try:
+                    pairs.append(
+                        (source_uid, target.copy(LabMessage(source, source_uid)))
+                    )
+                except MessageGone:
+                    continue
+        except MailStoreError as e:
+            self.sendNegativeResponse(tag, b"COPY failed: " + _ascii_bytes(e))
+            return None
+        except OSError:
+            self.factory.log.failure("COPY failed")
+            self.sendNegativeResponse(tag, b"COPY failed: could not store")
+            return None
+        finally:
+            target.close()
+        if not pairs:
+            return b"", []
+        code = b"[COPYUID %d %s %s]" % (
+            target.getUIDValidity(),
+            _sequence_text([a for a, _ in pairs]),
+            _sequence_text([b for _, b in pairs]),
+        )
+        return code, [a for a, _ in pairs]
+
+    def do_EXPUNGE(self, tag: bytes, messages: Any = None) -> None:
+        """EXPUNGE, and UIDPLUS's UID EXPUNGE of the messages given."""
+        if not self.mbox.isWriteable():
+            self.sendNegativeResponse(tag, b"EXPUNGE ignored on read-only mailbox")
             return
-        super()._cbCopySelectedMailbox(mbox, tag, messages, mailbox, uid)
+        uids = None if messages is None else self.mbox.selected(messages, True)
+        for seq in self.mbox.expunge(uids):
+            self.sendUntaggedResponse(b"%d EXPUNGE" % (seq,))
+        self.sendPositiveResponse(tag, b"EXPUNGE completed")
+
+    select_EXPUNGE = _command(do_EXPUNGE)
+
+    def do_UID(self, tag: bytes, command: bytes, line: bytes) -> None:
+        command = command.upper()
+        if command == b"EXPUNGE":
+            self._uid_expunge(tag, line)
+            return
+        if command not in (b"COPY", b"FETCH", b"STORE", b"SEARCH", b"MOVE"):
+            raise imap4.IllegalClientResponse(command.decode("ascii", "replace"))
+        self.dispatchCommand(tag, command, line, uid=1)
+
+    def _uid_expunge(self, tag: bytes, line: bytes) -> None:
+        messages, rest = self.arg_seqset(line)
+        if rest:
+            raise IMAPSyntaxError("Too many arguments for UID EXPUNGE")
+        self.do_EXPUNGE(tag, messages)
+
+    select_UID = _command(do_UID, imap4.IMAP4Server.arg_atom, arg_rest)
 
     def sendContinuationRequest(self, msg: bytes | None = b"Ready") -> None:
         # RFC 3501: "+" SP, even with an empty challenge (Twisted sends "+").
         self.sendLine(b"+ " + (msg or b""))
 
-    def _appended(self, uid: int, tag: bytes) -> None:
-        self.sendPositiveResponse(tag, b"APPEND completed")
+    def _appended(self, uid: int, tag: bytes, mbox: LabMailbox) -> None:
+        validity = mbox.getUIDValidity()
+        mbox.close()
+        self._flags_grew()
+        self.sendPositiveResponse(
+            tag, b"[APPENDUID %d %d] APPEND completed" % (validity, uid)
+        )
 
     def _append_failed(self, failure: Failure, tag: bytes) -> None:
         if failure.check(ValueError):
             reason = _ascii_bytes(failure.value)  # type: ignore[arg-type]
             self.sendBadResponse(tag, b"APPEND failed: " + reason)
+        elif failure.check(MailStoreError):
+            reason = _ascii_bytes(failure.value)  # type: ignore[arg-type]
+            code = b"[LIMIT] " if failure.check(KeywordLimit) else b""
+            self.sendNegativeResponse(tag, code + b"APPEND failed: " + reason)
         else:
             self.factory.log.failure("APPEND failed", failure)
             self.sendNegativeResponse(
@@ -921,11 +1034,23 @@ class LabIMAPServer(imap4.IMAP4Server):
             self.sendBadResponse(tag, b"SEARCH failed: " + _ascii_bytes(e))
             return
         ids = [self.mbox.getUID(seq) if uid else seq for seq in found]
+        modseq = None
+        if _mentions(request.criteria, b"MODSEQ"):
+            # RFC 7162 3.1.5: the highest MODSEQ of what was found.
+            self._enable_condstore()
+            modseq = max(
+                (self.mbox.modseq(self.mbox.getUID(seq)) for seq in found), default=None
+            )
         if request.returns is None:
             line = b" ".join(b"%d" % (i,) for i in ids)
+            if modseq is not None:
+                line += b" (MODSEQ %d)" % (modseq,)
             self.sendUntaggedResponse(b"SEARCH" + (b" " + line if line else b""))
         else:
-            self.sendUntaggedResponse(_esearch_response(tag, request.returns, ids, uid))
+            response = _esearch_response(tag, request.returns, ids, uid)
+            if modseq is not None:
+                response += b" MODSEQ %d" % (modseq,)
+            self.sendUntaggedResponse(response)
         self.sendPositiveResponse(tag, b"SEARCH completed")
 
     select_SEARCH = _command(do_SEARCH, arg_search)
@@ -939,23 +1064,105 @@ class LabIMAPServer(imap4.IMAP4Server):
         b"-FLAGS.SILENT",
     }
 
-    def do_STORE(
-        self, tag: bytes, messages: Any, mode: bytes, flags: list[bytes], uid: int = 0
+    def opt_store_modifiers(self, line: bytes) -> Any:
+        """
+        STORE's optional modifiers (RFC 4466): C{(UNCHANGEDSINCE n)}.
+        """
+        line = (line or b"").lstrip(b" ")
+        if not line.startswith(b"("):
+            return None, line
+        end = line.find(b")")
+        if end < 0:
+            raise IMAPSyntaxError("Mismatched parenthesis")
+        words = line[1:end].split()
+        if len(words) != 2 or words[0].upper() != b"UNCHANGEDSINCE":
+            raise IMAPSyntaxError("STORE modifier must be UNCHANGEDSINCE n")
+        if not words[1].isdigit():
+            raise IMAPSyntaxError("UNCHANGEDSINCE needs a number")
+        return int(words[1]), line[end + 1 :].lstrip(b" ")
+
+    def do_STORE(  # type: ignore[override]
+        self,
+        tag: bytes,
+        messages: Any,
+        unchanged_since: int | None,
+        mode: bytes,
+        flags: list[bytes],
+        uid: int = 0,
     ) -> None:
-        if mode.upper() not in self._STORE_MODES:
+        """
+        STORE; with CONDSTORE's UNCHANGEDSINCE, messages changed since are
+        left alone and named in C{[MODIFIED ...]}.
+        """
+        mode = mode.upper()
+        if mode not in self._STORE_MODES:
             self.sendBadResponse(tag, b"STORE needs FLAGS, +FLAGS or -FLAGS")
             return
-        if not self.mbox.isWriteable():
+        mbox = self.mbox
+        if not mbox.isWriteable():
             self.sendNegativeResponse(tag, b"[READ-ONLY] The mailbox is read-only")
             return
-        super().do_STORE(tag, messages, mode, flags, uid=uid)
+        if unchanged_since is not None:
+            self._enable_condstore()
+        uids = mbox.selected(messages, bool(uid))
+        modified: list[int] = []
+        if unchanged_since is not None:
+            modified = [u for u in uids if mbox.modseq(u) > unchanged_since]
+            uids = [u for u in uids if u not in modified]
+        direction = 1 if mode.startswith(b"+") else -1 if mode.startswith(b"-") else 0
+        names = [f.decode("utf-8", "replace") for f in flags]
+        try:
+            result = mbox.store_uids(uids, names, direction)
+        except MailStoreError as e:
+            code = b"[LIMIT] " if isinstance(e, KeywordLimit) else b""
+            self.sendNegativeResponse(tag, code + b"STORE failed: " + _ascii_bytes(e))
+            return
+        self._flags_grew()
+        silent = mode.endswith(b".SILENT")
+        for message_uid in sorted(result):
+            seq = mbox.sequence_number(message_uid)
+            if seq is None:
+                continue
+            items = []
+            if not silent:
+                items.append(_flags_item(result[message_uid]))
+            if uid:
+                items.append(b"UID %d" % (message_uid,))
+            if self.condstore:
+                items.append(b"MODSEQ (%d)" % (mbox.modseq(message_uid),))
+            if items and (not silent or self.condstore):
+                self.sendUntaggedResponse(b"%d FETCH (%s)" % (seq, b" ".join(items)))
+        if modified:
+            shown = (
+                modified
+                if uid
+                else [s for u in modified if (s := mbox.sequence_number(u))]
+            )
+            self.sendPositiveResponse(
+                tag, b"[MODIFIED %s] Conditional STORE failed" % _sequence_text(shown)
+            )
+            return
+        self.sendPositiveResponse(tag, b"STORE completed")
 
     select_STORE = _command(
         do_STORE,
         arg_seqset,
+        opt_store_modifiers,
         imap4.IMAP4Server.arg_atom,
         imap4.IMAP4Server.arg_flaglist,
     )
+
+    def flagsChanged(self, newFlags: dict[int, list[str]]) -> None:
+        # Twisted's, with CONDSTORE's MODSEQ (and the UID) once it is on.
+        for seq, flags in newFlags.items():
+            items = [_flags_item(flags)]
+            if self.condstore and isinstance(self.mbox, LabMailbox):
+                message_uid = self.mbox.getUID(seq)
+                items.append(b"UID %d" % (message_uid,))
+                items.append(b"MODSEQ (%d)" % (self.mbox.modseq(message_uid),))
+            self.sendUntaggedResponse(
+                b"%d FETCH (%s)" % (seq, b" ".join(items)), isAsync=True
+            )
 
     # --- staying in sync -------------------------------------------------------
 
@@ -1042,21 +1249,43 @@ class LabIMAPServer(imap4.IMAP4Server):
     # --- FETCH -----------------------------------------------------------------
 
     def arg_fetchatt(self, line: bytes) -> Any:
-        try:
-            return super().arg_fetchatt(line)
-        except imap4.IllegalClientResponse:
-            raise
-        except Exception as e:
-            raise imap4.IllegalClientResponse(f"bad FETCH items: {e}") from None
+        """
+        FETCH items (Twisted's parser) with CONDSTORE's C{MODSEQ} item and
+        C{(CHANGEDSINCE n)} modifier taken out first.
+        """
+        line = line or b""
+        changed_since = None
+        match = _CHANGEDSINCE.search(line)
+        if match is not None:
+            changed_since = int(match.group(1))
+            line = line[: match.start()]
+        line, modseq = _without_modseq_item(line)
+        query: list[Any] = []
+        if line.strip() not in (b"", b"()"):
+            try:
+                query = super().arg_fetchatt(line)[0]
+            except imap4.IllegalClientResponse:
+                raise
+            except Exception as e:
+                raise imap4.IllegalClientResponse(f"bad FETCH items: {e}") from None
+        elif not modseq:
+            raise IMAPSyntaxError("FETCH needs items")
+        return FetchRequest(query, modseq, changed_since), b""
 
     def do_FETCH(
-        self, tag: bytes, messages: Any, query: list[Any], uid: int = 0
+        self, tag: bytes, messages: Any, request: FetchRequest, uid: int = 0
     ) -> None:
-        if not query:
+        if request.modseq or request.changed_since is not None:
+            self._enable_condstore()
+        results = self.mbox.fetch(messages, uid=bool(uid))
+        since = request.changed_since
+        if since is not None:
+            results = [(s, m) for s, m in results if self.mbox.modseq(m.uid) > since]
+        modseq = request.modseq or since is not None
+        if not request.query and not modseq:
             self.sendPositiveResponse(tag, b"FETCH completed")
             return
-        results = self.mbox.fetch(messages, uid=bool(uid))
-        _FetchResponder(self, tag, results, query, bool(uid)).start()
+        _FetchResponder(self, tag, results, request.query, bool(uid), modseq).start()
 
     select_FETCH = _command(do_FETCH, arg_seqset, arg_fetchatt)
 
@@ -1111,6 +1340,13 @@ def _is_atom(token: Token, name: bytes) -> bool:
     )
 
 
+def _mentions(tokens: list[Token], atom: bytes) -> bool:
+    """Whether C{atom} is among C{tokens} (as an atom, at any depth)."""
+    return any(
+        _mentions(t, atom) if isinstance(t, list) else _is_atom(t, atom) for t in tokens
+    )
+
+
 def _sequence_text(ids: list[int]) -> bytes:
     """C{ids} (ascending) as a compact sequence set: C{1:3,5}."""
     ranges: list[bytes] = []
@@ -1152,6 +1388,53 @@ def _esearch_response(
     if b"COUNT" in wanted:
         parts.append(b"COUNT %d" % (len(ordered),))
     return b" ".join(parts)
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """
+    A parsed FETCH: Twisted's items, whether C{MODSEQ} was asked for, and
+    the C{CHANGEDSINCE} modifier (CONDSTORE).
+    """
+
+    query: list[Any]
+    modseq: bool = False
+    changed_since: int | None = None
+
+
+_CHANGEDSINCE = re.compile(
+    rb"\s*\(\s*CHANGEDSINCE\s+(\d{1,20})(?:\s+VANISHED)?\s*\)\s*$", re.IGNORECASE
+)
+_MODSEQ_WORD = re.compile(rb"MODSEQ(?=[\s)]|$)", re.IGNORECASE)
+
+
+def _without_modseq_item(line: bytes) -> tuple[bytes, bool]:
+    """
+    C{line} without a top-level C{MODSEQ} fetch item (not one inside a
+    section's brackets), and whether there was one.
+    """
+    found = False
+    out = bytearray()
+    depth = 0
+    i = 0
+    while i < len(line):
+        c = line[i : i + 1]
+        if c == b"[":
+            depth += 1
+        elif c == b"]":
+            depth -= 1
+        elif (
+            depth == 0
+            and (i == 0 or line[i - 1 : i] in b" (")
+            and _MODSEQ_WORD.match(line, i)
+        ):
+            found = True
+            i += len(b"MODSEQ")
+            continue
+        out += c
+        i += 1
+    text = re.sub(rb"\( +", b"(", re.sub(rb" +\)", b")", bytes(out)))
+    return re.sub(rb"  +", b" ", text).strip(), found
 
 
 def _ascii_bytes(error: BaseException) -> bytes:
