@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,14 @@ from zope.interface import implementer
 
 from twisted_netlab.endpoints import ListeningService, parse_endpoint
 from twisted_netlab.errors import NetlabError, UsageProblem
-from twisted_netlab.mail.lab.account import LabRealm
+from twisted_netlab.mail.lab.account import SPECIAL_USE, LabRealm
 from twisted_netlab.mail.lab.certificate import (
     LabCertificate,
     ensure_certificate,
     load_certificate,
 )
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import MailStore
+from twisted_netlab.mail.lab.maildir import MailboxExists, MailStore
 from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE, LabSMTPFactory
 from twisted_netlab.mail.lab.users import (
     UsersChecker,
@@ -191,8 +192,9 @@ class MailLab(MultiService):
         for address, password in self._initial_users:
             if not self.users.verify(address, password):
                 self.users.add(address, password)
+        first_user = None
         if self.create_first_user and not self.users.addresses():
-            self._make_first_user()
+            first_user = self._make_first_user()
         tls_cert, tls_key = self._own_certificate
         if tls_cert is not None and tls_key is not None:
             self.certificate = load_certificate(tls_cert, tls_key)
@@ -202,6 +204,11 @@ class MailLab(MultiService):
         try:
             for address in self.users.addresses():
                 self.store.ensure_user(address)
+            if first_user is not None:
+                # What mail clients look for (SPECIAL-USE): Sent, Drafts...
+                for name in SPECIAL_USE:
+                    with suppress(MailboxExists):
+                        self.store.create_mailbox(first_user, name)
         except OSError as e:
             raise LabStateError(
                 f"cannot make mailboxes in {self.store.root}: {e.strerror}"
@@ -251,7 +258,7 @@ class MailLab(MultiService):
             max_message_size=self.max_message_size,
         )
 
-    def _make_first_user(self) -> None:
+    def _make_first_user(self) -> str:
         address = f"lab@{self.domains[0]}"
         password = secrets.token_urlsafe(12)
         self.users.add(address, password)
@@ -264,6 +271,7 @@ class MailLab(MultiService):
             password=password,
             state=str(self.state),
         )
+        return address
 
     def _deliver(self, address: str, message: bytes) -> int:
         uid = self.store.deliver(address, message)
