@@ -24,6 +24,7 @@ What this adds to, or fixes in, C{twisted.mail.imap4.IMAP4Server}:
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -890,7 +891,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         copied = self._copy(tag, messages, mailbox, uid)
         if copied is not None:
             code, _ = copied
-            self.sendPositiveResponse(tag, code + b" COPY completed")
+            self.sendPositiveResponse(tag, (code + b" COPY completed").lstrip())
 
     select_COPY = _command(do_COPY, arg_seqset, arg_final_mailbox)
 
@@ -1023,7 +1024,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         self, tag: bytes, request: SearchRequest, uid: int = 0
     ) -> None:
         charset = request.charset
-        if charset is not None and charset.upper() not in (b"US-ASCII", b"UTF-8"):
+        if charset is not None and not _is_utf8_or_ascii(charset):
             self.sendNegativeResponse(
                 tag, b"[BADCHARSET (US-ASCII UTF-8)] Unknown charset"
             )
@@ -1338,6 +1339,15 @@ def _is_atom(token: Token, name: bytes) -> bool:
         and not isinstance(token, (Quoted, Literal))
         and token.upper() == name
     )
+
+
+def _is_utf8_or_ascii(charset: bytes) -> bool:
+    """Whether C{charset} names UTF-8 or US-ASCII (C{utf8} too, as sent)."""
+    try:
+        name = codecs.lookup(charset.decode("ascii")).name
+    except (LookupError, UnicodeError):
+        return False
+    return name in ("utf-8", "ascii")
 
 
 def _mentions(tokens: list[Token], atom: bytes) -> bool:
