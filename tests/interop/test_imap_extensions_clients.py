@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import imapclient
+import imapclient  # type: ignore[import-untyped]
 import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
@@ -186,13 +186,13 @@ async def test_imaplib_syntax(mail_lab: MailLab) -> None:
             imap.starttls(ssl_context=context(mail_lab))
             imap.login(ALICE, ALICE_PW)
             imap.select("INBOX")
-            imap.literal = "café".encode()
+            imap.literal = "café".encode()  # type: ignore[assignment]
             seen["search"] = imap.uid("SEARCH", "CHARSET", "UTF-8", "SUBJECT")
             seen["noop"] = imap.noop()[0]
             seen["fetch"] = imap.uid("FETCH", "*:*", "(UID)")
             seen["copy"] = imap.copy("1", "INBOX")
             seen["create"] = imap.create('"foo \\"bar\\""')[0]
-            typ, listed = imap.list('""', '"foo*"')
+            _, listed = imap.list('""', '"foo*"')
             seen["listed"] = listed
             assert isinstance(listed[0], bytes)
             name = listed[0].split(b'"." ', 1)[1].decode()
@@ -272,7 +272,7 @@ async def test_aioimaplib(tmp_path: Path) -> None:
 
 
 async def _aioimaplib_session(mail_lab: MailLab) -> None:
-    import aioimaplib
+    import aioimaplib  # type: ignore[import-untyped]
 
     deliver(mail_lab, message("one", 1), message("two", 2))
     mail_lab.store.create_mailbox(ALICE, "Archive")
