@@ -349,3 +349,96 @@ async def test_curl_sasl_ir(mail_lab: MailLab, tmp_path: Path) -> None:
     assert "AUTHENTICATE PLAIN " in result.stderr
     assert "+ " not in [line[:4] for line in result.stderr.splitlines()]
     assert '"INBOX"' in result.stdout
+
+
+MBSYNC_TWO_WAY = """\
+IMAPAccount lab
+Host localhost
+Port {port}
+User {user}
+Pass {password}
+SSLType STARTTLS
+CertificateFile {ca}
+
+IMAPStore lab-far
+Account lab
+
+MaildirStore lab-near
+Path {near}/
+Inbox {near}/INBOX
+
+Channel lab
+Far :lab-far:
+Near :lab-near:
+Patterns INBOX
+Create Near
+Sync All
+Expunge Both
+SyncState *
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_mbsync_uidplus(mail_lab: MailLab, tmp_path: Path) -> None:
+    """
+    mbsync (1.4) both ways: a message made locally is uploaded (APPEND,
+    whose UIDPLUS APPENDUID it takes instead of searching for its X-TUID),
+    a local flag reaches the lab, a message trashed locally is expunged on
+    the lab; a further sync changes nothing. (mbsync 1.4 uses neither MOVE
+    nor CONDSTORE; imapclient covers those above.)
+    """
+    mbsync = shutil.which("mbsync")
+    if mbsync is None:
+        pytest.skip("mbsync is not installed (Debian package isync)")
+    deliver(mail_lab, message("keep", 1), message("trash", 2))
+    near = tmp_path / "near"
+    near.mkdir()
+    config = tmp_path / "mbsyncrc"
+    config.write_text(
+        MBSYNC_TWO_WAY.format(
+            port=mail_lab.imap_port,
+            user=ALICE,
+            password=ALICE_PW,
+            ca=mail_lab.ca_path,
+            near=near,
+        )
+    )
+
+    def sync() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [mbsync, "-D", "-c", str(config), "-a"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    first = await in_thread(sync)
+    assert first.returncode == 0, first.stdout + first.stderr
+    inbox = near / "INBOX"
+    files = {p.read_bytes().split(b"Subject: ")[1][:4]: p for p in inbox.rglob("*,*")}
+    keep, trash = files[b"keep"], files[b"tras"]
+    keep.rename(inbox / "cur" / (keep.name.split(":")[0] + ":2,F"))
+    trash.rename(inbox / "cur" / (trash.name.split(":")[0] + ":2,ST"))
+    (inbox / "new" / "1700000000.local.host").write_bytes(
+        message("made-here", 3).replace(b"\r\n", b"\n")
+    )
+
+    second = await in_thread(sync)
+    log = second.stdout + second.stderr
+    assert second.returncode == 0, log
+    assert "APPENDUID" in log
+    folder = mail_lab.store.folder(ALICE)
+    folder.refresh()
+    subjects = {
+        u: mail_lab.store.folder(ALICE).read(u).split(b"Subject: ")[1][:4]
+        for u in folder.uids()
+    }
+    assert sorted(subjects.values()) == [b"keep", b"made"]
+    kept = next(u for u, s in subjects.items() if s == b"keep")
+    assert "\\Flagged" in folder.entry(kept).flags
+
+    before = mail_lab.messages(ALICE)
+    third = await in_thread(sync)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert mail_lab.messages(ALICE) == before
