@@ -365,3 +365,61 @@ class CondstoreTests(ServerFixture):
             b'* STATUS "INBOX" (HIGHESTMODSEQ %d)' % (self.folder.highest_modseq(),),
             self.command(b"c STATUS INBOX (HIGHESTMODSEQ)", other),
         )
+
+
+class BadExtensionInputTests(ServerFixture):
+    """
+    Malformed uses of the new commands and arguments get BAD or NO, never
+    a server error, and the session goes on.
+    """
+
+    def test_garbage(self) -> None:
+        """
+        Each malformed command gets a tagged BAD or NO (no "Server error"),
+        and NOOP still works after all of them.
+        """
+        self.store.deliver(USER, SIMPLE)
+        self.select()
+        for line in (
+            b"a MOVE",
+            b"a MOVE 1",
+            b"a UID MOVE x INBOX",
+            b"a UID EXPUNGE",
+            b"a UID EXPUNGE 1 2",
+            b"a UID BOGUS 1",
+            b"a STORE 1 (UNCHANGEDSINCE x) FLAGS ()",
+            b"a STORE 1 (UNCHANGEDSINCE 1 FLAGS ()",
+            b"a STORE 1 (FOO 1) FLAGS ()",
+            b"a FETCH 1 (MODSEQ",
+            b"a FETCH 1 ()",
+            b"a FETCH 1 (FLAGS) (CHANGEDSINCE)",
+            b"a FETCH *:*:* FLAGS",
+            b"a SEARCH",
+            b"a SEARCH RETURN",
+            b"a SEARCH RETURN (MIN",
+            b"a SEARCH CHARSET",
+            b"a SEARCH CHARSET KOI8-X ALL",
+            b"a SEARCH MODSEQ",
+            b"a SEARCH MODSEQ x",
+            b'a SEARCH SUBJECT "open',
+            b"a SEARCH (ALL",
+            b"a SEARCH ALL)",
+            b"a ENABLE",
+            b"a ID (",
+            b"a ID x",
+            b"a SELECT INBOX (CONDSTORE",
+            b"a SELECT INBOX CONDSTORE",
+            b'a CREATE "a\\x"',
+            b"a CREATE {5",
+            b"a APPEND INBOX (\\Seen) {3+",
+            b"a STATUS INBOX (BOGUS)",
+            b"a UNSELECT extra",
+        ):
+            response = self.command(line)
+            self.assertRegex(
+                response.split(b"\r\n")[-2], rb"^a (BAD|NO) ", msg=repr(line)
+            )
+            self.assertNotIn(b"Server error", response, line)
+            if b"UNSELECT" not in line:
+                self.assertIn(b"OK", self.command(b"z NOOP"), line)
+        self.assertEqual(self.command(b"z NOOP"), b"z OK NOOP completed\r\n")
