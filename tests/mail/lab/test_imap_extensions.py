@@ -423,3 +423,64 @@ class BadExtensionInputTests(ServerFixture):
             if b"UNSELECT" not in line:
                 self.assertIn(b"OK", self.command(b"z NOOP"), line)
         self.assertEqual(self.command(b"z NOOP"), b"z OK NOOP completed\r\n")
+
+
+class IMAP4rev2Tests(ServerFixture):
+    """
+    ENABLE IMAP4rev2 switches the session to RFC 9051's forms.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store.deliver(USER, SIMPLE)
+        self.store.deliver(USER, SIMPLE)
+        self.login()
+
+    def test_announced_next_to_rev1(self) -> None:
+        """
+        CAPABILITY names IMAP4rev1 then IMAP4rev2.
+        """
+        line = self.command(b"a CAPABILITY").split(b"\r\n")[0].split()
+        self.assertEqual(line[2:4], [b"IMAP4rev1", b"IMAP4rev2"])
+
+    def test_rev2_forms(self) -> None:
+        """
+        Once enabled: SELECT sends no RECENT, FLAGS carry no C{\\\\Recent},
+        SEARCH answers with ESEARCH, a second SELECT says [CLOSED].
+        """
+        self.assertEqual(
+            self.command(b"a ENABLE IMAP4rev2"),
+            b"* ENABLED IMAP4rev2\r\na OK ENABLE completed\r\n",
+        )
+        selected = self.command(b"b SELECT INBOX")
+        self.assertNotIn(b"RECENT", selected)
+        self.assertEqual(
+            self.command(b"c FETCH 1 FLAGS"),
+            b"* 1 FETCH (FLAGS ())\r\nc OK FETCH completed\r\n",
+        )
+        self.assertEqual(
+            self.command(b"d SEARCH ALL"),
+            b'* ESEARCH (TAG "d") ALL 1:2\r\nd OK SEARCH completed\r\n',
+        )
+        self.assertEqual(
+            self.command(b"e UID SEARCH NOT ALL"),
+            b'* ESEARCH (TAG "e") UID\r\ne OK SEARCH completed\r\n',
+        )
+        self.assertIn(b"* OK [CLOSED]", self.command(b"f EXAMINE INBOX"))
+        self.store.deliver(USER, SIMPLE)
+        self.assertNotIn(b"RECENT", self.command(b"g NOOP"))
+
+    def test_utf8_names(self) -> None:
+        """
+        Once enabled, mailbox names are UTF-8 both ways (no modified
+        UTF-7); before, the same bytes are refused.
+        """
+        self.assertIn(b"a NO", self.command(b'a CREATE "Entw\xc3\xbcrfe"'))
+        self.command(b"b ENABLE IMAP4rev2")
+        self.assertIn(b"c OK", self.command(b'c CREATE "Entw\xc3\xbcrfe"'))
+        self.assertIn("Entwürfe", self.store.mailboxes(USER))
+        self.assertIn(
+            b'* LIST (\\HasNoChildren) "." {9}\r\nEntw\xc3\xbcrfe\r\n',
+            self.command(b'd LIST "" *'),
+        )
+        self.assertIn(b"e OK", self.command(b"e SELECT {9+}\r\nEntw\xc3\xbcrfe"))

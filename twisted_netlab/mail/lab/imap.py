@@ -98,7 +98,7 @@ _EXTENSIONS = (
     b"CONDSTORE",
 )
 #: What ENABLE turns on.
-_ENABLEABLE = frozenset({b"CONDSTORE"})
+_ENABLEABLE = frozenset({b"CONDSTORE", b"IMAP4REV2"})
 
 
 def _command(*parts: Any) -> Any:
@@ -119,14 +119,20 @@ class BadMailboxName(imap4.IllegalMailboxEncoding):
         return str(self.args[0]) if self.args else "bad mailbox name"
 
 
-def _decode_mailbox_name(raw: bytes | str) -> str:
+def _decode_mailbox_name(raw: bytes | str, utf8: bool = False) -> str:
     """
     Decode a mailbox name sent by a client, refusing what is not canonical
     modified UTF-7 (RFC 3501 section 5.1.3): 8-bit bytes, C{&} sequences that
-    do not decode, or that encode ASCII or would be encoded otherwise.
+    do not decode, or that encode ASCII or would be encoded otherwise. Once
+    IMAP4rev2 is enabled (C{utf8}), names are UTF-8 (RFC 9051 section 5.1).
     """
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
+    if utf8:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadMailboxName("mailbox name is not UTF-8") from None
     try:
         raw.decode("ascii")
         name: str = raw.decode("imap4-utf-7")
@@ -231,9 +237,13 @@ class _FetchResponder:
             if self.uid and not any(i.type == "uid" for i in self.query):
                 items.append(b"UID %d" % (message.uid,))
             for item in self.query:
-                items.append(_render_item(item, message))
+                if item.type == "flags":
+                    flags = self.server.visible_flags(message.getFlags())
+                    items.append(_flags_item(flags))
+                else:
+                    items.append(_render_item(item, message))
             if flags_changed and not self._wants_flags:
-                items.append(_render_flags(message))
+                items.append(_flags_item(self.server.visible_flags(message.getFlags())))
             if self.modseq or (
                 self.server.condstore and (flags_changed or self._wants_flags)
             ):
@@ -535,7 +545,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         return cap
 
     def listCapabilities(self) -> list[bytes]:
-        return [b"IMAP4rev1", *super().listCapabilities()[1:]]
+        return [b"IMAP4rev1", b"IMAP4rev2", *super().listCapabilities()[1:]]
 
     def do_STARTTLS(self, tag: bytes) -> None:
         if self.tls_active():
@@ -615,10 +625,15 @@ class LabIMAPServer(imap4.IMAP4Server):
         if not names:
             self.sendBadResponse(tag, b"ENABLE needs capability names")
             return
-        wanted = [n.upper() for n in names if isinstance(n, bytes)]
-        newly = [n for n in wanted if n in _ENABLEABLE and n not in self.enabled]
+        newly: dict[bytes, bytes] = {}
+        for name in names:
+            key = bytes(name).upper() if isinstance(name, bytes) else b""
+            if key in _ENABLEABLE and key not in self.enabled:
+                newly[key] = b"IMAP4rev2" if key == b"IMAP4REV2" else key
         self.enabled = self.enabled | set(newly)
-        self.sendUntaggedResponse(b"ENABLED" + b"".join(b" " + n for n in newly))
+        self.sendUntaggedResponse(
+            b"ENABLED" + b"".join(b" " + n for n in newly.values())
+        )
         self.sendPositiveResponse(tag, b"ENABLE completed")
 
     auth_ENABLE = _command(do_ENABLE, read_tokens)
@@ -628,6 +643,27 @@ class LabIMAPServer(imap4.IMAP4Server):
     def condstore(self) -> bool:
         """Whether this session has CONDSTORE on (RFC 7162 section 3)."""
         return b"CONDSTORE" in self.enabled
+
+    @property
+    def rev2(self) -> bool:
+        """
+        Whether the client enabled IMAP4rev2: SEARCH answers with ESEARCH,
+        no C{\\Recent} or RECENT, mailbox names in UTF-8, C{[CLOSED]}.
+        """
+        return b"IMAP4REV2" in self.enabled
+
+    def wire_name(self, name: str) -> bytes:
+        """A mailbox name as sent: UTF-8 under IMAP4rev2, else modified UTF-7."""
+        return name.encode("utf-8" if self.rev2 else "imap4-utf-7")
+
+    def visible_flags(self, flags: list[str]) -> list[str]:
+        """C{flags} as this session shows them (no C{\\Recent} in IMAP4rev2)."""
+        if self.rev2:
+            return [f for f in flags if f != "\\Recent"]
+        return flags
+
+    def newMessages(self, exists: int | None, recent: int | None) -> None:
+        super().newMessages(exists, None if self.rev2 else recent)
 
     def _enable_condstore(self) -> None:
         if not self.condstore:
@@ -691,8 +727,8 @@ class LabIMAPServer(imap4.IMAP4Server):
         """
         result = self.arg_astring(line, final=final)
         if isinstance(result, defer.Deferred):
-            return result.addCallback(_checked_mailbox)
-        return _checked_mailbox(result)
+            return result.addCallback(_checked_mailbox, self.rev2)
+        return _checked_mailbox(result, self.rev2)
 
     def arg_final_mailbox(self, line: bytes) -> Any:
         return self.arg_mailbox(line, final=True)
@@ -703,8 +739,8 @@ class LabIMAPServer(imap4.IMAP4Server):
         """
         result = self.arg_astring(line)
         if isinstance(result, defer.Deferred):
-            return result.addCallback(_decoded_argument)
-        return _decoded_argument(result)
+            return result.addCallback(_decoded_argument, self.rev2)
+        return _decoded_argument(result, self.rev2)
 
     def do_SELECT(
         self, tag: bytes, name: str, parameters: list[Token], rw: int, command: bytes
@@ -747,7 +783,7 @@ class LabIMAPServer(imap4.IMAP4Server):
                 continue
             attributes = b" ".join(flag.encode("ascii") for flag in box.getFlags())
             delimiter = quote(box.getHierarchicalDelimiter().encode("ascii"))
-            encoded = quote(name.encode("imap4-utf-7"))
+            encoded = quote(self.wire_name(name))
             self.sendUntaggedResponse(
                 b"%s (%s) %s %s" % (cmdName, attributes, delimiter, encoded)
             )
@@ -783,7 +819,7 @@ class LabIMAPServer(imap4.IMAP4Server):
 
     def do_CREATE(self, tag: bytes, name: bytes | str) -> None:
         try:
-            decoded = _decode_mailbox_name(name)
+            decoded = _decode_mailbox_name(name, self.rev2)
             stripped = decoded[:-1] if decoded.endswith(".") else decoded
             validate_mailbox_name(stripped)
         except (BadMailboxName, MailStoreError) as e:
@@ -802,7 +838,8 @@ class LabIMAPServer(imap4.IMAP4Server):
             return
         self._send_flags(mbox)
         self.sendUntaggedResponse(b"%d EXISTS" % (mbox.getMessageCount(),))
-        self.sendUntaggedResponse(b"%d RECENT" % (mbox.getRecentCount(),))
+        if not self.rev2:
+            self.sendUntaggedResponse(b"%d RECENT" % (mbox.getRecentCount(),))
         unseen = mbox.first_unseen()
         if unseen is not None:
             self.sendPositiveResponse(None, b"[UNSEEN %d] First unseen" % (unseen,))
@@ -820,6 +857,13 @@ class LabIMAPServer(imap4.IMAP4Server):
         self.mbox = mbox
         self.state = "select"
         self.sendPositiveResponse(tag, b"[" + mode + b"] " + cmdName + b" completed")
+
+    def _selectWork(self, tag: bytes, name: str, rw: int, cmdName: bytes) -> None:
+        if self.rev2 and self.mbox is not None:
+            # RFC 9051 section 7.1: the previous mailbox is closed first.
+            self._leave_mailbox()
+            self.sendPositiveResponse(None, b"[CLOSED] Previous mailbox closed")
+        super()._selectWork(tag, name, rw, cmdName)
 
     def _send_flags(self, mbox: LabMailbox) -> None:
         """
@@ -862,7 +906,7 @@ class LabIMAPServer(imap4.IMAP4Server):
             return
         items = b" ".join(b"%s %d" % (k.encode(), v) for k, v in status.items())
         self.sendUntaggedResponse(
-            b"STATUS " + serialize(mailbox.encode("imap4-utf-7")) + b" (" + items + b")"
+            b"STATUS " + quote(self.wire_name(mailbox)) + b" (" + items + b")"
         )
         self.sendPositiveResponse(tag, b"STATUS completed")
 
@@ -1042,13 +1086,13 @@ class LabIMAPServer(imap4.IMAP4Server):
             modseq = max(
                 (self.mbox.modseq(self.mbox.getUID(seq)) for seq in found), default=None
             )
-        if request.returns is None:
+        if request.returns is None and not self.rev2:
             line = b" ".join(b"%d" % (i,) for i in ids)
             if modseq is not None:
                 line += b" (MODSEQ %d)" % (modseq,)
             self.sendUntaggedResponse(b"SEARCH" + (b" " + line if line else b""))
         else:
-            response = _esearch_response(tag, request.returns, ids, uid)
+            response = _esearch_response(tag, request.returns or (), ids, uid)
             if modseq is not None:
                 response += b" MODSEQ %d" % (modseq,)
             self.sendUntaggedResponse(response)
@@ -1126,7 +1170,7 @@ class LabIMAPServer(imap4.IMAP4Server):
                 continue
             items = []
             if not silent:
-                items.append(_flags_item(result[message_uid]))
+                items.append(_flags_item(self.visible_flags(result[message_uid])))
             if uid:
                 items.append(b"UID %d" % (message_uid,))
             if self.condstore:
@@ -1156,7 +1200,7 @@ class LabIMAPServer(imap4.IMAP4Server):
     def flagsChanged(self, newFlags: dict[int, list[str]]) -> None:
         # Twisted's, with CONDSTORE's MODSEQ (and the UID) once it is on.
         for seq, flags in newFlags.items():
-            items = [_flags_item(flags)]
+            items = [_flags_item(self.visible_flags(flags))]
             if self.condstore and isinstance(self.mbox, LabMailbox):
                 message_uid = self.mbox.getUID(seq)
                 items.append(b"UID %d" % (message_uid,))
@@ -1451,9 +1495,11 @@ def _ascii_bytes(error: BaseException) -> bytes:
     return str(error).encode("ascii", "backslashreplace")
 
 
-def _checked_mailbox(result: tuple[bytes, bytes]) -> tuple[str, bytes]:
+def _checked_mailbox(
+    result: tuple[bytes, bytes], utf8: bool = False
+) -> tuple[str, bytes]:
     raw, rest = result
-    name = _decode_mailbox_name(raw)
+    name = _decode_mailbox_name(raw, utf8)
     try:
         return validate_mailbox_name(name), rest
     except MailStoreError as e:
@@ -1462,9 +1508,11 @@ def _checked_mailbox(result: tuple[bytes, bytes]) -> tuple[str, bytes]:
         ) from None
 
 
-def _decoded_argument(result: tuple[bytes, bytes]) -> tuple[str, bytes]:
+def _decoded_argument(
+    result: tuple[bytes, bytes], utf8: bool = False
+) -> tuple[str, bytes]:
     raw, rest = result
-    return _decode_mailbox_name(raw), rest
+    return _decode_mailbox_name(raw, utf8), rest
 
 
 class LabIMAPFactory(ServerFactory):
