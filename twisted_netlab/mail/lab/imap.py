@@ -1,12 +1,16 @@
 """
-The mail lab's IMAP4rev1 server: Twisted's C{IMAP4Server} over the lab's
-accounts (L{LabRealm}), with the lab's policies.
+The mail lab's IMAP server (IMAP4rev1, and IMAP4rev2 once enabled): Twisted's
+C{IMAP4Server} over the lab's accounts (L{LabRealm}), with the lab's policies.
 
 What this adds to, or fixes in, C{twisted.mail.imap4.IMAP4Server}:
-  - LOGIN and AUTHENTICATE (PLAIN, LOGIN) only once TLS is on (STARTTLS or
-    implicit TLS) unless plaintext is explicitly allowed; LOGINDISABLED and
-    no AUTH= before. Twisted allows LOGIN when no STARTTLS is configured and
-    AUTHENTICATE always. Commands pipelined behind STARTTLS are discarded.
+  - LOGIN and AUTHENTICATE (PLAIN, LOGIN; SASL-IR) only once TLS is on
+    (STARTTLS or implicit TLS) unless plaintext is explicitly allowed;
+    LOGINDISABLED and no AUTH= before. Twisted allows LOGIN when no STARTTLS
+    is configured and AUTHENTICATE always. Commands pipelined behind
+    STARTTLS are discarded.
+  - The command syntax (L{twisted_netlab.mail.lab.imapsyntax}): quoted
+    strings with escapes, literals anywhere in SEARCH, LITERAL+, C{*:*};
+    LIST and STATUS quote names so that they can be sent back.
   - Bounds: command lines (C{max_line_length}), string literals (Twisted's
     4096), APPEND literals (C{max_message_size}), negative literal sizes,
     commands queued behind a long FETCH; connections idle too long are
@@ -14,12 +18,17 @@ What this adds to, or fixes in, C{twisted.mail.imap4.IMAP4Server}:
   - FETCH is rendered here: partial fetches (C{BODY[]<0.100>}), sections of
     parts, C{\\Seen} set by C{BODY[]}, C{BODYSTRUCTURE}/C{ENVELOPE} from the
     stored bytes, and streaming with backpressure, fast for thousands of
-    messages.
-  - Mailbox names are checked (canonical modified UTF-7, no way out of the
-    user's Maildir) before any command uses them: a NO otherwise.
-  - SELECT reports PERMANENTFLAGS, UIDNEXT and UNSEEN; NOOP, CHECK and IDLE
-    report changes made by other sessions and programs (EXPUNGE included);
-    IDLE is told at once of deliveries in this process.
+    messages; C{MODSEQ} and C{CHANGEDSINCE} (CONDSTORE).
+  - SEARCH (with ESEARCH's RETURN and CONDSTORE's MODSEQ), STORE (keywords,
+    UNCHANGEDSINCE), COPY and MOVE (COPYUID), APPEND (APPENDUID), UID
+    EXPUNGE, ENABLE, ID, UNSELECT are served here.
+  - Mailbox names are checked (canonical modified UTF-7, or UTF-8 under
+    IMAP4rev2, no way out of the user's Maildir) before any command uses
+    them: a NO otherwise.
+  - SELECT reports PERMANENTFLAGS (with C{\\*}: keywords are kept), UIDNEXT,
+    UNSEEN and HIGHESTMODSEQ; NOOP, CHECK and IDLE report changes made by
+    other sessions and programs (EXPUNGE included); IDLE is told at once of
+    deliveries in this process.
 """
 
 from __future__ import annotations
