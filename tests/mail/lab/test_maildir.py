@@ -529,7 +529,6 @@ class MailboxTests(StoreTestCase):
             "../x",
             "a/b",
             "/etc",
-            "a\\b",
             "x\x00y",
             "x\ny",
             "*",
@@ -540,6 +539,9 @@ class MailboxTests(StoreTestCase):
             self.assertRaises(InvalidName, self.store.create_mailbox, USER, name)
         self.assertEqual(self.store.mailboxes(USER), [INBOX])
         self.assertEqual(validate_mailbox_name("inBox"), INBOX)
+        # A backslash is an ordinary character in a POSIX file name.
+        self.store.create_mailbox(USER, "foo\\bar")
+        self.assertEqual(self.store.mailboxes(USER), [INBOX, "foo\\bar"])
 
     def test_bad_addresses_refused(self) -> None:
         """

@@ -189,7 +189,12 @@ class LabAccount:
         return canonical in self.store.subscriptions(self.address)
 
     def subscribe(self, name: str) -> bool:
+        """
+        Subscribe to an existing mailbox (RFC 3501 lets the server check;
+        clients such as imapclient expect it to).
+        """
         try:
+            self.store.folder(self.address, name)
             self.store.set_subscribed(self.address, name, True)
         except MailStoreError as e:
             raise _mailbox_exception(e) from None

@@ -143,7 +143,7 @@ def validate_mailbox_name(name: str) -> str:
 
     Names are hierarchical with C{.} as the delimiter. A name is refused when
     it is empty, has an empty level (C{a..b}, a leading or trailing C{.}),
-    contains C{/}, C{\\}, a control character or a wildcard, or is too long:
+    contains C{/}, a control character or a wildcard, or is too long:
     whatever the name, its folder is one directory directly inside the
     user's Maildir.
 
@@ -156,8 +156,8 @@ def validate_mailbox_name(name: str) -> str:
         problem = "empty name"
     elif len(name) > _MAX_NAME_LENGTH:
         problem = "name too long"
-    elif any(c in name for c in "/\\"):
-        problem = "names may not contain / or \\"
+    elif "/" in name:
+        problem = "names may not contain /"
     elif any(c in name for c in "%*"):
         problem = "names may not contain wildcards"
     elif any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
