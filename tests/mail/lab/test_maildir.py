@@ -707,3 +707,23 @@ class ModseqTests(StoreTestCase):
         )
         folder.refresh(force=True)
         self.assertGreater(folder.modseq(uid), before)
+
+    def test_shared_between_stores(self) -> None:
+        """
+        Two stores on the same directory (two processes) agree: a change
+        recorded by one is seen by the other after a refresh, and MODSEQs
+        keep growing whichever records next.
+        """
+        uid = self.store.deliver(USER, MESSAGE)
+        other = self.reopen().folder(USER)
+        other.uids()
+        folder = self.store.folder(USER)
+        folder.set_flags({uid: ["\\Seen"]})
+        first = folder.modseq(uid)
+        other.refresh(force=True)
+        self.assertGreaterEqual(other.modseq(uid), first)
+        other.set_flags({uid: ["\\Seen", "\\Flagged"]})
+        folder.refresh(force=True)
+        self.assertGreater(folder.modseq(uid), first)
+        other.refresh(force=True)
+        self.assertEqual(folder.highest_modseq(), other.highest_modseq())

@@ -886,9 +886,10 @@ class Folder:
         """
         The MODSEQ of message C{uid} (RFC 7162): derived from its UID until
         its flags first change, then the value recorded for that change.
+        Changes recorded by other processes are read when the folder is
+        refreshed (as their renames are).
         """
         with self._mutex:
-            self._modseqs.load()
             return self._modseqs.modseq(uid)
 
     def highest_modseq(self) -> int:
@@ -898,7 +899,6 @@ class Folder:
         """
         with self._mutex:
             self._ensure_scanned()
-            self._modseqs.load()
             return self._modseqs.highest(self._uids.uidnext)
 
     def _info_with_flags(self, info: str, flags: Iterable[str]) -> str:
