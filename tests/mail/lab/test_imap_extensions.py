@@ -484,3 +484,58 @@ class IMAP4rev2Tests(ServerFixture):
             self.command(b'd LIST "" *'),
         )
         self.assertIn(b"e OK", self.command(b"e SELECT {9+}\r\nEntw\xc3\xbcrfe"))
+
+
+class SearchResTests(ServerFixture):
+    """
+    SEARCHRES (RFC 5182): C{SEARCH RETURN (SAVE)} and C{$}.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        for _ in range(4):
+            self.store.deliver(USER, SIMPLE)
+        self.select()
+        self.command(b"a STORE 2:3 +FLAGS.SILENT (\\Flagged)")
+
+    def test_save_and_use(self) -> None:
+        """
+        SAVE alone answers only OK; C{$} then stands for what was found in
+        FETCH, SEARCH, UID SEARCH UID, STORE, COPY and UID EXPUNGE.
+        """
+        self.assertEqual(
+            self.command(b"b SEARCH RETURN (SAVE) FLAGGED"),
+            b"b OK SEARCH completed\r\n",
+        )
+        self.assertEqual(
+            self.command(b"c FETCH $ (UID)"),
+            b"* 2 FETCH (UID 2)\r\n* 3 FETCH (UID 3)\r\nc OK FETCH completed\r\n",
+        )
+        self.assertEqual(
+            self.command(b"d SEARCH NOT $"),
+            b"* SEARCH 1 4\r\nd OK SEARCH completed\r\n",
+        )
+        self.assertEqual(
+            self.command(b"e UID SEARCH UID $"),
+            b"* SEARCH 2 3\r\ne OK SEARCH completed\r\n",
+        )
+        self.command(b"f CREATE Archive")
+        self.assertIn(b"[COPYUID", self.command(b"g COPY $ Archive"))
+        self.command(b"h STORE $ +FLAGS.SILENT (\\Deleted)")
+        self.assertIn(b"i OK", self.command(b"i UID EXPUNGE $"))
+        self.assertEqual(self.store.folder(USER).uids(), [1, 4])
+        self.assertEqual(self.command(b"j FETCH $ (UID)"), b"j OK FETCH completed\r\n")
+
+    def test_save_min_max(self) -> None:
+        """
+        SAVE with MIN and MAX (and no ALL or COUNT) keeps only those two,
+        and the ESEARCH response still comes.
+        """
+        self.command(b"b STORE 4 +FLAGS.SILENT (\\Flagged)")
+        self.assertEqual(
+            self.command(b"c SEARCH RETURN (SAVE MIN MAX) FLAGGED"),
+            b'* ESEARCH (TAG "c") MIN 2 MAX 4\r\nc OK SEARCH completed\r\n',
+        )
+        self.assertEqual(
+            self.command(b"d SEARCH $"), b"* SEARCH 2 4\r\nd OK SEARCH completed\r\n"
+        )

@@ -284,6 +284,8 @@ class LabMailbox:
         self._thread = threading.get_ident()
         self._quiet = False
         self._closed = False
+        #: The UIDs saved by C{SEARCH RETURN (SAVE)} (SEARCHRES's C{$}).
+        self.saved_uids: list[int] = []
 
     # --- keeping the view up to date -----------------------------------------
 
@@ -822,6 +824,10 @@ class _SearchProgram:
             key = token.decode("ascii", "replace").upper()
         else:
             key = str(token).upper()
+        if key == "$":
+            # SEARCHRES: the result the session saved last.
+            saved = set(getattr(self.mailbox, "saved_uids", ()))
+            return lambda s, m: m.uid in saved
         if key[:1].isdigit() or key[:1] == "*":
             ids = imap4.parseIdList(key.encode(), self.count)
             return lambda s, m: s in ids
@@ -887,7 +893,11 @@ class _SearchProgram:
                 (sent := _sent_day(m)) is not None and compare(sent, day)
             )
         if key == "UID":
-            ids = imap4.parseIdList(self._argument(tokens), self.max_uid)
+            argument = self._argument(tokens)
+            if argument == b"$":
+                saved = set(getattr(self.mailbox, "saved_uids", ()))
+                return lambda s, m: m.uid in saved
+            ids = imap4.parseIdList(argument, self.max_uid)
             return lambda s, m: m.uid in ids
         if key == "NOT":
             test = self._parse(tokens)

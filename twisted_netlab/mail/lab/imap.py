@@ -104,6 +104,7 @@ _EXTENSIONS = (
     b"MOVE",
     b"SPECIAL-USE",
     b"ESEARCH",
+    b"SEARCHRES",
     b"CONDSTORE",
 )
 #: What ENABLE turns on.
@@ -500,6 +501,8 @@ class LabIMAPServer(imap4.IMAP4Server):
         text, _, rest = (line or b"").lstrip(b" ").partition(b" ")
         if not text:
             raise IMAPSyntaxError("Missing sequence set")
+        if text == b"$":
+            return SavedResult(), rest
         return parse_sequence_set(text), rest
 
     def read_tokens(self, line: bytes) -> Any:
@@ -981,6 +984,7 @@ class LabIMAPServer(imap4.IMAP4Server):
             self.sendNegativeResponse(tag, b"[TRYCREATE] No such mailbox")
             return None
         source = self.mbox
+        messages, uid = self._messages(messages, uid)
         pairs: list[tuple[int, int]] = []
         try:
             for source_uid in source.selected(messages, bool(uid)):
@@ -1013,6 +1017,8 @@ class LabIMAPServer(imap4.IMAP4Server):
         if not self.mbox.isWriteable():
             self.sendNegativeResponse(tag, b"EXPUNGE ignored on read-only mailbox")
             return
+        if messages is not None:
+            messages, _ = self._messages(messages, 1)
         uids = None if messages is None else self.mbox.selected(messages, True)
         for seq in self.mbox.expunge(uids):
             self.sendUntaggedResponse(b"%d EXPUNGE" % (seq,))
@@ -1095,19 +1101,58 @@ class LabIMAPServer(imap4.IMAP4Server):
             modseq = max(
                 (self.mbox.modseq(self.mbox.getUID(seq)) for seq in found), default=None
             )
+        returns = request.returns or ()
+        if b"SAVE" in returns:
+            self._save_result(found, returns)
+            returns = tuple(r for r in returns if r != b"SAVE")
+            if not returns:
+                # RFC 5182: SAVE alone answers nothing but the tagged OK.
+                self.sendPositiveResponse(tag, b"SEARCH completed")
+                return
         if request.returns is None and not self.rev2:
             line = b" ".join(b"%d" % (i,) for i in ids)
             if modseq is not None:
                 line += b" (MODSEQ %d)" % (modseq,)
             self.sendUntaggedResponse(b"SEARCH" + (b" " + line if line else b""))
         else:
-            response = _esearch_response(tag, request.returns or (), ids, uid)
+            response = _esearch_response(tag, returns, ids, uid)
             if modseq is not None:
                 response += b" MODSEQ %d" % (modseq,)
             self.sendUntaggedResponse(response)
         self.sendPositiveResponse(tag, b"SEARCH completed")
 
     select_SEARCH = _command(do_SEARCH, arg_search)
+
+    def _save_result(self, found: list[int], returns: tuple[bytes, ...]) -> None:
+        """
+        SEARCHRES (RFC 5182): keep what SEARCH found (only its MIN and MAX
+        when those are all it asked for) as C{$}, by UID.
+        """
+        uids = [self.mbox.getUID(seq) for seq in found]
+        if (
+            uids
+            and not ({b"ALL", b"COUNT"} & set(returns))
+            and ({b"MIN", b"MAX"} & set(returns))
+        ):
+            kept = []
+            if b"MIN" in returns:
+                kept.append(uids[0])
+            if b"MAX" in returns:
+                kept.append(uids[-1])
+            uids = sorted(set(kept))
+        self.mbox.saved_uids = uids
+
+    def _messages(self, messages: Any, uid: int) -> tuple[Any, int]:
+        """
+        A sequence set as the handlers take it: C{$} (SEARCHRES) becomes
+        the UIDs saved by the last C{SEARCH RETURN (SAVE)}.
+        """
+        if isinstance(messages, SavedResult):
+            saved = getattr(self.mbox, "saved_uids", [])
+            if not saved:
+                return imap4.MessageSet(), 1
+            return parse_sequence_set(_sequence_text(saved)), 1
+        return messages, uid
 
     _STORE_MODES = {
         b"FLAGS",
@@ -1158,6 +1203,7 @@ class LabIMAPServer(imap4.IMAP4Server):
             return
         if unchanged_since is not None:
             self._enable_condstore()
+        messages, uid = self._messages(messages, uid)
         uids = mbox.selected(messages, bool(uid))
         modified: list[int] = []
         if unchanged_since is not None:
@@ -1331,6 +1377,7 @@ class LabIMAPServer(imap4.IMAP4Server):
     ) -> None:
         if request.modseq or request.changed_since is not None:
             self._enable_condstore()
+        messages, uid = self._messages(messages, uid)
         results = self.mbox.fetch(messages, uid=bool(uid))
         since = request.changed_since
         if since is not None:
@@ -1342,6 +1389,12 @@ class LabIMAPServer(imap4.IMAP4Server):
         _FetchResponder(self, tag, results, request.query, bool(uid), modseq).start()
 
     select_FETCH = _command(do_FETCH, arg_seqset, arg_fetchatt)
+
+
+class SavedResult:
+    """
+    The sequence set C{$} (SEARCHRES): the last saved SEARCH result.
+    """
 
 
 @dataclass(frozen=True)
@@ -1360,7 +1413,7 @@ class SearchRequest:
     criteria: list[Token]
 
 
-_ESEARCH_OPTIONS = (b"MIN", b"MAX", b"ALL", b"COUNT")
+_ESEARCH_OPTIONS = (b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE")
 
 
 def _search_request(result: tuple[list[Token], bytes]) -> tuple[SearchRequest, bytes]:
