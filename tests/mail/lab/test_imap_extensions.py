@@ -539,3 +539,66 @@ class SearchResTests(ServerFixture):
         self.assertEqual(
             self.command(b"d SEARCH $"), b"* SEARCH 2 4\r\nd OK SEARCH completed\r\n"
         )
+
+
+class ListExtendedTests(ServerFixture):
+    """
+    LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819).
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store.deliver(USER, SIMPLE)
+        self.login()
+        for name in (b"Sent", b"Work", b"Work.Old"):
+            self.command(b"c CREATE " + name)
+        self.command(b"s SUBSCRIBE Work")
+
+    def test_selection_and_return(self) -> None:
+        """
+        (SUBSCRIBED) lists subscribed mailboxes with C{\\\\Subscribed};
+        (SPECIAL-USE) only those with a special use; several patterns
+        are merged; RETURN (SUBSCRIBED) marks without filtering.
+        """
+        self.assertEqual(
+            self.command(b'a LIST (SUBSCRIBED) "" *'),
+            b'* LIST (\\HasChildren \\Subscribed) "." "Work"\r\na OK LIST completed\r\n',
+        )
+        self.assertEqual(
+            self.command(b'b LIST (SPECIAL-USE) "" *'),
+            b'* LIST (\\HasNoChildren \\Sent) "." "Sent"\r\nb OK LIST completed\r\n',
+        )
+        response = self.command(b'c LIST "" (INBOX "Work.*") RETURN (SUBSCRIBED)')
+        self.assertEqual(
+            response,
+            b'* LIST (\\HasNoChildren) "." "INBOX"\r\n'
+            b'* LIST (\\HasNoChildren) "." "Work.Old"\r\n'
+            b"c OK LIST completed\r\n",
+        )
+
+    def test_status(self) -> None:
+        """
+        RETURN (STATUS (...)) follows each selectable mailbox's LIST line
+        with its STATUS.
+        """
+        response = self.command(b'a LIST "" % RETURN (STATUS (MESSAGES UIDNEXT))')
+        self.assertIn(
+            b'* LIST (\\HasNoChildren) "." "INBOX"\r\n'
+            b'* STATUS "INBOX" (MESSAGES 1 UIDNEXT 2)\r\n',
+            response,
+        )
+        self.assertIn(b'* STATUS "Work" (MESSAGES 0 UIDNEXT 1)', response)
+
+    def test_bad(self) -> None:
+        """
+        Unknown options, a missing pattern or a misplaced RETURN are BAD.
+        """
+        for line in (
+            b'a LIST (RECURSIVEMATCH) "" *',
+            b'a LIST ""',
+            b'a LIST "" * RETURN',
+            b'a LIST "" * RETURN (BOGUS)',
+            b'a LIST "" * RETURN (STATUS)',
+            b'a LIST "" () ',
+        ):
+            self.assertIn(b"a BAD", self.command(line), line)

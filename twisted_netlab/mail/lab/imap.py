@@ -54,7 +54,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_netlab.addresses import describe_address
-from twisted_netlab.mail.lab.account import LabMailbox, LabMessage
+from twisted_netlab.mail.lab.account import SPECIAL_USE, LabMailbox, LabMessage
 from twisted_netlab.mail.lab.imapsyntax import (
     IMAPSyntaxError,
     Literal,
@@ -105,6 +105,8 @@ _EXTENSIONS = (
     b"SPECIAL-USE",
     b"ESEARCH",
     b"SEARCHRES",
+    b"LIST-EXTENDED",
+    b"LIST-STATUS",
     b"CONDSTORE",
 )
 #: What ENABLE turns on.
@@ -801,9 +803,66 @@ class LabIMAPServer(imap4.IMAP4Server):
             )
         self.sendPositiveResponse(tag, cmdName + b" completed")
 
-    auth_LIST = _command(
-        imap4.IMAP4Server._listWork, arg_pattern, arg_pattern, 0, b"LIST"
-    )
+    def do_LIST(self, tag: bytes, arguments: list[Token]) -> None:
+        """
+        LIST, with LIST-EXTENDED's selection options (SUBSCRIBED,
+        SPECIAL-USE), several patterns, and return options (SUBSCRIBED,
+        CHILDREN, SPECIAL-USE, and LIST-STATUS's STATUS).
+        """
+        try:
+            request = _list_request(arguments)
+            reference = _decode_mailbox_name(request.reference, self.rev2)
+            patterns = [_decode_mailbox_name(p, self.rev2) for p in request.patterns]
+        except BadMailboxName as e:
+            self.sendNegativeResponse(tag, b"Illegal mailbox name: " + _ascii_bytes(e))
+            return
+        account = self.account
+        assert account is not None
+        found: dict[str, Any] = {}
+        for pattern in patterns:
+            for name, info in account.listMailboxes(reference, pattern):
+                found.setdefault(name, info)
+        subscribed_only = b"SUBSCRIBED" in request.selection
+        special_only = b"SPECIAL-USE" in request.selection
+        show_subscribed = subscribed_only or b"SUBSCRIBED" in request.returns
+        for name, info in found.items():
+            attributes = list(info.getFlags())
+            subscribed = bool(name) and account.isSubscribed(name)
+            if subscribed_only and not subscribed:
+                continue
+            if special_only and not any(a in SPECIAL_USE.values() for a in attributes):
+                continue
+            if show_subscribed and subscribed:
+                attributes.append("\\Subscribed")
+            self.sendUntaggedResponse(
+                b"LIST (%s) %s %s"
+                % (
+                    " ".join(attributes).encode("ascii"),
+                    quote(info.getHierarchicalDelimiter().encode("ascii")),
+                    quote(self.wire_name(name)),
+                )
+            )
+            if request.status and name and "\\Noselect" not in attributes:
+                self._list_status(name, request.status)
+        self.sendPositiveResponse(tag, b"LIST completed")
+
+    def _list_status(self, name: str, items: list[str]) -> None:
+        """LIST-STATUS (RFC 5819): a STATUS response after the LIST line."""
+        mbox = self.account.select(name, 0)  # type: ignore[union-attr]
+        if mbox is None:
+            return
+        try:
+            status = mbox.requestStatus(items)
+        except imap4.IllegalQueryError:
+            return
+        finally:
+            mbox.close()
+        values = b" ".join(b"%s %d" % (k.encode(), v) for k, v in status.items())
+        self.sendUntaggedResponse(
+            b"STATUS " + quote(self.wire_name(name)) + b" (" + values + b")"
+        )
+
+    auth_LIST = _command(do_LIST, read_tokens)
     select_LIST = auth_LIST
     auth_LSUB = _command(
         imap4.IMAP4Server._listWork, arg_pattern, arg_pattern, 1, b"LSUB"
@@ -1389,6 +1448,74 @@ class LabIMAPServer(imap4.IMAP4Server):
         _FetchResponder(self, tag, results, request.query, bool(uid), modseq).start()
 
     select_FETCH = _command(do_FETCH, arg_seqset, arg_fetchatt)
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """
+    A parsed LIST (RFC 5258): selection options, the reference, the
+    patterns, the return options and LIST-STATUS's items.
+    """
+
+    selection: frozenset[bytes]
+    reference: bytes
+    patterns: list[bytes]
+    returns: frozenset[bytes]
+    status: list[str]
+
+
+_LIST_SELECTION = frozenset({b"SUBSCRIBED", b"SPECIAL-USE", b"REMOTE"})
+_LIST_RETURNS = frozenset({b"SUBSCRIBED", b"CHILDREN", b"SPECIAL-USE", b"STATUS"})
+
+
+def _atoms(tokens: Token, allowed: frozenset[bytes], what: str) -> list[bytes]:
+    if not isinstance(tokens, list) or not all(
+        isinstance(t, bytes) and t.upper() in allowed for t in tokens
+    ):
+        raise IMAPSyntaxError(f"bad LIST {what} options")
+    return [bytes(t).upper() for t in tokens if isinstance(t, bytes)]
+
+
+def _list_request(tokens: list[Token]) -> ListRequest:
+    tokens = list(tokens)
+    selection: list[bytes] = []
+    if tokens and isinstance(tokens[0], list):
+        selection = _atoms(tokens.pop(0), _LIST_SELECTION, "selection")
+    if len(tokens) < 2 or isinstance(tokens[0], list):
+        raise IMAPSyntaxError("LIST needs a reference and a pattern")
+    reference = tokens.pop(0)
+    pattern = tokens.pop(0)
+    patterns = pattern if isinstance(pattern, list) else [pattern]
+    if not patterns or not all(isinstance(p, bytes) for p in patterns):
+        raise IMAPSyntaxError("bad LIST patterns")
+    returns: list[bytes] = []
+    status: list[str] = []
+    if tokens:
+        if len(tokens) != 2 or not _is_atom(tokens[0], b"RETURN"):
+            raise IMAPSyntaxError("LIST takes RETURN (options) last")
+        options = tokens[1]
+        if not isinstance(options, list):
+            raise IMAPSyntaxError("bad LIST return options")
+        i = 0
+        while i < len(options):
+            option = options[i]
+            if _is_atom(option, b"STATUS"):
+                items = options[i + 1] if i + 1 < len(options) else None
+                if not isinstance(items, list) or not items:
+                    raise IMAPSyntaxError("STATUS needs a list of items")
+                status = [bytes(t).decode("ascii", "replace") for t in items]  # type: ignore[arg-type]
+                i += 2
+                continue
+            returns.extend(_atoms([option], _LIST_RETURNS, "return"))
+            i += 1
+    assert isinstance(reference, bytes)
+    return ListRequest(
+        frozenset(selection),
+        bytes(reference),
+        [bytes(p) for p in patterns if isinstance(p, bytes)],
+        frozenset(returns),
+        status,
+    )
 
 
 class SavedResult:
