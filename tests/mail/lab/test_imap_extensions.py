@@ -562,7 +562,8 @@ class ListExtendedTests(ServerFixture):
         """
         self.assertEqual(
             self.command(b'a LIST (SUBSCRIBED) "" *'),
-            b'* LIST (\\HasChildren \\Subscribed) "." "Work"\r\na OK LIST completed\r\n',
+            b'* LIST (\\HasChildren \\Subscribed) "." "Work"\r\n'
+            b"a OK LIST completed\r\n",
         )
         self.assertEqual(
             self.command(b'b LIST (SPECIAL-USE) "" *'),
