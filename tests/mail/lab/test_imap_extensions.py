@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import re
 
-from tests.mail.lab.imaptesting import PASSWORD, SIMPLE, USER, ServerFixture
+from tests.mail.lab.imaptesting import MULTIPART, PASSWORD, SIMPLE, USER, ServerFixture
 from twisted_netlab.mail.lab.maildir import MailStore
 
 FLAGGED = b"Subject: flagged\r\n\r\nbody\r\n"
@@ -603,3 +603,63 @@ class ListExtendedTests(ServerFixture):
             b'a LIST "" () ',
         ):
             self.assertIn(b"a BAD", self.command(line), line)
+
+
+class BinaryTests(ServerFixture):
+    """
+    BINARY (RFC 3516): parts with their transfer encoding undone.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.store.deliver(USER, MULTIPART)
+        self.select()
+
+    def test_decoded_parts(self) -> None:
+        """
+        BINARY.PEEK decodes quoted-printable and base64 (a literal8 when
+        the result holds NUL), BINARY.SIZE gives the decoded size, partial
+        ranges slice the decoded bytes, a missing part is NIL; none of it
+        sets C{\\\\Seen} but BINARY[] (the whole message) does.
+        """
+        response = self.command(b"a FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[4])")
+        self.assertEqual(
+            response,
+            b"* 1 FETCH (BINARY[1] {21}\r\nHello \xc3\xa9\r\nsecond line"
+            b" BINARY.SIZE[4] 4)\r\na OK FETCH completed\r\n",
+        )
+        self.assertEqual(
+            self.command(
+                b"b FETCH 1 (BINARY.PEEK[4] BINARY.PEEK[1]<6.2> BINARY.PEEK[9])"
+            ),
+            b"* 1 FETCH (BINARY[4] ~{4}\r\n\x00\x01\x02\x03"
+            b" BINARY[1]<6> {2}\r\n\xc3\xa9 BINARY[9] NIL)\r\nb OK FETCH completed\r\n",
+        )
+        self.assertEqual(self.store.folder(USER).entry(1).flags, ())
+        response = self.command(b"c FETCH 1 (BINARY[])")
+        self.assertIn(b"BINARY[] {%d}\r\n" % len(MULTIPART), response)
+        self.assertIn(b"FLAGS (\\Seen", response)
+
+    def test_unknown_encoding_and_bad_syntax(self) -> None:
+        """
+        A part in an unknown transfer encoding gets NO [UNKNOWN-CTE];
+        sections other than part numbers are BAD.
+        """
+        self.store.deliver(
+            USER,
+            b"Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n",
+        )
+        self.command(b"n NOOP")
+        self.assertIn(
+            b"a NO [UNKNOWN-CTE]", self.command(b"a FETCH 2 (BINARY.PEEK[1] UID)")
+        )
+        self.command(b"c APPEND INBOX ~{3}")
+        self.assertIn(b"c OK [APPENDUID", self.send(b"a\x00b\r\n"))
+        self.assertEqual(self.store.messages(USER)[-1], b"a\x00b")
+        for line in (
+            b"b FETCH 1 BINARY[HEADER]",
+            b"b FETCH 1 BINARY[0]",
+            b"b FETCH 1 BINARY.SIZE[1]<0.5>",
+            b"b FETCH 1 BINARY[1]<5>",
+        ):
+            self.assertIn(b"b BAD", self.command(line), line)

@@ -33,9 +33,11 @@ What this adds to, or fixes in, C{twisted.mail.imap4.IMAP4Server}:
 
 from __future__ import annotations
 
+import binascii
 import codecs
+import quopri
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.cred.portal import Portal
@@ -105,6 +107,7 @@ _EXTENSIONS = (
     b"SPECIAL-USE",
     b"ESEARCH",
     b"SEARCHRES",
+    b"BINARY",
     b"LIST-EXTENDED",
     b"LIST-STATUS",
     b"CONDSTORE",
@@ -173,9 +176,12 @@ class _FetchResponder:
         query: list[Any],
         uid: bool,
         modseq: bool = False,
+        binary: list[BinaryItem] | None = None,
     ) -> None:
         self.server = server
         self.modseq = modseq
+        self.binary = binary or []
+        self._unknown_encoding = False
         self.tag = tag
         self.messages = messages
         self.query = query
@@ -187,7 +193,10 @@ class _FetchResponder:
         self._sets_seen = (
             server.mbox is not None
             and server.mbox.isWriteable()
-            and any(_sets_seen(item) for item in query)
+            and (
+                any(_sets_seen(item) for item in query)
+                or any(not (b.peek or b.size_only) for b in self.binary)
+            )
         )
         self._wants_flags = any(item.type == "flags" for item in query)
 
@@ -232,7 +241,12 @@ class _FetchResponder:
         self._stopped = True
         server = self.server
         server.transport.unregisterProducer()
-        server.sendPositiveResponse(self.tag, b"FETCH completed")
+        if self._unknown_encoding:
+            server.sendNegativeResponse(
+                self.tag, b"[UNKNOWN-CTE] A part has an unknown transfer encoding"
+            )
+        else:
+            server.sendPositiveResponse(self.tag, b"FETCH completed")
         server._unblock()
 
     def _render(self, seq: int, message: LabMessage) -> bytes:
@@ -254,6 +268,11 @@ class _FetchResponder:
                     items.append(_flags_item(flags))
                 else:
                     items.append(_render_item(item, message))
+            for binary in self.binary:
+                try:
+                    items.append(_render_binary(binary, message))
+                except UnknownTransferEncoding:
+                    self._unknown_encoding = True
             if flags_changed and not self._wants_flags:
                 items.append(_flags_item(self.server.visible_flags(message.getFlags())))
             if self.modseq or (
@@ -261,6 +280,8 @@ class _FetchResponder:
             ):
                 items.append(b"MODSEQ (%d)" % (message.mailbox.modseq(message.uid),))
         except MessageGone:
+            return b""
+        if not items:
             return b""
         return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items))
 
@@ -486,11 +507,12 @@ class LabIMAPServer(imap4.IMAP4Server):
 
     def arg_literal(self, line: bytes) -> Any:
         """
-        The message literal of APPEND (C{{n}} or C{{n+}}), read into a file.
+        The message literal of APPEND (C{{n}} or C{{n+}}, or BINARY's
+        C{~{n}}), read into a file.
         """
         line = line or b""
         announced = literal_at_end(line.strip(b" "))
-        if announced is None or announced.prefix:
+        if announced is None or announced.prefix not in (b"", b"~"):
             if line.lstrip(b" ")[:2] == b"{-":
                 raise imap4.IllegalClientResponse("Negative literal size")
             raise IMAPSyntaxError("Missing literal")
@@ -1418,7 +1440,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         if match is not None:
             changed_since = int(match.group(1))
             line = line[: match.start()]
-        line, modseq = _without_modseq_item(line)
+        line, modseq, binary = _take_items(line)
         query: list[Any] = []
         if line.strip() not in (b"", b"()"):
             try:
@@ -1427,9 +1449,9 @@ class LabIMAPServer(imap4.IMAP4Server):
                 raise
             except Exception as e:
                 raise imap4.IllegalClientResponse(f"bad FETCH items: {e}") from None
-        elif not modseq:
+        elif not modseq and not binary:
             raise IMAPSyntaxError("FETCH needs items")
-        return FetchRequest(query, modseq, changed_since), b""
+        return FetchRequest(query, modseq, changed_since, binary), b""
 
     def do_FETCH(
         self, tag: bytes, messages: Any, request: FetchRequest, uid: int = 0
@@ -1442,10 +1464,12 @@ class LabIMAPServer(imap4.IMAP4Server):
         if since is not None:
             results = [(s, m) for s, m in results if self.mbox.modseq(m.uid) > since]
         modseq = request.modseq or since is not None
-        if not request.query and not modseq:
+        if not request.query and not modseq and not request.binary:
             self.sendPositiveResponse(tag, b"FETCH completed")
             return
-        _FetchResponder(self, tag, results, request.query, bool(uid), modseq).start()
+        _FetchResponder(
+            self, tag, results, request.query, bool(uid), modseq, request.binary
+        ).start()
 
     select_FETCH = _command(do_FETCH, arg_seqset, arg_fetchatt)
 
@@ -1643,41 +1667,131 @@ class FetchRequest:
     query: list[Any]
     modseq: bool = False
     changed_since: int | None = None
+    binary: list[BinaryItem] = field(default_factory=list)
 
 
 _CHANGEDSINCE = re.compile(
     rb"\s*\(\s*CHANGEDSINCE\s+(\d{1,20})(?:\s+VANISHED)?\s*\)\s*$", re.IGNORECASE
 )
 _MODSEQ_WORD = re.compile(rb"MODSEQ(?=[\s)]|$)", re.IGNORECASE)
+_BINARY_ITEM = re.compile(
+    rb"BINARY(\.PEEK|\.SIZE)?\[([0-9.]*)\](?:<(\d{1,10})(?:\.(\d{1,10}))?>)?"
+    rb"(?=[\s)]|$)",
+    re.IGNORECASE,
+)
 
 
-def _without_modseq_item(line: bytes) -> tuple[bytes, bool]:
+@dataclass(frozen=True)
+class BinaryItem:
     """
-    C{line} without a top-level C{MODSEQ} fetch item (not one inside a
-    section's brackets), and whether there was one.
+    A BINARY fetch item (RFC 3516): C{BINARY[1.2]<0.100>},
+    C{BINARY.PEEK[...]} or C{BINARY.SIZE[...]}.
+    """
+
+    part: tuple[int, ...]
+    peek: bool = False
+    size_only: bool = False
+    begin: int | None = None
+    length: int | None = None
+
+    def label(self) -> bytes:
+        section = ".".join(str(p + 1) for p in self.part).encode()
+        name = b"BINARY.SIZE" if self.size_only else b"BINARY"
+        partial = b"" if self.begin is None else b"<%d>" % (self.begin,)
+        return name + b"[" + section + b"]" + partial
+
+
+def _take_items(line: bytes) -> tuple[bytes, bool, list[BinaryItem]]:
+    """
+    C{line} without its top-level C{MODSEQ} and C{BINARY} items (which
+    Twisted's parser does not know), whether there was a C{MODSEQ}, and the
+    C{BINARY} items.
     """
     found = False
+    binary: list[BinaryItem] = []
     out = bytearray()
     depth = 0
     i = 0
     while i < len(line):
         c = line[i : i + 1]
+        at_word = depth == 0 and (i == 0 or line[i - 1 : i] in b" (")
+        if at_word and _MODSEQ_WORD.match(line, i):
+            found = True
+            i += len(b"MODSEQ")
+            continue
+        match = _BINARY_ITEM.match(line, i) if at_word else None
+        if match is not None:
+            binary.append(_binary_item(match))
+            i = match.end()
+            continue
         if c == b"[":
             depth += 1
         elif c == b"]":
             depth -= 1
-        elif (
-            depth == 0
-            and (i == 0 or line[i - 1 : i] in b" (")
-            and _MODSEQ_WORD.match(line, i)
-        ):
-            found = True
-            i += len(b"MODSEQ")
-            continue
         out += c
         i += 1
     text = re.sub(rb"\( +", b"(", re.sub(rb" +\)", b")", bytes(out)))
-    return re.sub(rb"  +", b" ", text).strip(), found
+    return re.sub(rb"  +", b" ", text).strip(), found, binary
+
+
+def _binary_item(match: re.Match[bytes]) -> BinaryItem:
+    kind, section, begin, length = match.groups()
+    numbers = section.split(b".") if section else []
+    if not all(n.isdigit() and int(n) > 0 for n in numbers):
+        raise IMAPSyntaxError("BINARY takes part numbers only")
+    size_only = (kind or b"").upper() == b".SIZE"
+    if size_only and begin is not None:
+        raise IMAPSyntaxError("BINARY.SIZE takes no partial range")
+    if begin is not None and length is None:
+        raise IMAPSyntaxError("a partial range needs a length")
+    return BinaryItem(
+        tuple(int(n) - 1 for n in numbers),
+        peek=(kind or b"").upper() == b".PEEK",
+        size_only=size_only,
+        begin=None if begin is None else int(begin),
+        length=None if length is None else int(length),
+    )
+
+
+class UnknownTransferEncoding(Exception):
+    """A part's Content-Transfer-Encoding that BINARY cannot decode."""
+
+
+def _decoded_part(message: LabMessage, part: tuple[int, ...]) -> bytes:
+    """
+    The content of a part with its Content-Transfer-Encoding undone (the
+    whole message, as stored, for an empty section).
+
+    @raise IndexError: no such part.
+    @raise UnknownTransferEncoding: an encoding not in RFC 2045.
+    """
+    if not part:
+        return message.data
+    entity = message.part
+    for depth, index in enumerate(part):
+        entity = entity.subpart(index, top=depth == 0)
+    encoding = (entity.header("content-transfer-encoding") or "7bit").strip().lower()
+    body = entity.body
+    if encoding in ("7bit", "8bit", "binary"):
+        return body
+    if encoding == "base64":
+        return binascii.a2b_base64(body)
+    if encoding == "quoted-printable":
+        return quopri.decodestring(body)
+    raise UnknownTransferEncoding(encoding)
+
+
+def _render_binary(item: BinaryItem, message: LabMessage) -> bytes:
+    try:
+        data = _decoded_part(message, item.part)
+    except IndexError:
+        return item.label() + b" NIL"
+    if item.size_only:
+        return item.label() + b" %d" % (len(data),)
+    if item.begin is not None and item.length is not None:
+        data = data[item.begin : item.begin + item.length]
+    prefix = b"~" if b"\0" in data else b""
+    return item.label() + b" " + prefix + b"{%d}\r\n%s" % (len(data), data)
 
 
 def _ascii_bytes(error: BaseException) -> bytes:
