@@ -532,10 +532,16 @@ class SelectTests(ServerFixture):
 
     def test_select_missing(self) -> None:
         """
-        Selecting a missing mailbox answers NO.
+        Selecting a missing mailbox answers NO [NONEXISTENT]; creating one
+        that exists NO [ALREADYEXISTS] (RFC 9051's response codes).
         """
         self.login()
-        self.assertEqual(self.command(b"a SELECT Nope"), b"a NO No such mailbox\r\n")
+        self.assertEqual(
+            self.command(b"a SELECT Nope"), b"a NO [NONEXISTENT] No such mailbox\r\n"
+        )
+        self.command(b"b CREATE Here")
+        self.assertIn(b"c NO [ALREADYEXISTS]", self.command(b"c CREATE Here"))
+        self.assertIn(b"d NO [NONEXISTENT]", self.command(b"d DELETE Nope"))
 
 
 class FetchTests(ServerFixture):

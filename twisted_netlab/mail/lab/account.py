@@ -32,6 +32,9 @@ from twisted_netlab.mail.lab.maildir import (
     SYSTEM_FLAGS,
     Folder,
     FolderChange,
+    InvalidName,
+    MailboxExists,
+    MailboxHasChildren,
     MailStore,
     MailStoreError,
     MessageGone,
@@ -63,7 +66,21 @@ def _ascii(text: str) -> str:
 
 
 def _mailbox_exception(error: MailStoreError) -> imap4.MailboxException:
-    return imap4.MailboxException(_ascii(str(error)))
+    """The NO for a refusal, with RFC 9051's response code for its kind."""
+    code = ""
+    for kind, name in _RESPONSE_CODES:
+        if isinstance(error, kind):
+            code = f"[{name}] "
+            break
+    return imap4.MailboxException(code + _ascii(str(error)))
+
+
+_RESPONSE_CODES: tuple[tuple[type[MailStoreError], str], ...] = (
+    (MailboxExists, "ALREADYEXISTS"),
+    (NoSuchMailbox, "NONEXISTENT"),
+    (MailboxHasChildren, "HASCHILDREN"),
+    (InvalidName, "CANNOT"),
+)
 
 
 @implementer(IRealm)

@@ -927,7 +927,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         self, mbox: LabMailbox | None, cmdName: bytes, tag: bytes
     ) -> None:
         if mbox is None:
-            self.sendNegativeResponse(tag, b"No such mailbox")
+            self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
             return
         self._send_flags(mbox)
         self.sendUntaggedResponse(b"%d EXISTS" % (mbox.getMessageCount(),))
@@ -988,7 +988,7 @@ class LabIMAPServer(imap4.IMAP4Server):
         self, mbox: LabMailbox | None, tag: bytes, mailbox: str, names: list[str]
     ) -> None:
         if mbox is None:
-            self.sendNegativeResponse(tag, b"No such mailbox")
+            self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
             return
         if any(n.upper() == "HIGHESTMODSEQ" for n in names):
             self._enable_condstore()
