@@ -663,3 +663,20 @@ class BinaryTests(ServerFixture):
             b"b FETCH 1 BINARY[1]<5>",
         ):
             self.assertIn(b"b BAD", self.command(line), line)
+
+
+class LiteralLimitTests(ServerFixture):
+    def test_endless_literals(self) -> None:
+        """
+        A command that keeps announcing literals past the line limit is cut
+        off with BYE: memory stays bounded.
+        """
+        self.login()
+        self.command(b"s SELECT INBOX")
+        chunk = b"x" * 1000
+        data = b"a SEARCH " + b"".join(
+            b"SUBJECT {%d+}\r\n%s " % (len(chunk), chunk) for _ in range(3)
+        )
+        response = self.send(data + b"SUBJECT {1000+}\r\n" + chunk + b"\r\n")
+        self.assertIn(b"* BYE Command too long", response)
+        self.assertTrue(self.transport.disconnecting)

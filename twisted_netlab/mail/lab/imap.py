@@ -543,6 +543,12 @@ class LabIMAPServer(imap4.IMAP4Server):
                 pieces.append(text)
                 return (tokenize(pieces), b"")
             pieces.append(announced.prefix)
+            if sum(len(p) for p in pieces) + announced.size > self.MAX_LENGTH:
+                # Refusing would leave a non-synchronizing literal's octets
+                # to be read as commands: close instead.
+                self.sendLine(b"* BYE Command too long")
+                self.transport.loseConnection()
+                return defer.Deferred()
             d = self._request_literal(
                 announced.size, announced.synchronizing, file=False
             )
