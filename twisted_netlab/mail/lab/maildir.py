@@ -8,6 +8,8 @@ Layout under the store's root (the state directory's C{mail/})::
         netlab-uidlist          UIDVALIDITY, UIDNEXT and the UID of each message
         netlab-uidlist.lock     taken (fcntl.flock) to assign UIDs
         netlab-uidvalidity      the last UIDVALIDITY given to a mailbox of this user
+        netlab-modseq           MODSEQs of changed messages (CONDSTORE), per folder
+        dovecot-keywords        keyword of each info letter a-z, per folder
         subscriptions           subscribed mailbox names, one a line
         .Sent/                  other mailboxes: Maildir++ folders, names in
         .Archive.2024/          modified UTF-7, hierarchy delimiter "."
