@@ -680,3 +680,36 @@ class LiteralLimitTests(ServerFixture):
         response = self.send(data + b"SUBJECT {1000+}\r\n" + chunk + b"\r\n")
         self.assertIn(b"* BYE Command too long", response)
         self.assertTrue(self.transport.disconnecting)
+
+
+class UTF8AcceptTests(ServerFixture):
+    """
+    UTF8=ACCEPT (RFC 6855): UTF-8 names and strings once enabled.
+    """
+
+    def test_enabled(self) -> None:
+        """
+        After ENABLE UTF8=ACCEPT, mailbox names are UTF-8, SEARCH with a
+        CHARSET is BAD (strings are UTF-8 already, and match), and APPEND
+        takes the C{UTF8 (~{n})} data item; before, that item is BAD.
+        """
+        self.store.deliver(USER, b"Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\nx\r\n")
+        self.login()
+        self.command(b"a APPEND INBOX UTF8 (~{3}")
+        self.assertIn(b"a BAD", self.transport.value())
+        self.assertEqual(
+            self.command(b"b ENABLE UTF8=ACCEPT"),
+            b"* ENABLED UTF8=ACCEPT\r\nb OK ENABLE completed\r\n",
+        )
+        self.assertIn(b"c OK", self.command(b'c CREATE "Gr\xc3\xbc\xc3\x9fe"'))
+        self.assertIn("Grüße", self.store.mailboxes(USER))
+        self.command(b"d SELECT INBOX")
+        self.assertIn(b"e BAD", self.command(b"e SEARCH CHARSET UTF-8 ALL"))
+        self.assertEqual(
+            self.command(b'f SEARCH SUBJECT "caf\xc3\xa9"'),
+            b"* SEARCH 1\r\nf OK SEARCH completed\r\n",
+        )
+        message = "Subject: Grüße\r\n\r\nhi\r\n".encode()
+        self.command(b"g APPEND INBOX UTF8 (~{%d+}\r\n%s)" % (len(message), message))
+        self.assertIn(b"g OK [APPENDUID", self.transport.value())
+        self.assertEqual(self.store.messages(USER)[-1], message)

@@ -111,9 +111,10 @@ _EXTENSIONS = (
     b"LIST-EXTENDED",
     b"LIST-STATUS",
     b"CONDSTORE",
+    b"UTF8=ACCEPT",
 )
 #: What ENABLE turns on.
-_ENABLEABLE = frozenset({b"CONDSTORE", b"IMAP4REV2"})
+_ENABLEABLE = frozenset({b"CONDSTORE", b"IMAP4REV2", b"UTF8=ACCEPT"})
 
 
 def _command(*parts: Any) -> Any:
@@ -512,6 +513,16 @@ class LabIMAPServer(imap4.IMAP4Server):
         """
         line = line or b""
         announced = literal_at_end(line.strip(b" "))
+        if (
+            announced is not None
+            and announced.prefix.upper() == b"UTF8 (~"
+            and b"UTF8=ACCEPT" in self.enabled
+        ):
+            # RFC 6855 section 4: APPEND's UTF8 (literal8) data item.
+            d = self._request_literal(
+                announced.size, announced.synchronizing, file=True
+            )
+            return d.addCallback(_closing_parenthesis)
         if announced is None or announced.prefix not in (b"", b"~"):
             if line.lstrip(b" ")[:2] == b"{-":
                 raise imap4.IllegalClientResponse("Negative literal size")
@@ -694,9 +705,17 @@ class LabIMAPServer(imap4.IMAP4Server):
         """
         return b"IMAP4REV2" in self.enabled
 
+    @property
+    def utf8_names(self) -> bool:
+        """
+        Whether mailbox names are UTF-8 rather than modified UTF-7: once
+        IMAP4rev2 or UTF8=ACCEPT (RFC 6855) is enabled.
+        """
+        return bool({b"IMAP4REV2", b"UTF8=ACCEPT"} & self.enabled)
+
     def wire_name(self, name: str) -> bytes:
-        """A mailbox name as sent: UTF-8 under IMAP4rev2, else modified UTF-7."""
-        return name.encode("utf-8" if self.rev2 else "imap4-utf-7")
+        """A mailbox name as sent: UTF-8 once enabled, else modified UTF-7."""
+        return name.encode("utf-8" if self.utf8_names else "imap4-utf-7")
 
     def visible_flags(self, flags: list[str]) -> list[str]:
         """C{flags} as this session shows them (no C{\\Recent} in IMAP4rev2)."""
@@ -769,8 +788,8 @@ class LabIMAPServer(imap4.IMAP4Server):
         """
         result = self.arg_astring(line, final=final)
         if isinstance(result, defer.Deferred):
-            return result.addCallback(_checked_mailbox, self.rev2)
-        return _checked_mailbox(result, self.rev2)
+            return result.addCallback(_checked_mailbox, self.utf8_names)
+        return _checked_mailbox(result, self.utf8_names)
 
     def arg_final_mailbox(self, line: bytes) -> Any:
         return self.arg_mailbox(line, final=True)
@@ -781,8 +800,8 @@ class LabIMAPServer(imap4.IMAP4Server):
         """
         result = self.arg_astring(line)
         if isinstance(result, defer.Deferred):
-            return result.addCallback(_decoded_argument, self.rev2)
-        return _decoded_argument(result, self.rev2)
+            return result.addCallback(_decoded_argument, self.utf8_names)
+        return _decoded_argument(result, self.utf8_names)
 
     def do_SELECT(
         self, tag: bytes, name: str, parameters: list[Token], rw: int, command: bytes
@@ -839,8 +858,10 @@ class LabIMAPServer(imap4.IMAP4Server):
         """
         try:
             request = _list_request(arguments)
-            reference = _decode_mailbox_name(request.reference, self.rev2)
-            patterns = [_decode_mailbox_name(p, self.rev2) for p in request.patterns]
+            reference = _decode_mailbox_name(request.reference, self.utf8_names)
+            patterns = [
+                _decode_mailbox_name(p, self.utf8_names) for p in request.patterns
+            ]
         except BadMailboxName as e:
             self.sendNegativeResponse(tag, b"Illegal mailbox name: " + _ascii_bytes(e))
             return
@@ -918,7 +939,7 @@ class LabIMAPServer(imap4.IMAP4Server):
 
     def do_CREATE(self, tag: bytes, name: bytes | str) -> None:
         try:
-            decoded = _decode_mailbox_name(name, self.rev2)
+            decoded = _decode_mailbox_name(name, self.utf8_names)
             stripped = decoded[:-1] if decoded.endswith(".") else decoded
             validate_mailbox_name(stripped)
         except (BadMailboxName, MailStoreError) as e:
@@ -1170,6 +1191,10 @@ class LabIMAPServer(imap4.IMAP4Server):
         self, tag: bytes, request: SearchRequest, uid: int = 0
     ) -> None:
         charset = request.charset
+        if charset is not None and b"UTF8=ACCEPT" in self.enabled:
+            # RFC 6855 section 3: strings are UTF-8 now; a charset conflicts.
+            self.sendBadResponse(tag, b"SEARCH takes no CHARSET after UTF8=ACCEPT")
+            return
         if charset is not None and not _is_utf8_or_ascii(charset):
             self.sendNegativeResponse(
                 tag, b"[BADCHARSET (US-ASCII UTF-8)] Unknown charset"
@@ -1798,6 +1823,14 @@ def _render_binary(item: BinaryItem, message: LabMessage) -> bytes:
         data = data[item.begin : item.begin + item.length]
     prefix = b"~" if b"\0" in data else b""
     return item.label() + b" " + prefix + b"{%d}\r\n%s" % (len(data), data)
+
+
+def _closing_parenthesis(result: tuple[Any, bytes]) -> tuple[Any, bytes]:
+    """The literal of C{UTF8 (~{n}...)}, its closing parenthesis read."""
+    data, rest = result
+    if not rest.startswith(b")"):
+        raise IMAPSyntaxError("UTF8 (literal8) needs its closing parenthesis")
+    return data, rest[1:]
 
 
 def _ascii_bytes(error: BaseException) -> bytes:
