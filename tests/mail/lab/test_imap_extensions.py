@@ -45,6 +45,11 @@ class CapabilityTests(ServerFixture):
             b"CONDSTORE",
             b"IDLE",
             b"NAMESPACE",
+            b"SEARCHRES",
+            b"BINARY",
+            b"LIST-EXTENDED",
+            b"LIST-STATUS",
+            b"UTF8=ACCEPT",
         ):
             self.assertIn(name, line)
 
