@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import re
 import shutil
 import ssl
 import subprocess
@@ -176,7 +177,7 @@ async def test_imaplib_syntax(mail_lab: MailLab) -> None:
     imaplib: a synchronizing literal in UID SEARCH gets its continuation
     and matches; a name with escaped quotes is created, listed in a form
     that selects it; C{UID FETCH *:*} fetches the last message; COPY
-    answers with COPYUID.
+    answers with COPYUID; SEARCH RETURN gets an ESEARCH response.
     """
     deliver(mail_lab, message("plain", 1), UTF8)
 
@@ -191,6 +192,8 @@ async def test_imaplib_syntax(mail_lab: MailLab) -> None:
             seen["noop"] = imap.noop()[0]
             seen["fetch"] = imap.uid("FETCH", "*:*", "(UID)")
             seen["copy"] = imap.copy("1", "INBOX")
+            typ, data = imap._simple_command("SEARCH", "RETURN", "(MIN COUNT)", "ALL")
+            seen["esearch"] = imap._untagged_response(typ, data, "ESEARCH")
             seen["create"] = imap.create('"foo \\"bar\\""')[0]
             _, listed = imap.list('""', '"foo*"')
             seen["listed"] = listed
@@ -203,6 +206,8 @@ async def test_imaplib_syntax(mail_lab: MailLab) -> None:
     assert seen["search"] == ("OK", [b"2"])
     assert seen["noop"] == "OK"
     assert seen["fetch"] == ("OK", [b"2 (UID 2)"])
+    typ, (esearch,) = seen["esearch"]
+    assert typ == "OK" and re.fullmatch(rb'\(TAG "\w+"\) MIN 1 COUNT 3', esearch)
     assert seen["create"] == "OK"
     assert seen["listed"] == [b'(\\HasNoChildren) "." "foo \\"bar\\""']
     assert seen["select"] == "OK"
