@@ -931,11 +931,6 @@ class LabIMAPServer(imap4.IMAP4Server):
         arg_literal,
     )
     select_APPEND = auth_APPEND
-    select_COPY = _command(
-        imap4.IMAP4Server.do_COPY,
-        arg_seqset,
-        arg_final_mailbox,
-    )
 
     def do_CREATE(self, tag: bytes, name: bytes | str) -> None:
         try:
