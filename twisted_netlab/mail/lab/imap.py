@@ -653,6 +653,7 @@ class LabIMAPServer(imap4.IMAP4Server):
             return
         challenger = factory()
         challenger.getChallenge()
+        # Twisted's own continuation of an exchange (private, name-mangled).
         d: defer.Deferred[bytes] = defer.Deferred()
         d.addCallback(self._IMAP4Server__cbAuthChunk, challenger, tag)
         d.addErrback(self._IMAP4Server__ebAuthChunk, tag)
@@ -672,8 +673,8 @@ class LabIMAPServer(imap4.IMAP4Server):
 
     def do_ENABLE(self, tag: bytes, names: list[Token]) -> None:
         """
-        ENABLE (RFC 5161): CONDSTORE is the extension it turns on here;
-        others are ignored, as the RFC asks.
+        ENABLE (RFC 5161) of CONDSTORE, IMAP4rev2 or UTF8=ACCEPT; other
+        names are ignored, as the RFC asks.
         """
         if not names:
             self.sendBadResponse(tag, b"ENABLE needs capability names")
