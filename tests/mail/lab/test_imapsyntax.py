@@ -5,6 +5,8 @@ command grammar the lab's server reads itself.
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_netlab.mail.lab.imapsyntax import (
@@ -101,3 +103,47 @@ class TokenizeTests(SynchronousTestCase):
         """
         for line in (b"(SEEN", b"SEEN)", b'"open', b"((a)"):
             self.assertRaises(IMAPSyntaxError, tokenize, [line])
+
+
+class PropertyTests(SynchronousTestCase):
+    """
+    Properties over arbitrary input (Hypothesis).
+    """
+
+    @given(st.binary(max_size=200))
+    @settings(max_examples=300, deadline=None)
+    def test_quote_round_trip(self, value: bytes) -> None:
+        """
+        Whatever the bytes, L{quote} gives a quoted string that
+        L{read_quoted} reads back exactly, or a literal of exactly them.
+        """
+        quoted = quote(value)
+        if quoted.startswith(b"{"):
+            self.assertEqual(quoted, b"{%d}\r\n%s" % (len(value), value))
+        else:
+            self.assertEqual(read_quoted(quoted + b" rest"), (value, b"rest"))
+
+    @given(
+        st.lists(st.one_of(st.binary(max_size=40), st.binary(max_size=10).map(Literal)))
+    )
+    @settings(max_examples=300, deadline=None)
+    def test_tokenize_total(self, pieces: list[bytes]) -> None:
+        """
+        The tokenizer either parses or raises L{IMAPSyntaxError}: no other
+        exception, whatever the input.
+        """
+        try:
+            tokenize(pieces)
+        except IMAPSyntaxError:
+            pass
+
+    @given(st.binary(max_size=30))
+    @settings(max_examples=300, deadline=None)
+    def test_sequence_set_total(self, text: bytes) -> None:
+        """
+        A sequence set parses or raises L{IMAPSyntaxError}, nothing else.
+        """
+        try:
+            parse_sequence_set(text, 10)
+        except IMAPSyntaxError:
+            pass
