@@ -859,7 +859,7 @@ class Folder:
             if removed:
                 gone = set(removed)
                 self._sorted = [uid for uid in self._sorted if uid not in gone]
-                self._record_modseqs(removed)
+                self._record_modseqs(removed, sync=True)
         if removed:
             for subdir in ("new", "cur"):
                 fsync_directory(self.path / subdir)
@@ -941,17 +941,20 @@ class Folder:
         with self._locked():
             self._keywords.define(missing)
 
-    def _record_modseqs(self, uids: Iterable[int]) -> None:
+    def _record_modseqs(self, uids: Iterable[int], *, sync: bool = False) -> None:
         """
-        Give messages C{uids} (changed or expunged) one new MODSEQ, recorded
-        durably. Call without the UID list lock held.
+        Give messages C{uids} (changed or expunged) one new MODSEQ. Synced
+        to disk only with C{sync} (expunges, whose removals are synced too);
+        a flag change is a rename that is not synced either, and a FETCH of
+        C{BODY[]} changes one message's flags at a time. Call without the
+        UID list lock held.
         """
         uids = list(uids)
         if not uids:
             return
         with self._locked():
             self._sync_uidlist(locked=True)
-            self._modseqs.record(uids, self._uids.uidnext)
+            self._modseqs.record(uids, self._uids.uidnext, sync=sync)
 
 
 class KeywordLimit(MailStoreError):
@@ -1115,20 +1118,33 @@ class _ModseqLog:
             return max(uidnext, 1)
         return self._values[-1] + max(0, uidnext - self._starts[-1])
 
-    def record(self, uids: list[int], uidnext: int) -> int:
+    def record(self, uids: list[int], uidnext: int, *, sync: bool = False) -> int:
         """
-        Give C{uids} the next MODSEQ (under the folder's lock), synced.
+        Give C{uids} the next MODSEQ (under the folder's lock), synced to
+        disk if C{sync}.
         """
         self.load()
         value = self.highest(uidnext) + 1
-        text = "".join(f"{uidnext} {value} {uid}\n" for uid in uids)
+        data = "".join(f"{uidnext} {value} {uid}\n" for uid in uids).encode("ascii")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, text.encode("ascii"))
-            os.fsync(fd)
+            st = os.fstat(fd)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
-        self.load()
+        if st.st_ino == self._inode and st.st_size == self._offset:
+            # Nobody else writes under the lock: what we wrote is all that is new.
+            self._offset += len(data)
+            for uid in uids:
+                self._starts.append(uidnext)
+                self._values.append(value)
+                self._by_uid[uid] = value
+        else:
+            self.load()
         return value
 
 
