@@ -718,3 +718,23 @@ class UTF8AcceptTests(ServerFixture):
         self.command(b"g APPEND INBOX UTF8 (~{%d+}\r\n%s)" % (len(message), message))
         self.assertIn(b"g OK [APPENDUID", self.transport.value())
         self.assertEqual(self.store.messages(USER)[-1], message)
+
+    def test_refused_command_with_literal_plus(self) -> None:
+        """
+        A command refused before reading its non-synchronizing literals has
+        their octets (and the rest of its line) dropped, not read as
+        commands; the next command is answered normally.
+        """
+        self.login()
+        response = self.send(
+            b'a RENAME "bad/name" {8+}\r\nb NOOP\r\n {5+}\r\nc BAD\r\nd NOOP\r\n'
+        )
+        self.assertEqual(
+            response.split(b"\r\n")[1:],
+            [b"d OK NOOP completed", b""],
+        )
+        self.assertTrue(response.startswith(b"a NO "), response)
+        response = self.send(b"e BOGUS {3+}\r\nabc\r\nf NOOP\r\n")
+        self.assertEqual(
+            response, b"e BAD Unsupported command\r\nf OK NOOP completed\r\n"
+        )

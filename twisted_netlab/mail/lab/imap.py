@@ -162,6 +162,28 @@ def _decode_mailbox_name(raw: bytes | str, utf8: bool = False) -> str:
     return name
 
 
+class _DiscardedLiteral:
+    """
+    The octets of a literal nobody will read, counted and dropped; then the
+    rest of its line goes to C{after} (which may find another literal).
+    """
+
+    def __init__(self, size: int, after: Any) -> None:
+        self.size = size
+        self.after = after
+
+    def write(self, data: bytes) -> bytes | None:
+        if len(data) < self.size:
+            self.size -= len(data)
+            return None
+        passon = data[self.size :]
+        self.size = 0
+        return passon
+
+    def callback(self, line: bytes) -> None:
+        self.after(line)
+
+
 @implementer(IPushProducer)
 class _FetchResponder:
     """
@@ -425,6 +447,37 @@ class LabIMAPServer(imap4.IMAP4Server):
             self.transport.loseConnection()
             return
         super().lineReceived(line)
+
+    def parse_command(self, line: bytes) -> Any:
+        result = super().parse_command(line)
+        self._discard_unread_literal(line)
+        return result
+
+    def parse_pending(self, line: bytes) -> None:
+        super().parse_pending(line)
+        self._discard_unread_literal(line)
+
+    def _discard_unread_literal(self, line: bytes) -> None:
+        """
+        A command refused before its arguments were all read may have sent
+        a non-synchronizing literal (C{{n+}}) at the end of C{line}: read
+        and drop its octets (and the rest of the command after them), so
+        that they are not taken for commands. Too large to drop: close.
+        """
+        if self.parseState != "command" or self.transport.disconnecting:
+            return
+        announced = literal_at_end(line)
+        if announced is None or announced.synchronizing:
+            return
+        if announced.size > self.factory.max_message_size:
+            self.sendLine(b"* BYE [TOOBIG] literal too large to skip")
+            self.transport.loseConnection()
+            return
+        self.parseState = "pending"
+        self._pendingLiteral = _DiscardedLiteral(  # type: ignore[assignment]
+            announced.size, self._discard_unread_literal
+        )
+        self.setRawMode()
 
     def lookupCommand(self, cmd: bytes) -> Any:
         if not cmd.isalpha() or not cmd.isascii():
