@@ -875,15 +875,17 @@ class IMAPFaultTests(ServerFixture):
 
     def test_append_with_literal_plus(self) -> None:
         """
-        An APPEND refused while its literal is on the way unasked (LITERAL+)
-        is refused and the connection closed: the literal's lines are never
-        read as commands.
+        An APPEND refused while its literal is on the way unasked (LITERAL+):
+        the literal's octets are skipped, never read as commands, and the
+        session goes on.
         """
         self.login()
         self.faults.add("append:reply=NO full")
-        response = self.send(b"a1 APPEND INBOX {14+}\r\nb1 DELETE INBOX\r\n")
-        self.assertEqual(response, b"a1 NO full\r\n")
-        self.assertTrue(self.transport.disconnecting)
+        response = self.send(
+            b"a1 APPEND INBOX {17+}\r\nb1 DELETE INBOX\r\n\r\nn1 NOOP\r\n"
+        )
+        self.assertEqual(response, b"a1 NO full\r\nn1 OK NOOP completed\r\n")
+        self.assertFalse(self.transport.disconnecting)
         self.assertEqual(len(self.store.messages(USER, "INBOX")), 3)
 
     def test_named_command(self) -> None:

@@ -1000,25 +1000,18 @@ def smtp_message_fault(
     return False
 
 
-_NON_SYNCHRONIZING = re.compile(rb"\{\d+\+\}\s*$")
-
-
 def imap_fault(
     protocol: Any,
     stage: str,
     tag: bytes | None,
     *,
     user: str | None = None,
-    rest: bytes | None = None,
 ) -> bool:
     """
     Ask the faults of C{protocol}'s factory about an IMAP command (C{stage}
-    its name in capitals, or C{"connect"}; C{rest} its arguments) and carry
-    out the one that hits: the IMAP listener's one hook.
-
-    A command refused while the client is already sending a literal it did
-    not wait for (LITERAL+'s C{{n+}}) is refused and the connection closed,
-    so that the literal's bytes are never read as commands.
+    its name in capitals, or C{"connect"}) and carry out the one that hits:
+    the IMAP listener's one hook.  (A literal the client sent unasked with a
+    refused command, LITERAL+, is skipped by the server, as for any refusal.)
 
     @return: whether the command must not be carried out.
     """
@@ -1041,8 +1034,6 @@ def imap_fault(
             protocol.sendNegativeResponse(tag, text)
         else:
             protocol.sendBadResponse(tag, text)
-        if rest is not None and _NON_SYNCHRONIZING.search(rest):
-            protocol.transport.loseConnection()
         return True
     return apply_output_fault(protocol, action, factory.reactor)
 
