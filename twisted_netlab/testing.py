@@ -15,9 +15,9 @@ memory (L{twisted.test.iosim}), synchronously::
 
 With pytest and pytest-twisted, the C{mail_lab} fixture is a lab on real
 loopback ports (C{mail_lab.smtp_port}, C{mail_lab.imap_port},
-C{mail_lab.ca_path}); override the C{mail_lab_options} fixture to choose
-its domains and users.  Blocking clients (smtplib, imaplib) must run in a
-thread (C{deferToThread}), never in the reactor thread.
+C{mail_lab.pop3_port}, C{mail_lab.ca_path}); override the C{mail_lab_options}
+fixture to choose its domains and users.  Blocking clients (smtplib, imaplib,
+poplib) must run in a thread (C{deferToThread}), never in the reactor thread.
 
 Nothing here imports the reactor, or twisted.mail, until it is used: pytest
 loads this module at start-up in every project that installs
@@ -73,6 +73,7 @@ def memory_mail_lab(
     # Not test_case.mktemp(): under pytest that writes into the checkout.
     directory = Path(tempfile.mkdtemp(prefix="netlab-mail-lab-"))
     test_case.addCleanup(shutil.rmtree, directory, True)
+    options.setdefault("pop3", ["tcp:0:interface=127.0.0.1"])
     lab = MailLab(
         MemoryReactorClock(),
         state=directory / "state",
@@ -94,8 +95,8 @@ def connect_in_memory(
 ) -> IOPump:
     """
     Connect protocol C{client} in memory to the lab's first C{kind}
-    (C{"smtp"} or C{"imap"}) server, as from C{client_address}, and deliver
-    the server's greeting; pump the returned L{IOPump} to move more bytes.
+    (C{"smtp"}, C{"imap"} or C{"pop3"}) server, as from C{client_address},
+    and deliver the server's greeting; pump the returned L{IOPump} to move more bytes.
 
     There is no TLS in memory (no STARTTLS is offered): to log in, make the
     lab with C{allow_plaintext_auth=True} (the client is on loopback).
@@ -155,7 +156,11 @@ if pytest is not None:
 
         from twisted_netlab.mail.lab.service import MailLab
 
-        options = {"state": tmp_path / "mail-lab", **mail_lab_options}
+        options = {
+            "state": tmp_path / "mail-lab",
+            "pop3": ["tcp:0:interface=127.0.0.1"],
+            **mail_lab_options,
+        }
         lab = MailLab(reactor, **options)
         pytest_twisted.blockon(lab.start())
         try:

@@ -28,7 +28,7 @@ from twisted_netlab.tap import PluginOptions, int_option
 DEFAULT_SMTP = "tcp:2525:interface=127.0.0.1"
 DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
 
-LISTENERS = ("smtp", "imap", "smtps", "imaps")
+LISTENERS = ("smtp", "imap", "smtps", "imaps", "pop3", "pop3s")
 
 
 def is_loopback_endpoint(reactor: Any, description: str) -> bool:
@@ -131,6 +131,14 @@ class LabOptions(PluginOptions):
         """IMAP endpoint with implicit TLS, repeatable [default: none]."""
         self["imaps"].append(description)
 
+    def opt_pop3(self, description: str) -> None:
+        """POP3 (STLS) endpoint, repeatable [default: none]."""
+        self["pop3"].append(description)
+
+    def opt_pop3s(self, description: str) -> None:
+        """POP3 endpoint with implicit TLS, repeatable [default: none]."""
+        self["pop3s"].append(description)
+
     def postOptions(self) -> None:
         from twisted.internet import reactor
 
@@ -183,6 +191,7 @@ class Options(LabOptions):
     synopsis = (
         "--state DIR --domain DOMAIN [--domain DOMAIN]... [--smtp ENDPOINT]... "
         "[--imap ENDPOINT]... [--smtps ENDPOINT]... [--imaps ENDPOINT]... "
+        "[--pop3 ENDPOINT]... [--pop3s ENDPOINT]... "
         "[--max-message-size BYTES] [--user ADDRESS:PASSWORD]... "
         "[--hostname NAME] [--tls-cert FILE --tls-key FILE] "
         "[--allow-plaintext-auth] [--require-auth]"
@@ -191,7 +200,8 @@ class Options(LabOptions):
         "A small SMTP + IMAP server over Maildir for labs and tests. SMTP "
         f"accepts mail for the users of the local domains only; {DEFAULT_SMTP} "
         f"(SMTP) and {DEFAULT_IMAP} (IMAP) unless told otherwise. Logins need "
-        "TLS (STARTTLS, or --smtps/--imaps); on first start a self-signed "
+        "TLS (STARTTLS/STLS, or --smtps/--imaps/--pop3s); POP3 only with "
+        "--pop3/--pop3s; on first start a self-signed "
         "certificate is made in DIR/tls, which clients trust with --cafile "
         "DIR/tls/cert.pem. Users: netlab mail-user add --state DIR ADDRESS "
         "(--user is for throwaway labs: other local users can read it with ps)."
@@ -215,6 +225,8 @@ def make_lab(config: LabOptions, reactor: Any, program: str, **extra: Any) -> An
         imap=config["imap"],
         smtps=config["smtps"],
         imaps=config["imaps"],
+        pop3=config["pop3"],
+        pop3s=config["pop3s"],
         max_message_size=config["max-message-size"],
         hostname=config["hostname"],
         tls_cert=config["tls-cert"],

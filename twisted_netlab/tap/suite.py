@@ -17,6 +17,7 @@ from twisted_netlab.tap import mail as mail_tap
 
 DEFAULT_STATE = "netlab-state"
 DEFAULT_DOMAIN = "netlab.test"
+DEFAULT_POP3 = "tcp:1110:interface=127.0.0.1"
 
 
 class Options(mail_tap.LabOptions):
@@ -29,7 +30,8 @@ class Options(mail_tap.LabOptions):
         "Run every netlab server at once: the greeting server on "
         f"{hello_tap.DEFAULT_LISTEN}, the echo server on "
         f"{echo_tap.DEFAULT_LISTEN}, and the mail lab (SMTP on "
-        f"{mail_tap.DEFAULT_SMTP}, IMAP on {mail_tap.DEFAULT_IMAP}) with its "
+        f"{mail_tap.DEFAULT_SMTP}, IMAP on {mail_tap.DEFAULT_IMAP}, POP3 on "
+        f"{DEFAULT_POP3}) with its "
         f"state in ./{DEFAULT_STATE} for the domain {DEFAULT_DOMAIN}. When the "
         "lab has no user yet, one is made and its password logged once."
     )
@@ -57,6 +59,7 @@ class Options(mail_tap.LabOptions):
         self["hello"] = self["hello"] or [hello_tap.DEFAULT_LISTEN]
         self["echo"] = self["echo"] or [echo_tap.DEFAULT_LISTEN]
         check_endpoints(self["hello"] + self["echo"])
+        self["pop3"] = self["pop3"] or [DEFAULT_POP3]
         super().postOptions()
 
 

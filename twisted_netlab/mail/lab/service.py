@@ -1,5 +1,5 @@
 """
-L{MailLab}: the mail lab's SMTP and IMAP servers over one state directory, as
+L{MailLab}: the mail lab's SMTP, IMAP and POP3 servers over one state directory, as
 one Twisted service.
 
 C{twistd netlab-mail} and C{twistd netlab} run it; tests start it in-process
@@ -45,6 +45,7 @@ from twisted_netlab.mail.lab.certificate import (
 )
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
 from twisted_netlab.mail.lab.maildir import MailStore
+from twisted_netlab.mail.lab.pop3 import LabMaildropRealm, LabPOP3Factory
 from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE, LabSMTPFactory
 from twisted_netlab.mail.lab.users import (
     UsersChecker,
@@ -56,12 +57,14 @@ from twisted_netlab.mail.lab.users import (
 #: Where an embedded lab listens unless told otherwise: a free loopback port.
 EPHEMERAL = "tcp:0:interface=127.0.0.1"
 #: The kinds of listeners, in the order they start.
-KINDS = ("smtp", "imap", "smtps", "imaps")
+KINDS = ("smtp", "imap", "smtps", "imaps", "pop3", "pop3s")
 _LABELS = {
     "smtp": "SMTP",
     "imap": "IMAP",
     "smtps": "SMTPS (implicit TLS)",
     "imaps": "IMAPS (implicit TLS)",
+    "pop3": "POP3",
+    "pop3s": "POP3S (implicit TLS)",
 }
 
 log = Logger()
@@ -103,8 +106,9 @@ class MailLab(MultiService):
     @param users: address -> password (or pairs): users added to the users
         file (or given that password) when the lab is prepared.
     @param smtp: endpoint descriptions for SMTP with STARTTLS (default: one
-        free loopback port); likewise C{imap}; C{smtps} and C{imaps} listen
-        with implicit TLS (default: none).
+        free loopback port); likewise C{imap}; C{pop3} listens for POP3 with
+        STLS (default: none); C{smtps}, C{imaps} and C{pop3s} listen with
+        implicit TLS (default: none).
     @param max_message_size: the SMTP size limit, in bytes.
     @param hostname: the servers' name; the lab certificate names it.
     @param tls_cert: a certificate (PEM) to use instead of the lab's own,
@@ -128,6 +132,8 @@ class MailLab(MultiService):
         imap: Sequence[str] = (EPHEMERAL,),
         smtps: Sequence[str] = (),
         imaps: Sequence[str] = (),
+        pop3: Sequence[str] = (),
+        pop3s: Sequence[str] = (),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         hostname: str = "localhost",
         tls_cert: str | Path | None = None,
@@ -150,6 +156,8 @@ class MailLab(MultiService):
             "imap": list(imap),
             "smtps": list(smtps),
             "imaps": list(imaps),
+            "pop3": list(pop3),
+            "pop3s": list(pop3s),
         }
         self.max_message_size = max_message_size
         self.hostname = hostname
@@ -228,6 +236,14 @@ class MailLab(MultiService):
     def _factory(
         self, kind: str, tls: Any, checker: UsersChecker, portal: Portal, implicit: bool
     ) -> Factory[Any]:
+        if kind.startswith("pop3"):
+            return LabPOP3Factory(
+                portal=Portal(LabMaildropRealm(self.store), [checker]),
+                tls=tls,
+                allow_plaintext_auth=self.allow_plaintext_auth,
+                implicit_tls=implicit,
+                reactor=self.reactor,
+            )
         if kind.startswith("smtp"):
             return LabSMTPFactory(
                 users=self.users,
@@ -361,7 +377,7 @@ class MailLab(MultiService):
     def port(self, kind: str = "smtp") -> int:
         """
         The TCP port number of the first listener of C{kind} (C{"smtp"},
-        C{"imap"}, C{"smtps"} or C{"imaps"}).
+        C{"imap"}, C{"smtps"}, C{"imaps"}, C{"pop3"} or C{"pop3s"}).
 
         @raise LookupError: there is none (not started, or none configured).
         """
@@ -385,6 +401,14 @@ class MailLab(MultiService):
     @property
     def imaps_port(self) -> int:
         return self.port("imaps")
+
+    @property
+    def pop3_port(self) -> int:
+        return self.port("pop3")
+
+    @property
+    def pop3s_port(self) -> int:
+        return self.port("pop3s")
 
     @property
     def ca_path(self) -> Path | None:
