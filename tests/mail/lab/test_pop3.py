@@ -23,7 +23,7 @@ from twisted.internet.testing import StringTransport
 from twisted.mail import pop3
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
+from zope.interface import Interface, implementer
 
 from twisted_netlab.mail.lab.account import LabRealm
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
@@ -58,8 +58,9 @@ SIZES = [len(FIRST), len(SECOND) + SECOND.count(b"\n"), len(THIRD)]
 TOTAL = sum(SIZES)
 
 
+# It claims no TCP options that a test could call.
 @implementer(ITLSTransport)
-class TLSStringTransport(StringTransport):
+class TLSStringTransport(StringTransport):  # type: ignore[misc]
     """
     A L{StringTransport} that can start TLS (it only records the options).
     """
@@ -70,9 +71,8 @@ class TLSStringTransport(StringTransport):
         self.tls_options = contextFactory
 
 
-@implementer(pop3.IMailbox)
-class _Unused:
-    pass
+class IOther(Interface):
+    """An interface the POP3 realm does not serve."""
 
 
 class SlowChecker:
@@ -226,7 +226,7 @@ class HelperTests(SynchronousTestCase):
         self.addCleanup(shutil.rmtree, root, True)
         realm = LabMaildropRealm(MailStore(root))
         self.assertRaises(
-            NotImplementedError, realm.requestAvatar, b"a@b.test", None, _Unused
+            NotImplementedError, realm.requestAvatar, b"a@b.test", None, IOther
         )
         interface, maildrop, _logout = realm.requestAvatar(
             b"a@b.test", None, pop3.IMailbox
