@@ -460,6 +460,21 @@ class TransactionTests(POP3Fixture):
         super().setUp()
         self.login()
 
+    def test_idle_timeout_after_login_and_retr(self) -> None:
+        """
+        The idle timer runs again after the login and after a RETR (the
+        long operations stop it while they run).
+        """
+        self.command(b"RETR 1")
+        self.clock.advance(self.factory.idle_timeout - 1)
+        self.assertEqual(self.command(b"NOOP"), b"+OK\r\n")
+        self.transport.clear()
+        self.clock.advance(self.factory.idle_timeout)
+        self.assertEqual(
+            self.transport.value(), b"-ERR Disconnected for inactivity\r\n"
+        )
+        self.assertTrue(self.transport.disconnecting)
+
     def test_stat_list_uidl(self) -> None:
         """
         STAT, LIST and UIDL describe the maildrop: sizes with CRLF line

@@ -468,9 +468,9 @@ class LabPOP3Server(pop3.POP3):
 
     def dataReceived(self, data: bytes) -> None:
         """
-        Split lines at LF (a CR before it is dropped); keep at most
-        C{MAX_LENGTH} bytes of an unfinished line, answering an over-long one
-        with one C{-ERR} once it ends.
+        Split lines at LF (a CR before it is dropped); a line longer than
+        C{MAX_LENGTH} bytes (its CR included) gets one C{-ERR}, and at most
+        that many bytes of an unfinished line are kept.
         """
         lines = (self._buffer + data).split(b"\n")
         self._buffer = lines.pop()
@@ -483,9 +483,10 @@ class LabPOP3Server(pop3.POP3):
                 # The end of a line already answered as too long.
                 self._discarding = False
                 continue
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            self._line(_TOO_LONG if len(line) > self.MAX_LENGTH else line)
+            if len(line) > self.MAX_LENGTH:
+                self._line(_TOO_LONG)
+                continue
+            self._line(line[:-1] if line.endswith(b"\r") else line)
         if self._closing or epoch != self._tls_epoch:
             return
         if len(self._buffer) > self.MAX_LENGTH:
@@ -547,7 +548,8 @@ class LabPOP3Server(pop3.POP3):
         def finished(result: object) -> None:
             if self._closing:
                 return
-            self.setTimeout(self.timeOut)
+            # Not self.timeOut: setTimeout(None) above cleared it.
+            self.setTimeout(self.factory.idle_timeout)
             self._unblock()
 
         return d.addBoth(finished)
