@@ -1,14 +1,15 @@
 """
 The mail lab's POP3 server with real clients: Python's poplib (STLS and
 POP3_SSL, the lab's certificate verified), fetchmail and getmail6.  The lab
-runs in-process on free loopback ports; every blocking client runs in a
-thread.
+runs in-process on free loopback ports (every blocking client in a thread),
+and once as C{twistd netlab-mail} restarted between two sessions.
 """
 
 from __future__ import annotations
 
 import os
 import poplib
+import re
 import shutil
 import smtplib
 import ssl
@@ -23,6 +24,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 
+from tests.twistd import twistd
 from twisted_netlab.mail.lab.service import EPHEMERAL, MailLab
 
 ALICE, ALICE_PW = "alice@example.test", "alice-password"
@@ -376,3 +378,62 @@ async def test_getmail(
     third = await deferToThread(fetch, True)
     assert third.returncode == 0, third.stdout + third.stderr
     assert lab.messages(ALICE) == []
+
+
+def test_twistd_restart_keeps_unique_ids(tmp_path: Path) -> None:
+    """
+    C{twistd netlab-mail --pop3 ...} in a subprocess: mail sent by SMTP is
+    listed by poplib (STLS, the lab's CA) with unique ids that are the same
+    after a restart of the server; a DELE and QUIT before the restart is
+    still applied after it.
+    """
+    state = tmp_path / "state"
+    args = [
+        "netlab-mail",
+        "--state",
+        str(state),
+        "--domain",
+        "example.test",
+        "--user",
+        f"{ALICE}:{ALICE_PW}",
+        "--smtp",
+        EPHEMERAL,
+        "--imap",
+        EPHEMERAL,
+        "--pop3",
+        EPHEMERAL,
+    ]
+    ca = ssl.create_default_context
+
+    def ports(log: str) -> dict[str, int]:
+        found = re.findall(r"(SMTP|IMAP|POP3) on 127\.0\.0\.1:(\d+)", log)
+        return {kind: int(port) for kind, port in found}
+
+    def uidl(port: int, delete: int | None = None) -> list[bytes]:
+        pop = poplib.POP3("localhost", port, timeout=30)
+        try:
+            pop.stls(context=ca(cafile=str(state / "tls" / "cert.pem")))
+            pop.user(ALICE)
+            pop.pass_(ALICE_PW)
+            _, listing, _ = pop.uidl()
+            if delete is not None:
+                pop.dele(delete)
+            pop.quit()
+        finally:
+            pop.close()
+        return [line.split()[1] for line in listing]
+
+    with twistd(*args, ports=3, timeout=60) as server:
+        server.wait_for_log("POP3 on ")
+        found = ports(server.log)
+        with smtplib.SMTP("localhost", found["SMTP"], timeout=30) as smtp:
+            smtp.starttls(context=ca(cafile=str(state / "tls" / "cert.pem")))
+            smtp.login(ALICE, ALICE_PW)
+            for message in (FIRST, SECOND, FIRST):
+                smtp.sendmail("sender@example.test", [ALICE], message)
+        before = uidl(found["POP3"], delete=2)
+    assert len(set(before)) == 3
+    with twistd(*args, ports=3, timeout=60) as server:
+        server.wait_for_log("POP3 on ")
+        after = uidl(ports(server.log)["POP3"])
+    assert after == [before[0], before[2]]
