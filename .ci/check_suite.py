@@ -55,4 +55,20 @@ with connect(1143) as sock:
     imap.flush()
     capability = imap.readline()
     assert b"STARTTLS" in capability and b"LOGINDISABLED" in capability, capability
-print("the suite answers on 7070 (hello), 7071 (echo), 2525 (SMTP), 1143 (IMAP)")
+with connect(1110) as sock:
+    pop3 = sock.makefile("rwb")
+    greeting = pop3.readline()
+    assert greeting.startswith(b"+OK"), greeting
+    pop3.write(b"CAPA\r\n")
+    pop3.flush()
+    capabilities = [pop3.readline()]
+    while capabilities[-1] != b".\r\n":
+        capabilities.append(pop3.readline())
+    assert b"STLS\r\n" in capabilities, capabilities
+    assert b"USER\r\n" not in capabilities, capabilities
+    pop3.write(b"QUIT\r\n")
+    pop3.flush()
+print(
+    "the suite answers on 7070 (hello), 7071 (echo), 2525 (SMTP), 1143 (IMAP), "
+    "1110 (POP3)"
+)

@@ -373,12 +373,16 @@ def test_netlab_suite_plugin(tmp_path: Path) -> None:
         "tcp:0:interface=127.0.0.1",
         "--imap",
         "tcp:0:interface=127.0.0.1",
-        ports=4,
+        "--pop3",
+        "tcp:0:interface=127.0.0.1",
+        ports=5,
         cwd=tmp_path,
     ) as server:
-        hello_port, echo_port, smtp_port, imap_port = server.ports[:4]
+        hello_port, echo_port, smtp_port, imap_port, pop3_port = server.ports[:5]
         with socket.create_connection(("127.0.0.1", smtp_port)) as sock:
             assert recv_until(sock, 4).startswith(b"220 ")
+        with socket.create_connection(("127.0.0.1", pop3_port)) as sock:
+            assert recv_until(sock, 4).startswith(b"+OK ")
         with socket.create_connection(("127.0.0.1", imap_port)) as sock:
             assert recv_until(sock, 4).startswith(b"* OK")
         with socket.create_connection(("127.0.0.1", hello_port)) as sock:
