@@ -605,6 +605,21 @@ class TransactionTests(POP3Fixture):
         self.assertEqual(self.folder.uids(), [self.uids[0], self.uids[2]])
         self.assertEqual(self.store.messages(USER), [FIRST, THIRD])
 
+    def test_quit_when_the_disk_refuses(self) -> None:
+        """
+        When the deletions cannot be made, QUIT answers -ERR [SYS/TEMP] (RFC
+        1939) and still closes.
+        """
+
+        def refuse(uids: object) -> list[int]:
+            raise OSError(28, "No space left on device")
+
+        self.folder.remove = refuse  # type: ignore[method-assign]
+        self.command(b"DELE 1")
+        self.assertEqual(
+            self.quit(), b"-ERR [SYS/TEMP] Some deleted messages were not removed\r\n"
+        )
+
     def test_dele_without_quit(self) -> None:
         """
         A connection lost without QUIT deletes nothing and marks nothing

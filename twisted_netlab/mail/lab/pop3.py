@@ -57,6 +57,7 @@ from twisted_netlab.mail.lab.maildir import (
     INBOX,
     Folder,
     MailStore,
+    MailStoreError,
     MessageGone,
     crlf_size,
 )
@@ -513,9 +514,6 @@ class LabPOP3Server(pop3.POP3):
         else:
             self.state_COMMAND(line)
 
-    def lineLengthExceeded(self, line: bytes) -> None:
-        self._line(_TOO_LONG)
-
     def _unblock(self, _: object = None) -> None:
         """
         Answer the lines that waited for the last long operation, until one
@@ -855,14 +853,15 @@ class LabPOP3Server(pop3.POP3):
             return
         try:
             deleted = mbox.commit()
-        except OSError as e:
+        except (OSError, MailStoreError) as e:
             self.factory.log.error(
                 "POP3 QUIT could not update the maildrop: {error}", error=str(e)
             )
             self.failResponse(b"[SYS/TEMP] Some deleted messages were not removed")
         else:
             self.successResponse(b"Bye: %d messages deleted" % deleted)
-        self.transport.loseConnection()
+        finally:
+            self.transport.loseConnection()
 
 
 class LabPOP3Factory(ServerFactory):
