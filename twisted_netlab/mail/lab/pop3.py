@@ -52,7 +52,7 @@ from twisted.mail import pop3
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_netlab.hello import describe_address
+from twisted_netlab.addresses import describe_address
 from twisted_netlab.mail.lab.maildir import (
     INBOX,
     Folder,
