@@ -7,6 +7,7 @@ and once as C{twistd netlab-mail} restarted between two sessions.
 
 from __future__ import annotations
 
+import imaplib
 import os
 import poplib
 import re
@@ -18,6 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
@@ -53,6 +55,11 @@ SECOND = (
     b"Message-ID: <pop3-2@example.test>\r\n"
     b"\r\n" + b"a longer body line, again and again\r\n" * 3000
 )
+
+
+def without_received(stored: bytes) -> bytes:
+    """A message stored after SMTP, without the lab's Received: header."""
+    return stored.split(b"\r\n", 3)[3] if stored.startswith(b"Received:") else stored
 
 
 def need(tool: str) -> str:
@@ -437,3 +444,55 @@ def test_twistd_restart_keeps_unique_ids(tmp_path: Path) -> None:
         server.wait_for_log("POP3 on ")
         after = uidl(ports(server.log)["POP3"])
     assert after == [before[0], before[2]]
+
+
+@pytest_twisted.ensureDeferred
+async def test_poplib_and_imaplib_together(mail_lab: MailLab) -> None:
+    """
+    The mail_lab fixture serves POP3 too. While a poplib session is open,
+    imaplib expunges message 1: the POP3 session still lists it (same
+    number, size and unique id) and answers RETR 1 with -ERR; the message
+    that POP3 deletes at QUIT is expunged in the IMAP session, and the one
+    it read is \\Seen there.
+    """
+    for message in (FIRST, SECOND, FIRST):
+        mail_lab.store.deliver(ALICE, message)
+    context = client_context(mail_lab)
+
+    def talk() -> tuple[list[bytes], list[bytes], list[Any]]:
+        imap = imaplib.IMAP4("localhost", mail_lab.imap_port, timeout=30)
+        pop = poplib.POP3("localhost", mail_lab.pop3_port, timeout=30)
+        try:
+            imap.starttls(ssl_context=context)
+            imap.login(ALICE, ALICE_PW)
+            imap.select("INBOX")
+            pop.stls(context=context)
+            pop.user(ALICE)
+            pop.pass_(ALICE_PW)
+            _, before, _ = pop.uidl()
+            imap.store("1", "+FLAGS", "(\\Deleted)")
+            imap.expunge()
+            _, after, _ = pop.uidl()
+            with pytest.raises(poplib.error_proto, match="removed by another"):
+                pop.retr(1)
+            _, lines, _ = pop.retr(2)
+            assert content(lines) == mail_lab.messages(ALICE)[0]
+            pop.dele(3)
+            pop.quit()
+            typ, _ = imap.noop()
+            assert typ == "OK"
+            responses = imap.untagged_responses
+            expunged = responses.pop("EXPUNGE", [])
+            _, flags = imap.fetch("1:*", "(FLAGS)")
+            imap.logout()
+        finally:
+            pop.close()
+        return before, after, [expunged, flags]
+
+    before, after, (expunged, flags) = await deferToThread(talk)
+    assert after == before
+    assert expunged == [b"2"]
+    # imaplib also hands back the unsolicited FETCH sent when RETR's \Seen
+    # landed.
+    assert set(flags) == {b"1 (FLAGS (\\Seen \\Recent))"}
+    assert [without_received(m) for m in mail_lab.messages(ALICE)] == [SECOND]
