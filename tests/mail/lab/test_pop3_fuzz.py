@@ -27,6 +27,7 @@ from typing import Any, cast
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.portal import Portal
 from twisted.internet.error import ConnectionLost
@@ -41,6 +42,10 @@ from twisted_netlab.mail.lab.pop3 import LabMaildropRealm, LabPOP3Factory, pop3_
 
 USER = b"alice@netlab.test"
 PASSWORD = b"secret pass"
+# Hypothesis keeps a cache in ./.hypothesis; keep it out of the checkout.
+if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "netlab-hypothesis")
+
 MAX_LENGTH = 512
 EXAMPLES = int(os.environ.get("NETLAB_FUZZ_EXAMPLES", "200"))
 # Each example copies a small Maildir and may sync it: on tmpfs if there is
