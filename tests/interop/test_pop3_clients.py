@@ -1,6 +1,6 @@
 """
 The mail lab's POP3 server with real clients: Python's poplib (STLS and
-POP3_SSL, the lab's certificate verified), fetchmail and getmail6.  The lab
+POP3_SSL, the lab's certificate verified), fetchmail, getmail6 and curl.  The lab
 runs in-process on free loopback ports (every blocking client in a thread),
 and once as C{twistd netlab-mail} restarted between two sessions.
 """
@@ -496,3 +496,36 @@ async def test_poplib_and_imaplib_together(mail_lab: MailLab) -> None:
     # landed.
     assert set(flags) == {b"1 (FLAGS (\\Seen \\Recent))"}
     assert [without_received(m) for m in mail_lab.messages(ALICE)] == [SECOND]
+
+
+@pytest_twisted.ensureDeferred
+async def test_curl(lab: MailLab, tmp_path: Path) -> None:
+    """
+    curl's pop3:// with --ssl-reqd (STLS) and the lab's CA lists the
+    maildrop and retrieves a message byte for byte, with USER/PASS and with
+    AUTH=PLAIN; without TLS the lab refuses the login (curl exit 67).
+    """
+    curl = need("curl")
+    assert lab.ca_path is not None
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine localhost login {ALICE} password {ALICE_PW}\n")
+    netrc.chmod(0o600)
+    url = f"pop3://localhost:{lab.pop3_port}/"
+    base = [curl, "-sS", "--netrc-file", str(netrc)]
+    tls = [*base, "--ssl-reqd", "--cacert", str(lab.ca_path)]
+    stored = lab.messages(ALICE)
+
+    def fetch(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(argv, capture_output=True, timeout=60, check=False)
+
+    listing = await deferToThread(fetch, [*tls, url])
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout == b"1 %d\r\n2 %d\r\n" % (len(stored[0]), len(stored[1]))
+    first = await deferToThread(fetch, [*tls, url + "1"])
+    assert first.stdout == stored[0]
+    second = await deferToThread(
+        fetch, [*tls, "--login-options", "AUTH=PLAIN", url + "2"]
+    )
+    assert second.stdout == stored[1]
+    plain = await deferToThread(fetch, [*base, url + "1"])
+    assert plain.returncode == 67, plain.stderr
