@@ -17,8 +17,8 @@ What this adds to, or fixes in, Twisted's C{POP3}:
     (C{%08Xu%08Xv}: UID then UIDVALIDITY in hex), stable across restarts.
   - DELE marks; only QUIT removes (through the store, so IMAP sessions see
     the EXPUNGE); a connection lost without QUIT changes nothing. RETR marks
-    the message C{\\Seen}, also at QUIT, as Dovecot does by default
-    (C{pop3_no_flag_updates = no}); TOP does not.
+    the message C{\\Seen}, applied at QUIT with the deletions, as Dovecot
+    does by default (C{pop3_no_flag_updates = no}); TOP does not.
   - STAT, LIST and UIDL leave deleted messages out (Twisted counts them);
     RETR and TOP send CRLF lines, dot-stuffed across chunk boundaries, with
     backpressure (Twisted turns CRLF into CRCRLF and can miss a dot at a
@@ -32,6 +32,7 @@ What this adds to, or fixes in, Twisted's C{POP3}:
 from __future__ import annotations
 
 import binascii
+import io
 import string
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -266,8 +267,6 @@ class LabMaildrop:
         return 0 if index in self._deleted else self._sizes[index]
 
     def getMessage(self, index: int) -> Any:
-        import io
-
         self.check(index)
         return io.BytesIO(self.read(index))
 
