@@ -620,6 +620,17 @@ class TransactionTests(POP3Fixture):
             self.quit(), b"-ERR [SYS/TEMP] Some deleted messages were not removed\r\n"
         )
 
+    def test_nothing_kept_after_quit(self) -> None:
+        """
+        What a client sends after QUIT, before the connection is gone, is
+        neither answered nor kept.
+        """
+        self.assertTrue(
+            self.send(b"QUIT\r\nNOOP\r\n" + b"x" * 5000).startswith(b"+OK Bye")
+        )
+        self.assertEqual(self.send(b"NOOP\r\n" + b"y" * 100_000), b"")
+        self.assertEqual(self.server._buffer, b"")
+
     def test_dele_without_quit(self) -> None:
         """
         A connection lost without QUIT deletes nothing and marks nothing

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogEvent, LogLevel, globalLogPublisher
@@ -258,6 +259,31 @@ class Model:
         return command == b"STLS" and ok
 
 
+class SlowChecker:
+    """
+    Checks passwords like C{checker}, but answers only when L{fire} is
+    called (as the lab's thread pool does, later), so that the commands
+    behind a PASS or AUTH wait in the server's queue.
+    """
+
+    credentialInterfaces = InMemoryUsernamePasswordDatabaseDontUse.credentialInterfaces
+
+    def __init__(self, checker: InMemoryUsernamePasswordDatabaseDontUse) -> None:
+        self.checker = checker
+        self.pending: list[tuple[Any, Deferred[Any]]] = []
+
+    def requestAvatarId(self, credentials: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.pending.append((credentials, d))
+        return d
+
+    def fire(self) -> None:
+        """Answer every check asked so far, and those they lead to."""
+        while self.pending:
+            credentials, d = self.pending.pop(0)
+            self.checker.requestAvatarId(credentials).chainDeferred(d)
+
+
 class POP3FuzzTests(SynchronousTestCase):
     """
     The POP3 server against Hypothesis' sessions.
@@ -284,10 +310,14 @@ class POP3FuzzTests(SynchronousTestCase):
             shutil.rmtree(work, True)
 
     def _run_session(
-        self, store: MailStore, reads: list[bytes], **options: Any
+        self, store: MailStore, reads: list[bytes], slow: bool = False, **options: Any
     ) -> None:
         del self.events[:]
-        checker = InMemoryUsernamePasswordDatabaseDontUse(**{USER.decode(): PASSWORD})
+        checker: Any = InMemoryUsernamePasswordDatabaseDontUse(
+            **{USER.decode(): PASSWORD}
+        )
+        if slow:
+            checker = SlowChecker(checker)
         clock = Clock()
         factory = LabPOP3Factory(
             portal=Portal(LabMaildropRealm(store), [checker]),
@@ -303,6 +333,8 @@ class POP3FuzzTests(SynchronousTestCase):
         for data in reads:
             transport.clear()
             server.dataReceived(data)
+            if slow:
+                checker.fire()
             reader = Reader(transport.value())
             for line in model.lines_of(data):
                 if model.closed:
@@ -362,6 +394,24 @@ class POP3FuzzTests(SynchronousTestCase):
         """
         self.run_session(stream[0], tls=object(), allow_plaintext_auth=False)
 
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(session(), st.booleans())
+    def test_slow_password_checks(
+        self, stream: tuple[list[bytes], bool], plaintext: bool
+    ) -> None:
+        """
+        Password checks that answer later: the lines behind PASS and AUTH
+        wait in the queue and are answered in order, STLS among them too.
+        """
+        self.run_session(
+            stream[0], slow=True, tls=object(), allow_plaintext_auth=plaintext
+        )
+
     def test_regressions(self) -> None:
         """
         Inputs that once went wrong (kept as regression tests).
@@ -372,6 +422,9 @@ class POP3FuzzTests(SynchronousTestCase):
             [b"AUTH PLAIN\r\n", b"X" * 600 + b"\r\nCAPA\r\n"],
             [LOGIN + b"RETR 2\r\nTOP 2 1\r\nDELE 1\r\nRSET\r\n", b"QUIT\r\n"],
             [b"STLS\r\nUSER x\r", b"\nCAPA\r\n"],
+            [b"\r\n" * 14 + b"QUIT\r\n" + b"X" * 600 + b"\r", b"\n"],
+            [b"USER a\r\nPASS b\r\nSTLS\r\nUSER c\r\n" + b"Y" * 600, b"\nNOOP\r\n"],
         ]:
             self.run_session(reads, tls=object(), allow_plaintext_auth=False)
             self.run_session(reads, tls=None, allow_plaintext_auth=True)
+            self.run_session(reads, slow=True, tls=object(), allow_plaintext_auth=True)

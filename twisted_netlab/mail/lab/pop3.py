@@ -472,12 +472,19 @@ class LabPOP3Server(pop3.POP3):
         C{MAX_LENGTH} bytes (its CR included) gets one C{-ERR}, and at most
         that many bytes of an unfinished line are kept.
         """
+        if self._closing:
+            # QUIT or an error: nothing more is read, or kept.
+            self._buffer = b""
+            return
         lines = (self._buffer + data).split(b"\n")
         self._buffer = lines.pop()
         epoch = self._tls_epoch
         for line in lines:
-            if self._closing or epoch != self._tls_epoch:
-                # Closed, or STLS: the rest of this read came in plaintext.
+            if self._closing:
+                self._buffer = b""
+                return
+            if epoch != self._tls_epoch:
+                # STLS: the rest of this read came in plaintext.
                 return
             if self._discarding:
                 # The end of a line already answered as too long.
@@ -487,7 +494,10 @@ class LabPOP3Server(pop3.POP3):
                 self._line(_TOO_LONG)
                 continue
             self._line(line[:-1] if line.endswith(b"\r") else line)
-        if self._closing or epoch != self._tls_epoch:
+        if self._closing:
+            self._buffer = b""
+            return
+        if epoch != self._tls_epoch:
             return
         if len(self._buffer) > self.MAX_LENGTH:
             self._buffer = b""
