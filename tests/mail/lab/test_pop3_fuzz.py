@@ -48,7 +48,7 @@ if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
     set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "netlab-hypothesis")
 
 MAX_LENGTH = 512
-EXAMPLES = int(os.environ.get("NETLAB_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("NETLAB_FUZZ_EXAMPLES", "120"))
 # Each example copies a small Maildir and may sync it: on tmpfs if there is
 # one, so that the disk does not set the pace.
 SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") else None
