@@ -1,5 +1,5 @@
 """
-C{twistd netlab-mail}: the mail lab, an SMTP + IMAP server over Maildir.
+C{twistd netlab-mail}: the mail lab, an SMTP + IMAP (+ POP3) server over Maildir.
 """
 
 from __future__ import annotations
