@@ -611,7 +611,7 @@ class TransactionTests(POP3Fixture):
         1939) and still closes.
         """
 
-        def refuse(uids: object) -> list[int]:
+        def refuse(uids: object, **options: object) -> list[int]:
             raise OSError(28, "No space left on device")
 
         self.folder.remove = refuse  # type: ignore[method-assign]
