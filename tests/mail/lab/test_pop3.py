@@ -27,7 +27,7 @@ from zope.interface import Interface, implementer
 
 from twisted_netlab.mail.lab.account import LabRealm
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import MailStore
+from twisted_netlab.mail.lab.maildir import MailStore, Retention
 from twisted_netlab.mail.lab.pop3 import (
     LabMaildrop,
     LabMaildropRealm,
@@ -806,6 +806,18 @@ class SnapshotTests(POP3Fixture):
         self.assertEqual(self.quit(), b"+OK Bye: 2 messages deleted\r\n")
         self.assertEqual(self.folder.uids(), [self.uids[1]])
         self.assertIn("\\Seen", self.folder.entry(self.uids[1]).flags)
+
+    def test_retention_waits_for_the_session(self) -> None:
+        """
+        Retention pruning leaves the messages of an open session alone; once
+        the session ends they are pruned.
+        """
+        self.folder.retention = Retention(max_messages=2)
+        self.store.deliver(USER, b"Subject: fourth\r\n\r\nfour\r\n")
+        self.assertEqual(len(self.folder.uids()), 4)
+        self.assertTrue(self.command(b"RETR 1").startswith(b"+OK"))
+        self.drop(self.server, self.transport)
+        self.assertEqual(self.folder.uids(), [self.uids[2], self.uids[2] + 1])
 
     def test_imap_sees_pop3_deletions(self) -> None:
         """

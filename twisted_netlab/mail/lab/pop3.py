@@ -150,7 +150,9 @@ class LabMaildrop:
     Message numbers, sizes and unique ids stay those of the snapshot for the
     whole session, even if IMAP or another POP3 session removes messages
     meanwhile (reading such a message then fails with L{MessageGone}), and
-    mail delivered meanwhile waits for the next session (RFC 1939).
+    mail delivered meanwhile waits for the next session (RFC 1939). Its
+    messages are held (L{Folder.hold}) until L{logout}: retention pruning
+    does not take them from under the session.
     Deletions and C{\\Seen} are applied by L{commit}, at QUIT.
 
     Indexes here are 0-based, as in L{pop3.IMailbox}; the protocol's message
@@ -172,6 +174,9 @@ class LabMaildrop:
                 continue
             self._uids.append(uid)
             self._sizes.append(size)
+        # In use until the session ends: retention pruning leaves them alone.
+        folder.hold(self._uids)
+        self._held = True
         self._deleted: set[int] = set()
         self._retrieved: set[int] = set()
 
@@ -253,9 +258,15 @@ class LabMaildrop:
         return len(doomed)
 
     def logout(self) -> None:
-        """The session ended: forget the snapshot (nothing is committed)."""
+        """
+        The session ended: forget what was marked (nothing more is
+        committed) and release the messages for retention pruning.
+        """
         self._deleted.clear()
         self._retrieved.clear()
+        if self._held:
+            self._held = False
+            self.folder.release(self._uids)
 
     # --- pop3.IMailbox, for Twisted's own uses of a maildrop --------------------
 
