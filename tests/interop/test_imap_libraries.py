@@ -50,6 +50,7 @@ def imap_tools_session(lab: MailLab) -> dict[str, Any]:
         mailbox.folder.create("Kept")
         appended = mailbox.append(MESSAGE, "INBOX", flag_set=[MailMessageFlags.FLAGGED])
         (message,) = list(mailbox.fetch(mark_seen=False))
+        assert message.uid is not None
         mailbox.flag(message.uid, ["$Label1", MailMessageFlags.SEEN], True)
         mailbox.move(message.uid, "Kept")
         left = list(mailbox.fetch(mark_seen=False))
@@ -83,7 +84,7 @@ async def test_imap_tools(mail_lab: MailLab) -> None:
 
 
 async def aioimaplib_session(lab: MailLab) -> dict[str, Any]:
-    import aioimaplib
+    import aioimaplib  # type: ignore[import-untyped]
 
     client = aioimaplib.IMAP4_SSL(
         "localhost", lab.imaps_port, ssl_context=context(lab), timeout=30
