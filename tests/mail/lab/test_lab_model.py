@@ -18,6 +18,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from tests.mail.lab.imapwire import (
 )
 from twisted_netlab.mail.lab.account import LabRealm
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import INBOX, MailStore
+from twisted_netlab.mail.lab.maildir import INBOX, Envelope, MailStore
 from twisted_netlab.mail.lab.smtp import LabSMTPFactory
 from twisted_netlab.mail.lab.users import UsersFile
 
@@ -89,10 +90,20 @@ class Lab:
         self.smtp = LabSMTPFactory(
             users=shared_users_file(),
             domains=["example.test"],
-            deliver=self.store.deliver,
+            deliver=self.deliver,
             tls=None,
             hostname="lab.example.test",
             reactor=clock,
+        )
+
+    def deliver(
+        self, message: bytes, copies: Mapping[str, bytes], envelope: Envelope
+    ) -> dict[str, int]:
+        """
+        Deliver as C{MailLab} does, without its group commit's timer.
+        """
+        return self.store.deliver_many(
+            message, list(copies), envelope=envelope, prefixes=copies
         )
 
 
@@ -123,6 +134,8 @@ class Message:
     modseq: int | None = None
     #: ... which must then be above this.
     above: int = 0
+    #: Delivered by SMTP (not a copy): it has its envelope.
+    delivered: bool = False
 
     def observe_modseq(self, value: int, where: str) -> None:
         if self.modseq is None:
@@ -343,7 +356,8 @@ class LabModel(RuleBasedStateMachine):
         assert replies[0].startswith(b"220"), replies
         final = replies[-2]
         assert final.startswith(b"250"), replies
-        self.boxes[INBOX].add(message, False, frozenset())
+        inbox = self.boxes[INBOX]
+        inbox.messages[inbox.add(message, False, frozenset())].delivered = True
 
     @rule(
         index=sessions,
@@ -583,6 +597,11 @@ class LabModel(RuleBasedStateMachine):
                     message.flags,
                 )
                 message.check_data(folder.read(uid), f"{where} UID {uid}")
+                envelope = folder.envelope(uid)
+                if message.delivered:
+                    assert envelope is not None, (where, uid)
+                    assert envelope.mail_from == "sender@example.org", envelope
+                    assert envelope.rcpt_to == (USER,), envelope
                 message.observe_modseq(folder.modseq(uid), f"{where} UID {uid}")
             box.observe(folder.uidvalidity, folder.highest_modseq(), where)
 
