@@ -46,7 +46,16 @@ def sessions(draw: Any) -> bytes:
     """
     parts: list[bytes] = [b"EHLO client.test\r\n"]
     for _ in range(draw(st.integers(0, 25))):
-        if draw(st.integers(0, 5)) == 0:
+        kind = draw(st.integers(0, 5))
+        if kind == 1:
+            # A whole DATA transaction, its body drawn from the vocabulary.
+            body = draw(st.lists(st.sampled_from(_WORDS), max_size=8))
+            parts.append(
+                b"MAIL FROM:<a@x.example>\r\nRCPT TO:<r@y.example>\r\nDATA\r\n"
+                + b"".join(line + b"\r\n" for line in body if line != b".")
+                + b".\r\n"
+            )
+        elif kind == 0:
             chunk = b"".join(
                 draw(st.lists(st.sampled_from([*_WORDS, b"\r\n", b"\n"]), max_size=6))
             )
@@ -57,7 +66,9 @@ def sessions(draw: Any) -> bytes:
     return b"".join(parts)
 
 
-def replay(data: bytes, cuts: list[int]) -> tuple[bytes, list[tuple[str, bytes]], bool]:
+def replay(
+    data: bytes, cuts: list[int], max_size: int = 10_000_000
+) -> tuple[bytes, list[tuple[str, bytes]], bool]:
     """
     Feed C{data} to a new session in reads cut at C{cuts}; what was
     replied, what was stored, and whether the connection was closed.
@@ -68,6 +79,7 @@ def replay(data: bytes, cuts: list[int]) -> tuple[bytes, list[tuple[str, bytes]]
         domains=["example.test"],
         deliver=deliveries,
         catch_all="catch@example.test",
+        max_message_size=max_size,
         reactor=Clock(),
     )
     s = Session(factory)
@@ -86,19 +98,27 @@ def replay(data: bytes, cuts: list[int]) -> tuple[bytes, list[tuple[str, bytes]]
 
 class FramingTests(SynchronousTestCase):
     @settings(
-        max_examples=150,
+        max_examples=200,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
-    @given(data=sessions(), cuts=st.lists(st.integers(0, 2000), max_size=12))
-    def test_reads_do_not_matter(self, data: bytes, cuts: list[int]) -> None:
+    @given(
+        data=sessions(),
+        cuts=st.lists(st.integers(0, 2000), max_size=12),
+        max_size=st.sampled_from([30, 80, 10_000_000]),
+    )
+    def test_reads_do_not_matter(
+        self, data: bytes, cuts: list[int], max_size: int
+    ) -> None:
         """
-        The same bytes in one read or cut anywhere give the same replies,
-        the same stored messages and the same end of the connection.
+        The same bytes in one read, cut anywhere, or one byte a read, give
+        the same replies, the same stored messages and the same end of the
+        connection (whatever the size limit).
         """
-        whole = replay(data, [])
-        cut = replay(data, [c % (len(data) + 1) for c in cuts])
+        whole = replay(data, [], max_size)
+        cut = replay(data, [c % (len(data) + 1) for c in cuts], max_size)
         self.assertEqual(cut, whole)
+        self.assertEqual(replay(data, list(range(len(data))), max_size), whole)
 
     @settings(max_examples=100, deadline=None)
     @given(data=st.binary(max_size=600), cuts=st.lists(st.integers(0, 600), max_size=8))
