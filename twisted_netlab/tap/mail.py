@@ -11,15 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from twisted.application.service import IService
-from twisted.internet.endpoints import (
-    SSL4ServerEndpoint,
-    TCP4ServerEndpoint,
-    TCP6ServerEndpoint,
-    UNIXServerEndpoint,
-)
 from twisted.python import usage
 
-from twisted_netlab.endpoints import parse_endpoint
+from twisted_netlab.endpoints import is_loopback_endpoint, parse_endpoint
 from twisted_netlab.errors import NetlabError
 from twisted_netlab.mail.lab.certificate import CertificateError, load_certificate
 from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE, MAX_RECIPIENTS
@@ -29,7 +23,9 @@ from twisted_netlab.tap import PluginOptions, int_option
 DEFAULT_SMTP = "tcp:2525:interface=127.0.0.1"
 DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
 
-LISTENERS = ("smtp", "imap", "smtps", "imaps")
+LISTENERS = ("smtp", "imap", "smtps", "imaps", "http", "https")
+#: Where the HTTP API listens for C{twistd netlab} and in capture mode.
+DEFAULT_HTTP = "tcp:8025:interface=127.0.0.1"
 
 _DURATION = re.compile(r"([0-9]+)([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -51,29 +47,6 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
-def is_loopback_endpoint(reactor: Any, description: str) -> bool:
-    """
-    Whether the server endpoint C{description} only accepts connections from
-    this machine: TCP on a loopback interface (C{127.0.0.0/8}, C{::1},
-    C{localhost}) or a UNIX socket.  Anything else, including TCP on every
-    interface (no C{interface=}), is not.
-    """
-    endpoint = parse_endpoint(reactor, description)
-    if isinstance(endpoint, UNIXServerEndpoint):
-        return True
-    if isinstance(
-        endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint, SSL4ServerEndpoint)
-    ):
-        interface = getattr(endpoint, "_interface", "")
-        if interface == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(interface.split("%")[0]).is_loopback
-        except ValueError:
-            return False
-    return False
-
-
 class LabOptions(PluginOptions):
     """
     The mail lab's options, shared by C{twistd netlab-mail} and C{twistd
@@ -83,6 +56,8 @@ class LabOptions(PluginOptions):
 
     defaultState: str | None = None
     defaultDomains: tuple[str, ...] = ()
+    #: Serve the HTTP API on DEFAULT_HTTP unless told otherwise.
+    defaultHTTP = False
 
     optParameters = [
         ["state", None, None, "The lab's state directory (users, TLS, mail)."],
@@ -178,6 +153,21 @@ class LabOptions(PluginOptions):
         """IMAP endpoint with implicit TLS, repeatable [default: none]."""
         self["imaps"].append(description)
 
+    def opt_http(self, description: str) -> None:
+        """HTTP API endpoint (Mailpit's v1 API, inbox page), repeatable
+        [default: none; twistd netlab and --catch-all: tcp:8025 on loopback].
+        Off loopback only as ssl: (and with a lab user's login)."""
+        self["http"].append(description)
+
+    def opt_https(self, description: str) -> None:
+        """HTTP API endpoint with TLS (the lab's certificate), repeatable;
+        off loopback, a lab user's login is required."""
+        self["https"].append(description)
+
+    def opt_http_host(self, name: str) -> None:
+        """Another host name the HTTP API answers for (Host check), repeatable."""
+        self.setdefault("http-host", []).append(name)
+
     def postOptions(self) -> None:
         from twisted.internet import reactor
 
@@ -195,6 +185,12 @@ class LabOptions(PluginOptions):
                     f"--user {address}: not in a --domain "
                     f"({', '.join(self['domains'])})"
                 )
+        if (
+            not self["http"]
+            and not self["https"]
+            and (self.defaultHTTP or self.get("catch-all"))
+        ):
+            self["http"] = [DEFAULT_HTTP]
         self["smtp"] = self["smtp"] or [DEFAULT_SMTP]
         self["imap"] = self["imap"] or [DEFAULT_IMAP]
         listeners = [d for name in LISTENERS for d in self[name]]
@@ -278,6 +274,9 @@ def make_lab(config: LabOptions, reactor: Any, program: str, **extra: Any) -> An
         imap=config["imap"],
         smtps=config["smtps"],
         imaps=config["imaps"],
+        http=config["http"],
+        https=config["https"],
+        http_hosts=config.get("http-host", []),
         max_message_size=config["max-message-size"],
         hostname=config["hostname"],
         tls_cert=config["tls-cert"],

@@ -316,6 +316,8 @@ class FolderChange:
 
 
 FolderListener = Callable[[FolderChange], None]
+#: Called with (address, mailbox, change) for a change in any folder.
+StoreListener = Callable[[str, str, FolderChange], None]
 
 
 @dataclass(frozen=True)
@@ -1184,6 +1186,7 @@ class MailStore:
         self.root = Path(root)
         self._folders: dict[Path, Folder] = {}
         self._mutex = threading.Lock()
+        self._store_listeners: list[StoreListener] = []
         self._retention = Retention()
 
     # --- users ---------------------------------------------------------------
@@ -1228,6 +1231,7 @@ class MailStore:
             folder = self._folders.get(path)
             if folder is None:
                 folder = self._folders[path] = Folder(path, name)
+                folder.add_listener(self._forwarder(validate_address(address), name))
                 folder.retention = self._retention
             return folder
 
@@ -1411,6 +1415,56 @@ class MailStore:
             except MessageGone:
                 continue
         return result
+
+    # --- store-wide views (the HTTP API) ----------------------------------------
+
+    def addresses(self) -> list[str]:
+        """
+        The addresses of every user with a Maildir, sorted.
+        """
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return []
+        return sorted(
+            entry.name
+            for entry in entries
+            if "@" in entry.name
+            and not entry.name.startswith(".")
+            and os.path.isdir(os.path.join(entry.path, "cur"))
+        )
+
+    def add_listener(self, listener: StoreListener) -> None:
+        """
+        Call C{listener(address, mailbox, change)} after every change to any
+        folder of this store (in the thread that made it; for changes found
+        on disk, in the thread that refreshed the folder).
+        """
+        with self._mutex:
+            self._store_listeners.append(listener)
+
+    def remove_listener(self, listener: StoreListener) -> None:
+        with self._mutex, suppress(ValueError):
+            self._store_listeners.remove(listener)
+
+    def _forget_user(self, path: Path) -> None:
+        """
+        Drop the cached folders of the user whose Maildir is C{path} (it was
+        removed): the next L{folder} call reads the disk again.
+        """
+        with self._mutex:
+            for cached in list(self._folders):
+                if cached == path or cached.parent == path:
+                    del self._folders[cached]
+
+    def _forwarder(self, address: str, mailbox: str) -> FolderListener:
+        def forward(change: FolderChange) -> None:
+            with self._mutex:
+                listeners = list(self._store_listeners)
+            for listener in listeners:
+                listener(address, mailbox, change)
+
+        return forward
 
     # --- capture: several recipients, envelopes, retention ----------------------
 
@@ -1709,6 +1763,7 @@ __all__ = [
     "MessageGone",
     "NoSuchMailbox",
     "Retention",
+    "StoreListener",
     "StoredMessage",
     "validate_address",
     "validate_mailbox_name",

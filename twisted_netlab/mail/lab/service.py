@@ -15,6 +15,7 @@ delivered (L{MailLab.messages}).  The state directory holds::
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from twisted.application.service import MultiService
 from twisted.cred.portal import Portal
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.internet.interfaces import (
     IListeningPort,
     IReactorFromThreads,
@@ -38,16 +40,30 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from twisted_netlab.endpoints import ListeningService, parse_endpoint
+from twisted_netlab.durable import replace_file
+from twisted_netlab.endpoints import (
+    ListeningService,
+    is_loopback_endpoint,
+    parse_endpoint,
+)
 from twisted_netlab.errors import NetlabError, UsageProblem
 from twisted_netlab.mail.lab.account import LabRealm
+from twisted_netlab.mail.lab.catalog import CapturedMessage, Catalog, Entry
 from twisted_netlab.mail.lab.certificate import (
     LabCertificate,
     ensure_certificate,
     load_certificate,
 )
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import Delivery, Envelope, MailStore, Retention
+from twisted_netlab.mail.lab.maildir import (
+    Delivery,
+    Envelope,
+    MailStore,
+    MailStoreError,
+    MessageGone,
+    Retention,
+)
+from twisted_netlab.mail.lab.search import parse_query
 from twisted_netlab.mail.lab.smtp import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAX_RECIPIENTS,
@@ -59,16 +75,19 @@ from twisted_netlab.mail.lab.users import (
     normalize_address,
     normalize_domain,
 )
+from twisted_netlab.mail.lab.web.api import APIResource, LabAPI, make_site
 
 #: Where an embedded lab listens unless told otherwise: a free loopback port.
 EPHEMERAL = "tcp:0:interface=127.0.0.1"
 #: The kinds of listeners, in the order they start.
-KINDS = ("smtp", "imap", "smtps", "imaps")
+KINDS = ("smtp", "imap", "smtps", "imaps", "http", "https")
 _LABELS = {
     "smtp": "SMTP",
     "imap": "IMAP",
     "smtps": "SMTPS (implicit TLS)",
     "imaps": "IMAPS (implicit TLS)",
+    "http": "HTTP API",
+    "https": "HTTPS API (implicit TLS)",
 }
 
 log = Logger()
@@ -202,6 +221,12 @@ class MailLab(MultiService):
     @param max_age: messages older than this many seconds are removed, at
         delivery and every so often (L{None}: no limit).
     @param program: how log lines and errors name the lab.
+    @param http: endpoint descriptions for the HTTP API and inbox page
+        (default: none); C{https} serve it with the lab's certificate. Off
+        loopback, only over TLS (C{https}, or an C{ssl:} endpoint) and with
+        a login as a lab user.
+    @param http_hosts: more host names the HTTP API answers for (its
+        C{Host} check), besides C{hostname} and the loopback names.
     """
 
     def __init__(
@@ -227,6 +252,9 @@ class MailLab(MultiService):
         max_messages: int | None = None,
         max_age: float | None = None,
         program: str = "mail lab",
+        http: Sequence[str] = (),
+        https: Sequence[str] = (),
+        http_hosts: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.reactor = reactor
@@ -241,7 +269,10 @@ class MailLab(MultiService):
             "imap": list(imap),
             "smtps": list(smtps),
             "imaps": list(imaps),
+            "http": list(http),
+            "https": list(https),
         }
+        self.http_hosts = list(http_hosts)
         self.max_message_size = max_message_size
         self.hostname = hostname
         self._own_certificate = (tls_cert, tls_key)
@@ -255,6 +286,10 @@ class MailLab(MultiService):
         self.program = program
         self.users = UsersFile(self.state / "users")
         self.store = MailStore(self.state / "mail")
+        #: Every user's INBOX as the HTTP and Python APIs see it.
+        self.catalog = Catalog(self.store, reactor)
+        self.api = LabAPI(self.catalog, reactor, database=str(self.store.root))
+        self.api_resource = APIResource(self.api)
         self.store.retention = Retention(max_messages=max_messages, max_age=max_age)
         self._group_commit = GroupCommit(self.store, reactor)
         self._pruning: LoopingCall | None = None
@@ -267,6 +302,7 @@ class MailLab(MultiService):
         self._pool: ThreadPool | None = None
         self._checker = UsersChecker(self.users, reactor=reactor)
         self._prepared = False
+        self._users_snapshot: bytes | None = None
 
     # -- preparing the state directory ---------------------------------------
 
@@ -298,6 +334,9 @@ class MailLab(MultiService):
         else:
             self.certificate = ensure_certificate(self.state / "tls", [self.hostname])
         tls = self.certificate.server_options()
+        self._users_snapshot = (
+            self.users.path.read_bytes() if self.users.path.exists() else b""
+        )
         try:
             for address in self.users.addresses():
                 self.store.ensure_user(address)
@@ -305,12 +344,14 @@ class MailLab(MultiService):
             raise LabStateError(
                 f"cannot make mailboxes in {self.store.root}: {e.strerror}"
             ) from None
+        self._check_http_security()
         checker = self._checker
         threads = self.reactor if IReactorFromThreads.providedBy(self.reactor) else None
         portal = Portal(LabRealm(self.store, reactor=threads), [checker])
         for kind in KINDS:
             implicit = kind.endswith("s")
             for description in self.descriptions[kind]:
+                self._pending_description = description
                 factory = self._factory(kind, tls, checker, portal, implicit)
                 if implicit:
                     factory = TLSMemoryBIOFactory(tls, False, factory)
@@ -327,6 +368,8 @@ class MailLab(MultiService):
     def _factory(
         self, kind: str, tls: Any, checker: UsersChecker, portal: Portal, implicit: bool
     ) -> Factory[Any]:
+        if kind.startswith("http"):
+            return self._site(kind)
         if kind.startswith("smtp"):
             return LabSMTPFactory(
                 users=self.users,
@@ -350,6 +393,40 @@ class MailLab(MultiService):
             implicit_tls=implicit,
             reactor=self.reactor,
             max_message_size=self.max_message_size,
+        )
+
+    def _check_http_security(self) -> None:
+        """
+        Refuse an HTTP listener off loopback without TLS.
+
+        @raise UsageProblem: with a one-line reason.
+        """
+        for description in self.descriptions["http"]:
+            if is_loopback_endpoint(self.reactor, description):
+                continue
+            if not isinstance(
+                parse_endpoint(self.reactor, description), SSL4ServerEndpoint
+            ):
+                raise UsageProblem(
+                    f"the HTTP API on {description} would be open to the network "
+                    "without TLS: use an ssl: endpoint or --https (the lab's "
+                    "certificate), or a loopback interface"
+                )
+
+    def _site(self, kind: str) -> Factory[Any]:
+        description = self._pending_description
+        exposed = not is_loopback_endpoint(self.reactor, description)
+        hosts = {"localhost", "127.0.0.1", "::1", self.hostname, *self.http_hosts}
+        endpoint = parse_endpoint(self.reactor, description)
+        interface = getattr(endpoint, "_interface", "")
+        if interface and interface not in ("0.0.0.0", "::"):
+            hosts.add(interface)
+        return make_site(
+            self.api,
+            self.api_resource,
+            hosts=hosts,
+            checker=self._checker if exposed else None,
+            reactor=self.reactor,
         )
 
     def _make_first_user(self) -> None:
@@ -445,6 +522,7 @@ class MailLab(MultiService):
             self._checker.pool = self._pool
         self._group_commit.start(f"{self.program} deliveries")
         super().startService()
+        self.catalog.warm_up()
         max_age = self.store.retention.max_age
         if (
             max_age is not None
@@ -469,6 +547,8 @@ class MailLab(MultiService):
                 self._pruning.stop()
             self._pruning = None
         d = maybeDeferred(super().stopService)
+
+        self.api.close()
 
         def stopped(result: object) -> None:
             self._group_commit.stop()
@@ -539,6 +619,14 @@ class MailLab(MultiService):
         return self.port("imaps")
 
     @property
+    def http_port(self) -> int:
+        return self.port("http")
+
+    @property
+    def https_port(self) -> int:
+        return self.port("https")
+
+    @property
     def ca_path(self) -> Path | None:
         """
         The certificate file clients trust the lab with (their C{--cafile},
@@ -560,3 +648,70 @@ class MailLab(MultiService):
         each starting with the lab's C{Received:} header.
         """
         return self.store.messages(normalize_address(address), mailbox)
+
+    # -- the test inbox: search, wait_for, clear ---------------------------------
+
+    def search(self, query: str = "") -> list[CapturedMessage]:
+        """
+        The messages of every user's INBOX that C{query} (the HTTP API's
+        search language) matches, newest first.
+
+        @raise QueryError: the query cannot be parsed.
+        """
+        return self._captured(self.catalog.search(parse_query(query)))
+
+    def wait_for(
+        self, query: str = "", count: int = 1, timeout: float = 10.0
+    ) -> Deferred[list[CapturedMessage]]:
+        """
+        A Deferred that fires with the matching messages (newest first) as
+        soon as at least C{count} messages of the whole lab match C{query},
+        even ones that arrived before the call; it fails with L{WaitTimeout}
+        after C{timeout} seconds.
+
+        @raise QueryError: the query cannot be parsed.
+        """
+        d = self.catalog.wait(parse_query(query), count=count, timeout=timeout)
+        return d.addCallback(self._captured)
+
+    @staticmethod
+    def _captured(entries: Iterable[Entry]) -> list[CapturedMessage]:
+        found = []
+        for entry in entries:
+            try:
+                found.append(CapturedMessage.of(entry))
+            except MessageGone:
+                continue
+        return found
+
+    def clear(self) -> None:
+        """
+        Delete every message of every user, in every mailbox (users,
+        passwords and mailboxes stay).
+        """
+        for address in self.store.addresses():
+            for mailbox in self.store.mailboxes(address):
+                try:
+                    folder = self.store.folder(address, mailbox)
+                except MailStoreError:
+                    continue
+                folder.refresh()
+                folder.remove(folder.uids())
+        self.catalog.sync(rescan=False)
+
+    def reset(self) -> None:
+        """
+        Start over, for the next test: every user's mail and mailboxes gone
+        (UIDs start again from 1), and the users as when the lab was
+        prepared (users added since are gone, passwords restored).
+        """
+        self.prepare()
+        for address in self.store.addresses():
+            path = self.store.user_path(address)
+            shutil.rmtree(path, ignore_errors=True)
+            self.store._forget_user(path)
+        if self._users_snapshot is not None:
+            replace_file(self.users.path, self._users_snapshot)
+        for address in self.users.addresses():
+            self.store.ensure_user(address)
+        self.catalog.reload()
