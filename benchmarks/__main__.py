@@ -94,9 +94,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--experiment",
         action="append",
-        choices=["write-now"],
-        help="also measure an experimental server: write-now is netlab-echo "
-        "on a Twisted whose TCP write sends at once (Twisted issue #5303)",
+        choices=["twisted-transport", "write-now", "policy-read"],
+        help="also measure an experimental server: twisted-transport is "
+        "netlab-echo on Twisted's write-later transport, write-now on a "
+        "Twisted whose TCP write is patched to send at once (Twisted issue "
+        "#5303), policy-read on the write-through transport sending once per "
+        "read",
     )
     parser.add_argument(
         "--pin",

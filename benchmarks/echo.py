@@ -61,16 +61,44 @@ SERVERS = [
         "stdlib asyncio Protocol echo",
         peer("asyncio_echo.py"),
     ),
+    ServerSpec(
+        "uvloop",
+        "the same asyncio Protocol echo on uvloop",
+        peer("uvloop_echo.py"),
+    ),
 ]
 
-#: Measured only when asked (--experiment write-now): netlab-echo on a Twisted
-#: patched to send at once when nothing is buffered (Twisted issue #5303),
-#: to show what Twisted's write-later transport costs per reply.
+#: Measured only when asked (--experiment NAME).  twisted-transport:
+#: netlab-echo on Twisted's own write-later transport (the write-through
+#: transport turned off), to show what it costs per reply; write-now: the
+#: monkeypatch the write-through transport grew from (Twisted issue #5303);
+#: policy-read: the write-through transport collecting each read's writes
+#: into one send (twisted_netlab.transport's "read" policy).
 EXPERIMENTS = {
+    "twisted-transport": ServerSpec(
+        "netlab-echo/twisted",
+        "netlab-echo on Twisted's write-later transport (NETLAB_WRITE_THROUGH=0)",
+        twistd(
+            "netlab-echo",
+            "--idle-timeout=0",
+            "--max-connections=20000",
+            env=("NETLAB_WRITE_THROUGH=0",),
+        ),
+    ),
     "write-now": ServerSpec(
         "netlab-echo/write-now",
-        "experiment: netlab-echo, Twisted's TCP write sending at once",
+        "experiment: netlab-echo, Twisted's TCP write patched to send at once",
         peer("netlab_echo_write_now.py"),
+    ),
+    "policy-read": ServerSpec(
+        "netlab-echo/read",
+        "netlab-echo, write-through transport, one send per read",
+        twistd(
+            "netlab-echo",
+            "--idle-timeout=0",
+            "--max-connections=20000",
+            env=("NETLAB_WRITE_POLICY=read",),
+        ),
     ),
 }
 

@@ -44,14 +44,19 @@ class ServerSpec:
     argv: Callable[[int, Path], list[str]]
 
 
-def twistd(plugin: str, *options: str) -> Callable[[int, Path], list[str]]:
+def twistd(
+    plugin: str, *options: str, env: tuple[str, ...] = ()
+) -> Callable[[int, Path], list[str]]:
     """
     The command line of C{twistd -n PLUGIN} (epoll reactor, no pid file) with
-    the given plugin options, listening on the port it is given.
+    the given plugin options, listening on the port it is given; C{env}:
+    C{NAME=value} settings for its environment (run through C{env}, which
+    execs, so the process measured is still twistd's).
     """
 
     def argv(port: int, log: Path) -> list[str]:
         return [
+            *(["env", *env] if env else []),
             sys.executable,
             "-c",
             "import sys; sys.argv[0] = 'twistd'; "
