@@ -10,7 +10,6 @@ import asyncio
 import sys
 
 import uvloop
-
 from asyncio_echo import main  # type: ignore[import-not-found]
 
 if __name__ == "__main__":
