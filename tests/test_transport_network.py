@@ -121,7 +121,7 @@ async def test_tcp_listener_echoes_through_write_through() -> None:
     """
     endpoint = parse_endpoint(reactor, "tcp:0:interface=127.0.0.1")
     factory = EchoFactory()
-    port = await endpoint.listen(factory)
+    port: Any = await endpoint.listen(factory)
     try:
         assert isinstance(port, WriteThroughPort)
         assert port.transport is WriteThroughServer
@@ -133,7 +133,7 @@ async def test_tcp_listener_echoes_through_write_through() -> None:
         )
         assert received == expected_echo(PAYLOAD)
     finally:
-        await port.stopListening()
+        await defer.maybeDeferred(port.stopListening)
 
 
 @pytest_twisted.ensureDeferred
@@ -144,7 +144,7 @@ async def test_tcp6_listener() -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6 on this machine")
     try:
-        port = await parse_endpoint(reactor, r"tcp6:0:interface=\:\:1").listen(
+        port: Any = await parse_endpoint(reactor, r"tcp6:0:interface=\:\:1").listen(
             EchoFactory()
         )
     except Exception as e:  # no ::1 configured (some containers)
@@ -159,7 +159,7 @@ async def test_tcp6_listener() -> None:
         )
         assert received == expected_echo(SMALL)
     finally:
-        await port.stopListening()
+        await defer.maybeDeferred(port.stopListening)
 
 
 @pytest_twisted.ensureDeferred
@@ -170,7 +170,7 @@ async def test_unix_listener_and_client(tmp_path: Path) -> None:
     exact.
     """
     path = tmp_path / "echo.sock"
-    port = await parse_endpoint(reactor, f"unix:{path}").listen(EchoFactory())
+    port: Any = await parse_endpoint(reactor, f"unix:{path}").listen(EchoFactory())
     try:
         assert isinstance(port, WriteThroughUNIXPort)
 
@@ -190,7 +190,7 @@ async def test_unix_listener_and_client(tmp_path: Path) -> None:
         assert isinstance(transport, WriteThroughUNIXClient)
         transport.loseConnection()
     finally:
-        await port.stopListening()
+        await defer.maybeDeferred(port.stopListening)
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +209,7 @@ async def test_ssl_listener_with_stdlib_client(certificate: ServerCertificate) -
     An C{ssl:} listener: Twisted's TLS layer over a L{WriteThroughServer};
     the standard library's verified TLS client gets an exact echo of 1.8 MB.
     """
-    port = await parse_endpoint(
+    port: Any = await parse_endpoint(
         reactor,
         f"ssl:0:interface=127.0.0.1:privateKey={certificate.key}"
         f":certKey={certificate.cert}",
@@ -225,7 +225,7 @@ async def test_ssl_listener_with_stdlib_client(certificate: ServerCertificate) -
         )
         assert received == expected_echo(PAYLOAD)
     finally:
-        await port.stopListening()
+        await defer.maybeDeferred(port.stopListening)
 
 
 class StartTLSEcho(Protocol):
@@ -237,6 +237,7 @@ class StartTLSEcho(Protocol):
         self.options = options
         self.tls = False
         self.transports: list[Any] = []
+        self.bases: list[type] = []
 
     def dataReceived(self, data: bytes) -> None:
         if not self.tls:
@@ -245,6 +246,8 @@ class StartTLSEcho(Protocol):
             self.transport.startTLS(self.options)  # type: ignore[union-attr]
             self.tls = True
             self.transports.append(self.transport)
+            # what Twisted's TLS layer writes its ciphertext with
+            self.bases.append(self.transport.protocol.transport._base)  # type: ignore[union-attr]
         else:
             self.transport.write(data)  # type: ignore[union-attr]
 
@@ -279,7 +282,7 @@ async def test_starttls_over_write_through(certificate: ServerCertificate) -> No
         protocols.append(StartTLSEcho(options))
         return protocols[-1]
 
-    port = await parse_endpoint(reactor, "tcp:0:interface=127.0.0.1").listen(
+    port: Any = await parse_endpoint(reactor, "tcp:0:interface=127.0.0.1").listen(
         Factory.forProtocol(build)
     )
     try:
@@ -295,9 +298,9 @@ async def test_starttls_over_write_through(certificate: ServerCertificate) -> No
         assert isinstance(transport, WriteThroughServer)
         assert transport.TLS
         # the TLS layer writes its ciphertext through the write-through writes
-        assert transport.protocol.transport._base is _BelowTLS
+        assert protocols[0].bases == [_BelowTLS]
     finally:
-        await port.stopListening()
+        await defer.maybeDeferred(port.stopListening)
 
 
 @pytest_twisted.ensureDeferred
@@ -307,7 +310,7 @@ async def test_tcp_client_is_write_through() -> None:
     with) on the wrapped reactor makes L{WriteThroughClient} connections, and
     they carry bytes both ways.
     """
-    port = await parse_endpoint(reactor, "tcp:0:interface=127.0.0.1").listen(
+    port: Any = await parse_endpoint(reactor, "tcp:0:interface=127.0.0.1").listen(
         EchoFactory()
     )
 
@@ -338,7 +341,7 @@ async def test_tcp_client_is_write_through() -> None:
         assert isinstance(client.transport, WriteThroughClient)
         assert await client.done == b"S:ping\n"
     finally:
-        await port.stopListening()
+        await defer.maybeDeferred(port.stopListening)
 
 
 @pytest_twisted.ensureDeferred
@@ -367,7 +370,7 @@ async def test_adopted_port_is_write_through() -> None:
         )
         assert received == b"S:adopted\n"
     finally:
-        await port.stopListening()
+        await defer.maybeDeferred(port.stopListening)
 
 
 @pytest_twisted.ensureDeferred
@@ -381,14 +384,14 @@ async def test_switch_off_gives_twisted_transport(
     from twisted.internet import tcp
 
     monkeypatch.setenv(SWITCH, "0")
-    port = await parse_endpoint(reactor, "tcp:0:interface=127.0.0.1").listen(
+    port: Any = await parse_endpoint(reactor, "tcp:0:interface=127.0.0.1").listen(
         EchoFactory()
     )
     try:
         assert type(port) is tcp.Port
         assert port.transport is tcp.Server
     finally:
-        await port.stopListening()
+        await defer.maybeDeferred(port.stopListening)
 
 
 def test_unix_server_class() -> None:
