@@ -94,12 +94,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--experiment",
         action="append",
-        choices=["twisted-transport", "write-now", "policy-read"],
+        choices=["twisted-transport", "write-now"],
         help="also measure an experimental server: twisted-transport is "
         "netlab-echo on Twisted's write-later transport, write-now on a "
         "Twisted whose TCP write is patched to send at once (Twisted issue "
-        "#5303), policy-read on the write-through transport sending once per "
-        "read",
+        "#5303)",
     )
     parser.add_argument(
         "--pin",

@@ -71,9 +71,7 @@ SERVERS = [
 #: Measured only when asked (--experiment NAME).  twisted-transport:
 #: netlab-echo on Twisted's own write-later transport (the write-through
 #: transport turned off), to show what it costs per reply; write-now: the
-#: monkeypatch the write-through transport grew from (Twisted issue #5303);
-#: policy-read: the write-through transport collecting each read's writes
-#: into one send (twisted_netlab.transport's "read" policy).
+#: monkeypatch the write-through transport grew from (Twisted issue #5303).
 EXPERIMENTS = {
     "twisted-transport": ServerSpec(
         "netlab-echo/twisted",
@@ -89,16 +87,6 @@ EXPERIMENTS = {
         "netlab-echo/write-now",
         "experiment: netlab-echo, Twisted's TCP write patched to send at once",
         peer("netlab_echo_write_now.py"),
-    ),
-    "policy-read": ServerSpec(
-        "netlab-echo/read",
-        "netlab-echo, write-through transport, one send per read",
-        twistd(
-            "netlab-echo",
-            "--idle-timeout=0",
-            "--max-connections=20000",
-            env=("NETLAB_WRITE_POLICY=read",),
-        ),
     ),
 }
 
@@ -162,6 +150,12 @@ RATIO_TARGETS = [
     *((s.key, "twisted-textbook", 1.0) for s in SCENARIOS),
     ("100x10", "seed-threaded", 4.0),
     ("1000x1", "seed-threaded", 2.0),
+    # issue 14: the write-through transport
+    *((s.key, "asyncio", 1.0) for s in SCENARIOS),
+    ("1x1", "seed-threaded", 1.0),
+    ("1000x1", "seed-threaded", 1.5),
+    # issue 14's stretch goal
+    *((s.key, "uvloop", 0.9) for s in SCENARIOS),
 ]
 MAX_KIB_PER_IDLE_CONN = 2.0
 

@@ -24,7 +24,6 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from twisted_netlab import transport as wt
 from twisted_netlab.transport import (
     SWITCH,
     WriteThroughServer,
@@ -389,9 +388,10 @@ class WriteThroughTests(SynchronousTestCase):
         self.assertEqual(bytes(sock.wire), b"greeting\n")
         self.assertEqual(len(protocol.lost), 1)
 
-    def sends_for_one_read(self, reading: bool) -> list[bytes]:
+    def test_write_from_data_received(self) -> None:
         """
-        The sends made for one read whose C{dataReceived} writes twice.
+        Writes made while the protocol handles a read go out at once, each
+        its own send, in order.
         """
         sends: list[bytes] = []
         sock = FakeSocket(accept="all")
@@ -403,7 +403,6 @@ class WriteThroughTests(SynchronousTestCase):
 
         sock.send = send  # type: ignore[method-assign]
         transport, sock, protocol, reactor = connect(sock=sock)
-        transport._reading_policy = reading
 
         def on_data(data: bytes) -> None:
             transport.write(b"a:" + data)
@@ -412,23 +411,8 @@ class WriteThroughTests(SynchronousTestCase):
         protocol.on_data = on_data
         sock.incoming.append(b"x")
         reactor.step(transport, read=True)
-        self.assertEqual(bytes(sock.wire), b"a:xb:x")
+        self.assertEqual(sends, [b"a:x", b"b:x"])
         self.assertNotIn(transport, reactor.writers)
-        return sends
-
-    def test_write_from_data_received(self) -> None:
-        """
-        Writes made while the protocol handles a read go out at once, in
-        order (policy "now").
-        """
-        self.assertEqual(self.sends_for_one_read(False), [b"a:x", b"b:x"])
-
-    def test_read_policy_one_send_per_read(self) -> None:
-        """
-        Under policy "read", the writes made while the protocol handles a read
-        leave in one send when the read ends.
-        """
-        self.assertEqual(self.sends_for_one_read(True), [b"a:xb:x"])
 
     def test_write_sequence(self) -> None:
         """
@@ -489,9 +473,7 @@ class WriteThroughTests(SynchronousTestCase):
         self.assertEqual(producer.calls, [])
 
 
-def _run_script(
-    cls: type, seed: int, *, reading: bool = False
-) -> tuple[bytes, bytes, list[Failure], bool, bool]:
+def _run_script(cls: type, seed: int) -> tuple[bytes, bytes, list[Failure], bool, bool]:
     """
     A random interleaving of writes, writeSequences, producers, reads whose
     C{dataReceived} writes, reactor iterations, closes, half-closes, aborts
@@ -507,8 +489,6 @@ def _run_script(
     sock = FakeSocket(rng)
     protocol = HalfCloseRecorder()
     transport, sock, protocol, reactor = connect(cls, sock, protocol)  # type: ignore[assignment]
-    if reading:
-        transport._reading_policy = True
     accepted = bytearray()
     failed = aborted = False
 
@@ -593,17 +573,15 @@ def _run_script(
 
 class RandomInterleavingTests(SynchronousTestCase):
     """
-    Thousands of random interleavings, on the write-through transport under
-    both policies and, to check the checks, on Twisted's own.
+    Thousands of random interleavings, on the write-through transport and,
+    to check the checks, on Twisted's own.
     """
 
-    def check(self, cls: type, seeds: range, *, reading: bool = False) -> None:
+    def check(self, cls: type, seeds: range) -> None:
         clean = 0
         for seed in seeds:
-            accepted, wire, lost, failed, aborted = _run_script(
-                cls, seed, reading=reading
-            )
-            where = f"{cls.__name__} reading={reading} seed={seed}"
+            accepted, wire, lost, failed, aborted = _run_script(cls, seed)
+            where = f"{cls.__name__} seed={seed}"
             self.assertTrue(accepted.startswith(wire), where)
             self.assertEqual(len(lost), 1, where)
             if not failed and not aborted:
@@ -614,19 +592,13 @@ class RandomInterleavingTests(SynchronousTestCase):
                 lost[0].trap(error.ConnectionLost, error.ConnectionDone)
         self.assertGreater(clean, len(seeds) // 3)
 
-    def test_write_through_now(self) -> None:
+    def test_write_through(self) -> None:
         """
-        Policy "now": the bytes on the wire are the bytes accepted, in order,
-        all of them unless the socket failed or the connection was aborted
-        (then a prefix), and C{connectionLost} is called exactly once.
+        The bytes on the wire are the bytes accepted, in order, all of them
+        unless the socket failed or the connection was aborted (then a
+        prefix), and C{connectionLost} is called exactly once.
         """
-        self.check(WriteThroughServer, range(2000))
-
-    def test_write_through_read(self) -> None:
-        """
-        The same for policy "read" (a read's writes collected into one send).
-        """
-        self.check(WriteThroughServer, range(2000, 4000), reading=True)
+        self.check(WriteThroughServer, range(4000))
 
     def test_twisted_transport(self) -> None:
         """
@@ -697,9 +669,3 @@ class ReactorTests(SynchronousTestCase):
             socket.AF_PACKET if hasattr(socket, "AF_PACKET") else 12345,
             None,
         )
-
-    def test_policies_named(self) -> None:
-        """
-        The policies the module documents are the ones it implements.
-        """
-        self.assertEqual(wt.POLICIES, ("now", "read"))

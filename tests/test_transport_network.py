@@ -399,3 +399,52 @@ def test_unix_server_class() -> None:
     The UNIX listener's connections are L{WriteThroughUNIXServer}s.
     """
     assert WriteThroughUNIXPort.transport is WriteThroughUNIXServer
+
+
+class SendsDescriptor(Protocol):
+    """
+    Sends a file descriptor, then a byte (which carries it), then closes.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def connectionMade(self) -> None:
+        self.transport.sendFileDescriptor(self.fd)  # type: ignore[union-attr]
+        self.transport.write(b"x")  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+def _receive_descriptor(path: str) -> tuple[bytes, list[int]]:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(path)
+        data, fds, _, _ = socket.recv_fds(s, 16, 4)
+        return data, fds
+
+
+@pytest_twisted.ensureDeferred
+async def test_unix_send_file_descriptor(tmp_path: Path) -> None:
+    """
+    A file descriptor queued with C{sendFileDescriptor} still leaves with
+    the next byte written (the write-through path leaves it to Twisted's
+    C{sendmsg}).
+    """
+    path = tmp_path / "fd.sock"
+    read_end, write_end = os.pipe()
+    try:
+        port: Any = await parse_endpoint(reactor, f"unix:{path}").listen(
+            Factory.forProtocol(lambda: SendsDescriptor(write_end))
+        )
+        try:
+            data, fds = await threads.deferToThread(_receive_descriptor, str(path))
+        finally:
+            await defer.maybeDeferred(port.stopListening)
+        assert data == b"x"
+        assert len(fds) == 1
+        os.write(fds[0], b"through the passed descriptor")
+        os.close(fds[0])
+        assert os.read(read_end, 100) == b"through the passed descriptor"
+    finally:
+        os.close(read_end)
+        os.close(write_end)

@@ -46,11 +46,10 @@ abort, producers, TLS) is Twisted's code, working on Twisted's own buffers.
 Policy
 ======
 
-Measured with C{python -m benchmarks --only echo --experiment write-policy}
-(see docs/benchmarks.rst): L{POLICIES} names the candidates.  C{"now"} sends
-each write at once when nothing is buffered.  C{"read"} collects the writes
-made while the protocol handles one read and sends them together when the
-read's C{dataReceived} returns.
+Each write is sent at once when nothing is buffered.  Collecting the writes
+made while the protocol handles one read into one send at the end of the
+read was measured too, and cost as much or more in every echo scenario
+(docs/benchmarks.rst, "The write-through transport"), so it is not kept.
 
 Getting it
 ==========
@@ -68,7 +67,7 @@ it off, for comparison.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from errno import EINTR, ENOBUFS, EWOULDBLOCK
 from typing import Any
 
@@ -79,7 +78,6 @@ from twisted.internet.posixbase import PosixReactorBase
 from zope.interface import directlyProvides, providedBy
 
 __all__ = [
-    "POLICIES",
     "WriteThroughClient",
     "WriteThroughConnector",
     "WriteThroughPort",
@@ -95,10 +93,6 @@ __all__ = [
 #: The environment variable that turns the transport off when it is C{0},
 #: C{no}, C{off} or C{false}.
 SWITCH = "NETLAB_WRITE_THROUGH"
-#: The write policies measured (see the module docstring), and the
-#: environment variable that picks one.
-POLICIES = ("now", "read")
-POLICY = "NETLAB_WRITE_POLICY"
 
 _RETRY = (EWOULDBLOCK, ENOBUFS, EINTR)
 
@@ -116,52 +110,35 @@ def enabled() -> bool:
     )
 
 
-def _must_be_bytes(data: object) -> None:
-    if not isinstance(data, bytes):
-        raise TypeError("Data must be bytes")
-
-
 def _write(self: Any, data: bytes) -> None:
     """
-    Write C{data} on connection C{self} below any TLS layer: at once when
-    nothing is buffered, else (and whatever the socket does not take) through
-    Twisted's buffer.
+    Write C{data} on connection C{self}, below any TLS layer: to the socket at
+    once when nothing is buffered, else (and whatever the socket does not
+    take) through Twisted's buffer.
     """
-    _must_be_bytes(data)
-    if self._collecting:
-        # Policy "read": this read's first write found nothing buffered; the
-        # rest join it, and _flush_read_writes sends them when the read ends.
-        if data and self.connected and not self._writeDisconnected:
-            self._tempDataBuffer.append(data)
-            self._tempDataLen += len(data)
-            self._maybePauseProducer()
-        return
     if (
-        data
-        and not self._tempDataBuffer
-        and self.offset == len(self.dataBuffer)
+        not self._tempDataBuffer
+        and not self.dataBuffer
+        and type(data) is bytes
+        and data
         and self.connected
         and not self.disconnecting
         and not self._writeDisconnecting
         and not self._aborting
         and self._write_error is None
+        and not self._sendmsgQueue
         and (self.producer is None or self.streamingProducer)
     ):
-        if self._reading_policy and self._in_read:
-            self._collecting = True
-            self._tempDataBuffer.append(data)
-            self._tempDataLen += len(data)
-            self._maybePauseProducer()
+        try:
+            sent = self.socket.send(data)
+        except OSError as e:
+            if e.args[0] not in _RETRY:
+                # Kept for doWrite, which the reactor asks and reports it.
+                self._write_error = main.CONNECTION_LOST
+            sent = 0
+        if sent == len(data):
             return
-        sent = self._send_now(data)
-        if type(sent) is int:
-            if sent == len(data):
-                return
-            if sent:
-                data = data[sent:]
-        else:
-            # Keep the error for doWrite: the reactor reports it.
-            self._write_error = sent
+        data = data[sent:]
     FileDescriptor.write(self, data)
 
 
@@ -171,7 +148,8 @@ def _write_sequence(self: Any, iovec: Iterable[bytes]) -> None:
     """
     iovec = list(iovec)
     for data in iovec:
-        _must_be_bytes(data)
+        if not isinstance(data, bytes):
+            raise TypeError("Data must be bytes")
     if iovec:
         _write(self, b"".join(iovec))
 
@@ -196,14 +174,9 @@ class _WriteThrough:
     TLS: bool
     connected: int
     protocol: Any
-    socket: Any
 
     #: a failed send's error, which C{doWrite} returns to the reactor
     _write_error: Exception | None = None
-    #: the policy: C{True} for "read" (collect a read's writes), else "now"
-    _reading_policy = os.environ.get(POLICY, "now") == "read"
-    _in_read = False
-    _collecting = False
 
     def write(self, data: bytes) -> None:
         """
@@ -243,83 +216,16 @@ class _WriteThrough:
             return self._write_error
         return super().doWrite()  # type: ignore[misc]
 
-    def doRead(self) -> Any:
-        """
-        Read; under the "read" policy, send the writes made while the
-        protocol handled it together when it returns.
-        """
-        if not self._reading_policy:
-            return super().doRead()  # type: ignore[misc]
-        self._in_read = True
-        try:
-            result = super().doRead()  # type: ignore[misc]
-        except BaseException:
-            self._collecting = False
-            raise
-        finally:
-            self._in_read = False
-        if self._collecting:
-            self._collecting = False
-            self._flush_read_writes()
-        return result
-
-    def _flush_read_writes(self) -> None:
-        """
-        Send what one read's writes collected, buffering what the socket does
-        not take as Twisted does.
-        """
-        self_: Any = self
-        if not self_.connected or self_._aborting:
-            return
-        if self_.disconnecting or self_._writeDisconnecting or self_.producerPaused:
-            self_.startWriting()
-            return
-        data = b"".join(self_._tempDataBuffer)
-        self_._tempDataBuffer = []
-        self_._tempDataLen = 0
-        sent = self._send_now(data)
-        if isinstance(sent, int):
-            if sent == len(data):
-                return
-            self_.dataBuffer, self_.offset = data, sent
-        else:
-            self._write_error = sent
-            self_.dataBuffer, self_.offset = data, 0
-        self_.startWriting()
-
-    def _send_now(self, data: bytes) -> int | Exception:
-        """
-        Send what the socket takes of C{data} now: the count, or the error
-        that lost the connection.
-        """
-        try:
-            sent: int = self.socket.send(data)
-            return sent
-        except OSError as e:
-            if e.args[0] in _RETRY:
-                return 0
-            return main.CONNECTION_LOST
-
-
-class _UNIXWriteThrough(_WriteThrough):
-    """
-    L{_WriteThrough} for UNIX sockets, which may have file descriptors queued
-    to send with the next bytes (C{sendFileDescriptor}).
-    """
-
-    _sendmsgQueue: list[int]
-
-    def _send_now(self, data: bytes) -> int | Exception:
-        if self._sendmsgQueue:
-            result: int | Exception = self.writeSomeData(data)  # type: ignore[attr-defined]
-            return result
-        return super()._send_now(data)
-
 
 class WriteThroughServer(_WriteThrough, tcp.Server):
     """
     A server TCP connection that writes at once when nothing is buffered.
     """
+
+    #: file descriptors to send with the next bytes: only UNIX sockets have
+    #: them (their sendFileDescriptor); while any wait, Twisted's buffered
+    #: path sends
+    _sendmsgQueue: Sequence[int] = ()
 
 
 class WriteThroughClient(_WriteThrough, tcp.Client):
@@ -327,14 +233,19 @@ class WriteThroughClient(_WriteThrough, tcp.Client):
     A client TCP connection that writes at once when nothing is buffered.
     """
 
+    #: file descriptors to send with the next bytes: only UNIX sockets have
+    #: them (their sendFileDescriptor); while any wait, Twisted's buffered
+    #: path sends
+    _sendmsgQueue: Sequence[int] = ()
 
-class WriteThroughUNIXServer(_UNIXWriteThrough, unix.Server):
+
+class WriteThroughUNIXServer(_WriteThrough, unix.Server):
     """
     A server UNIX connection that writes at once when nothing is buffered.
     """
 
 
-class WriteThroughUNIXClient(_UNIXWriteThrough, unix.Client):
+class WriteThroughUNIXClient(_WriteThrough, unix.Client):
     """
     A client UNIX connection that writes at once when nothing is buffered.
     """
