@@ -65,7 +65,7 @@ class OptionsTests(SynchronousTestCase):
         config = echo.Options()
         config.parseOptions(["--workers=2", "--listen=tcp:0:interface=127.0.0.1"])
         service = echo.makeService(config)
-        self.assertIsInstance(service, WorkerPool)
+        assert isinstance(service, WorkerPool)
         self.assertEqual(service.descriptions, ["tcp:0:interface=127.0.0.1"])
         single = hello.Options()
         single.parseOptions([])
