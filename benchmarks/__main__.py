@@ -94,11 +94,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--experiment",
         action="append",
-        choices=["twisted-transport", "write-now"],
+        choices=["twisted-transport", "write-now", "workers"],
         help="also measure an experimental server: twisted-transport is "
         "netlab-echo on Twisted's write-later transport, write-now on a "
         "Twisted whose TCP write is patched to send at once (Twisted issue "
-        "#5303)",
+        "#5303), workers is netlab-echo --workers 2",
     )
     parser.add_argument(
         "--pin",

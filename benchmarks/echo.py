@@ -71,7 +71,8 @@ SERVERS = [
 #: Measured only when asked (--experiment NAME).  twisted-transport:
 #: netlab-echo on Twisted's own write-later transport (the write-through
 #: transport turned off), to show what it costs per reply; write-now: the
-#: monkeypatch the write-through transport grew from (Twisted issue #5303).
+#: monkeypatch the write-through transport grew from (Twisted issue #5303);
+#: workers: netlab-echo with two worker processes (C{--workers 2}).
 EXPERIMENTS = {
     "twisted-transport": ServerSpec(
         "netlab-echo/twisted",
@@ -81,6 +82,13 @@ EXPERIMENTS = {
             "--idle-timeout=0",
             "--max-connections=20000",
             env=("NETLAB_WRITE_THROUGH=0",),
+        ),
+    ),
+    "workers": ServerSpec(
+        "netlab-echo/2-workers",
+        "netlab-echo --workers 2 (two worker processes on one listening socket)",
+        twistd(
+            "netlab-echo", "--idle-timeout=0", "--max-connections=20000", "--workers=2"
         ),
     ),
     "write-now": ServerSpec(
