@@ -72,7 +72,9 @@ SERVERS = [
 #: netlab-echo on Twisted's own write-later transport (the write-through
 #: transport turned off), to show what it costs per reply; write-now: the
 #: monkeypatch the write-through transport grew from (Twisted issue #5303);
-#: workers: netlab-echo with two worker processes (C{--workers 2}).
+#: workers: netlab-echo with two worker processes (C{--workers 2});
+#: lean-reactor: netlab-echo on an epoll reactor that calls each event's
+#: descriptor directly, not through log.callWithLogger.
 EXPERIMENTS = {
     "twisted-transport": ServerSpec(
         "netlab-echo/twisted",
@@ -90,6 +92,11 @@ EXPERIMENTS = {
         twistd(
             "netlab-echo", "--idle-timeout=0", "--max-connections=20000", "--workers=2"
         ),
+    ),
+    "lean-reactor": ServerSpec(
+        "netlab-echo/lean-reactor",
+        "experiment: netlab-echo on an epoll reactor without callWithLogger",
+        peer("netlab_echo_lean_reactor.py"),
     ),
     "write-now": ServerSpec(
         "netlab-echo/write-now",
