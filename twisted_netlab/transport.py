@@ -183,7 +183,33 @@ class _WriteThrough:
         Write C{data}, through TLS if it was started, at once when nothing is
         buffered.
         """
-        if self.TLS:
+        self_: Any = self
+        # The common case first, inline (it is L{_write}'s test and send):
+        # plain bytes with nothing buffered, on an open connection.
+        if (
+            not self_._tempDataBuffer
+            and not self_.dataBuffer
+            and type(data) is bytes
+            and data
+            and not self.TLS
+            and self.connected
+            and not self_.disconnecting
+            and not self_._writeDisconnecting
+            and not self_._aborting
+            and self._write_error is None
+            and not self_._sendmsgQueue
+            and (self_.producer is None or self_.streamingProducer)
+        ):
+            try:
+                sent = self_.socket.send(data)
+            except OSError as e:
+                if e.args[0] not in _RETRY:
+                    self._write_error = main.CONNECTION_LOST
+                sent = 0
+            if sent == len(data):
+                return
+            FileDescriptor.write(self_, data[sent:])
+        elif self.TLS:
             if self.connected:
                 self.protocol.write(data)
         else:
