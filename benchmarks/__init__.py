@@ -5,7 +5,8 @@ JSON file of the raw figures.  Run ``python -m benchmarks --help``.
 
 A benchmark is a module with a C{NAME} and C{run(context) -> Section} (see
 L{benchmarks.core}); L{MODULES} lists them in the order they run.  The mail
-benchmarks (mail_fetch, mail_smtp, mail_imap: docs/benchmarks-mail.rst) run
+benchmarks (mail_fetch, mail_smtp, mail_imap, mail_capture, mail_api:
+docs/benchmarks-mail.rst) run
 after echo and hello.
 """
 
@@ -15,4 +16,6 @@ MODULES = [
     "benchmarks.mail_fetch",
     "benchmarks.mail_smtp",
     "benchmarks.mail_imap",
+    "benchmarks.mail_capture",
+    "benchmarks.mail_api",
 ]

@@ -5,53 +5,46 @@ C{twistd netlab-mail}: the mail lab, an SMTP + IMAP server over Maildir.
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from twisted.application.service import IService
-from twisted.internet.endpoints import (
-    SSL4ServerEndpoint,
-    TCP4ServerEndpoint,
-    TCP6ServerEndpoint,
-    UNIXServerEndpoint,
-)
 from twisted.python import usage
 
-from twisted_netlab.endpoints import parse_endpoint
+from twisted_netlab.endpoints import is_loopback_endpoint, parse_endpoint
 from twisted_netlab.errors import NetlabError
 from twisted_netlab.mail.lab.certificate import CertificateError, load_certificate
-from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE
+from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE, MAX_RECIPIENTS
 from twisted_netlab.mail.lab.users import normalize_address, normalize_domain
 from twisted_netlab.tap import PluginOptions, int_option
 
 DEFAULT_SMTP = "tcp:2525:interface=127.0.0.1"
 DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
 
-LISTENERS = ("smtp", "imap", "smtps", "imaps")
+LISTENERS = ("smtp", "imap", "smtps", "imaps", "http", "https")
+#: Where the HTTP API listens for C{twistd netlab} and in capture mode.
+DEFAULT_HTTP = "tcp:8025:interface=127.0.0.1"
+
+_DURATION = re.compile(r"([0-9]+)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def is_loopback_endpoint(reactor: Any, description: str) -> bool:
+def parse_duration(text: str) -> int:
     """
-    Whether the server endpoint C{description} only accepts connections from
-    this machine: TCP on a loopback interface (C{127.0.0.0/8}, C{::1},
-    C{localhost}) or a UNIX socket.  Anything else, including TCP on every
-    interface (no C{interface=}), is not.
+    Seconds in a duration such as C{30s}, C{10m}, C{2h} or C{7d} (a bare
+    number is seconds).
+
+    @raise usage.UsageError: not such a duration, or zero.
     """
-    endpoint = parse_endpoint(reactor, description)
-    if isinstance(endpoint, UNIXServerEndpoint):
-        return True
-    if isinstance(
-        endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint, SSL4ServerEndpoint)
-    ):
-        interface = getattr(endpoint, "_interface", "")
-        if interface == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(interface.split("%")[0]).is_loopback
-        except ValueError:
-            return False
-    return False
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise usage.UsageError(
+            f"not a duration: {text!r} (expected a number with s, m, h or d, "
+            "such as 30s, 10m, 2h or 7d)"
+        )
+    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 class LabOptions(PluginOptions):
@@ -63,6 +56,8 @@ class LabOptions(PluginOptions):
 
     defaultState: str | None = None
     defaultDomains: tuple[str, ...] = ()
+    #: Serve the HTTP API on DEFAULT_HTTP unless told otherwise.
+    defaultHTTP = False
 
     optParameters = [
         ["state", None, None, "The lab's state directory (users, TLS, mail)."],
@@ -80,6 +75,33 @@ class LabOptions(PluginOptions):
         ],
         ["tls-cert", None, None, "Serve this certificate (PEM) instead of the lab's."],
         ["tls-key", None, None, "The key (PEM) of --tls-cert."],
+        [
+            "catch-all",
+            None,
+            None,
+            "Capture: accept mail for every address at every domain (nothing "
+            "is relayed); what is not for a lab user goes to this address's "
+            "INBOX (made a user if it is not one).",
+        ],
+        [
+            "max-recipients",
+            None,
+            str(MAX_RECIPIENTS),
+            "RCPT TO commands accepted per message (452 past).",
+        ],
+        [
+            "max-messages",
+            None,
+            None,
+            "Each mailbox keeps at most this many messages; the oldest go "
+            "as new ones arrive.",
+        ],
+        [
+            "max-age",
+            None,
+            None,
+            "Remove messages older than this (30s, 10m, 2h, 7d).",
+        ],
     ]
     optFlags = [
         [
@@ -131,6 +153,21 @@ class LabOptions(PluginOptions):
         """IMAP endpoint with implicit TLS, repeatable [default: none]."""
         self["imaps"].append(description)
 
+    def opt_http(self, description: str) -> None:
+        """HTTP API endpoint (Mailpit's v1 API, inbox page), repeatable
+        [default: none; twistd netlab and --catch-all: tcp:8025 on loopback].
+        Off loopback only as ssl: (and with a lab user's login)."""
+        self["http"].append(description)
+
+    def opt_https(self, description: str) -> None:
+        """HTTP API endpoint with TLS (the lab's certificate), repeatable;
+        off loopback, a lab user's login is required."""
+        self["https"].append(description)
+
+    def opt_http_host(self, name: str) -> None:
+        """Another host name the HTTP API answers for (Host check), repeatable."""
+        self.setdefault("http-host", []).append(name)
+
     def postOptions(self) -> None:
         from twisted.internet import reactor
 
@@ -148,12 +185,31 @@ class LabOptions(PluginOptions):
                     f"--user {address}: not in a --domain "
                     f"({', '.join(self['domains'])})"
                 )
+        if (
+            not self["http"]
+            and not self["https"]
+            and (self.defaultHTTP or self.get("catch-all"))
+        ):
+            self["http"] = [DEFAULT_HTTP]
         self["smtp"] = self["smtp"] or [DEFAULT_SMTP]
         self["imap"] = self["imap"] or [DEFAULT_IMAP]
         listeners = [d for name in LISTENERS for d in self[name]]
         for description in listeners:
             parse_endpoint(reactor, description)
         self["max-message-size"] = int_option(self, "max-message-size", 1)
+        self["max-recipients"] = int_option(self, "max-recipients", 1)
+        if self["max-messages"] is not None:
+            self["max-messages"] = int_option(self, "max-messages", 1)
+        if self["max-age"] is not None:
+            try:
+                self["max-age"] = parse_duration(self["max-age"])
+            except usage.UsageError as e:
+                raise usage.UsageError(f"--max-age: {e}") from None
+        if self["catch-all"] is not None:
+            try:
+                self["catch-all"] = normalize_address(self["catch-all"])
+            except NetlabError as e:
+                raise usage.UsageError(f"--catch-all: {e}") from None
         try:
             self["hostname"] = normalize_domain(self["hostname"])
         except NetlabError:
@@ -185,11 +241,14 @@ class Options(LabOptions):
         "[--imap ENDPOINT]... [--smtps ENDPOINT]... [--imaps ENDPOINT]... "
         "[--max-message-size BYTES] [--user ADDRESS:PASSWORD]... "
         "[--hostname NAME] [--tls-cert FILE --tls-key FILE] "
-        "[--allow-plaintext-auth] [--require-auth]"
+        "[--allow-plaintext-auth] [--require-auth] [--catch-all ADDRESS] "
+        "[--max-recipients N] [--max-messages N] [--max-age DURATION]"
     )
     longdesc = (
         "A small SMTP + IMAP server over Maildir for labs and tests. SMTP "
-        f"accepts mail for the users of the local domains only; {DEFAULT_SMTP} "
+        "accepts mail for the users of the local domains only (with "
+        "--catch-all, for every address, kept and never relayed); "
+        f"{DEFAULT_SMTP} "
         f"(SMTP) and {DEFAULT_IMAP} (IMAP) unless told otherwise. Logins need "
         "TLS (STARTTLS, or --smtps/--imaps); on first start a self-signed "
         "certificate is made in DIR/tls, which clients trust with --cafile "
@@ -215,14 +274,20 @@ def make_lab(config: LabOptions, reactor: Any, program: str, **extra: Any) -> An
         imap=config["imap"],
         smtps=config["smtps"],
         imaps=config["imaps"],
+        http=config["http"],
+        https=config["https"],
+        http_hosts=config.get("http-host", []),
         max_message_size=config["max-message-size"],
         hostname=config["hostname"],
         tls_cert=config["tls-cert"],
         tls_key=config["tls-key"],
         allow_plaintext_auth=config["allow-plaintext-auth"],
         require_auth=config["require-auth"],
+        max_recipients=config["max-recipients"],
+        max_messages=config["max-messages"],
+        max_age=config["max-age"],
         program=program,
-        **extra,
+        **{"catch_all": config["catch-all"], **extra},
     )
     try:
         lab.prepare()
