@@ -31,12 +31,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet import defer, protocol
+from twisted.internet import defer, protocol, tcp
 from twisted.internet.error import ProcessExitedAlready
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_netlab.endpoints import StartupError, _print_without_traceback
+from twisted_netlab.transport import WriteThroughUNIXPort
 
 #: the plugins that take --workers, and their tap modules
 TAPS = {
@@ -219,6 +220,16 @@ class WorkerPool(Service):
                 process.signalProcess("KILL")
 
 
+class _WorkerUNIXPort(WriteThroughUNIXPort):
+    """
+    A UNIX listening socket adopted by a worker: stopping it leaves the
+    socket's file to the parent, which owns it.
+    """
+
+    def connectionLost(self, reason: Failure) -> None:
+        tcp.Port.connectionLost(self, reason)
+
+
 def _serve(spec: dict[str, Any]) -> None:
     """
     A worker: build the plugin's factory from its options, adopt the
@@ -254,8 +265,12 @@ def _serve(spec: dict[str, Any]) -> None:
                 False,
                 factory,
             )
-        wrapped.adoptStreamPort(fd, socket.AddressFamily(family), serving)
-        os.close(fd)  # adoptStreamPort took a copy
+        if family == socket.AF_UNIX:
+            port: Any = _WorkerUNIXPort._fromListeningDescriptor(reactor, fd, serving)
+            port.startListening()
+        else:
+            wrapped.adoptStreamPort(fd, socket.AddressFamily(family), serving)
+        os.close(fd)  # the port took a copy
     # ^C reaches the whole process group; the parent stops the workers.
     reactor.callWhenRunning(signal.signal, signal.SIGINT, signal.SIG_IGN)
     reactor.run()

@@ -165,3 +165,49 @@ def test_workers_bad_value(tmp_path: Path, plugin: str) -> None:
     assert result.returncode != 0
     assert "--workers must be" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_workers_unix_and_ssl(tmp_path: Path) -> None:
+    """
+    Workers serve C{unix:} and C{ssl:} listeners too (TLS verified by the
+    standard library's client); on SIGTERM the socket file is removed once,
+    with no error logged.
+    """
+    import ssl
+
+    from tests.certs import make_server_certificate
+
+    cert = make_server_certificate(tmp_path / "certs")
+    path = tmp_path / "echo.sock"
+    with twistd(
+        "netlab-echo",
+        "--listen",
+        f"ssl:0:interface=127.0.0.1:privateKey={cert.key}:certKey={cert.cert}",
+        "--listen",
+        f"unix:{path}",
+        "--workers",
+        "2",
+        cwd=tmp_path,
+    ) as server:
+        wait_for(lambda: len(worker_pids(server)) == 2, server)
+        server.wait_for_log("worker 1:")
+        context = ssl.create_default_context(cafile=str(cert.ca))
+        for i in range(5):
+            with (
+                socket.create_connection(("127.0.0.1", server.ports[0])) as raw,
+                context.wrap_socket(raw, server_hostname="localhost") as tls,
+            ):
+                tls.settimeout(10)
+                tls.sendall(b"tls %d\n" % i)
+                assert tls.recv(100) == b"S:tls %d\n" % i
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(10)
+                s.connect(str(path))
+                s.sendall(b"unix\n")
+                assert s.recv(100) == b"S:unix\n"
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(20)
+        wait_for(lambda: "Server Shut Down." in server.log, server)
+        assert "Unhandled" not in server.log, server.log
+        assert "Traceback" not in server.log, server.log
+        assert not path.exists()
