@@ -18,11 +18,14 @@ C{tcp.Client}, C{unix.Server}, C{unix.Client}) and change only C{write} and
 C{writeSequence}; everything else (reading, C{doWrite}, closing, half-close,
 abort, producers, TLS) is Twisted's code, working on Twisted's own buffers.
 
-- A write goes to the socket at once only when nothing is buffered: neither
-  C{_tempDataBuffer} nor C{dataBuffer[offset:]} holds a byte, the connection
-  is connected and not closing, half-closing or aborting, no write error is
-  pending, and no pull producer is registered.  Otherwise it is handed to
-  C{FileDescriptor.write}, unchanged.  So bytes leave in the order written,
+- A write goes to the socket at once only when nothing is buffered: both
+  C{_tempDataBuffer} and C{dataBuffer} are empty (Twisted's C{doWrite}
+  empties C{dataBuffer} once all of it is sent, so what a partial send left
+  in C{dataBuffer[offset:]} holds later writes back), the connection is
+  connected and not closing, half-closing or aborting, no write error is
+  pending, no file descriptor waits to be sent with the next byte (UNIX
+  C{sendFileDescriptor}), and no pull producer is registered.  Otherwise it
+  is handed to C{FileDescriptor.write}, unchanged.  So bytes leave in the order written,
   each once: new bytes can never overtake bytes an earlier partial send left
   behind (the first bug of Twisted's 2011 C{synchronous-write-5303} branch).
 - Whatever the socket does not take (a partial send, C{EAGAIN}) is buffered
@@ -48,8 +51,9 @@ Policy
 
 Each write is sent at once when nothing is buffered.  Collecting the writes
 made while the protocol handles one read into one send at the end of the
-read was measured too, and cost as much or more in every echo scenario
-(docs/benchmarks.rst, "The write-through transport"), so it is not kept.
+read was measured too: it served fewer echo replies per second in every
+scenario and cost more CPU per reply in three of four (docs/benchmarks.rst,
+"The write-through transport"), so it is not kept.
 
 Getting it
 ==========
