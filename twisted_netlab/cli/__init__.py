@@ -4,9 +4,11 @@ with L{twisted.internet.task.react}.
 
 A subcommand is a module with an C{Options} class and an
 C{async def run(reactor, options) -> int}; it is named in L{COMMANDS} and
-imported only when used.  Failures reach the user as one line on standard
-error and an exit status (see L{twisted_netlab.errors}); a traceback only
-with C{-v}.
+imported only when used.  It gets the reactor wrapped by
+L{twisted_netlab.transport.write_through_reactor}, so that its connections
+write at once (C{NETLAB_WRITE_THROUGH=0} turns that off).  Failures reach
+the user as one line on standard error and an exit status (see
+L{twisted_netlab.errors}); a traceback only with C{-v}.
 """
 
 from __future__ import annotations
@@ -86,9 +88,11 @@ def _verbose(options: Any) -> bool:
 
 
 async def _run(reactor: Any, name: str, options: usage.Options) -> None:
+    from twisted_netlab.transport import write_through_reactor
+
     module = importlib.import_module(COMMANDS[name][0])
     try:
-        code = await module.run(reactor, options)
+        code = await module.run(write_through_reactor(reactor), options)
     except NetlabError as e:
         sys.stderr.write(f"netlab {name}: {e}\n")
         raise SystemExit(e.exit_code) from None
