@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -98,6 +97,8 @@ async def _run(reactor: Any, name: str, options: usage.Options) -> None:
         exit_for_closed_stdout()
     except Exception as e:
         if _verbose(options):
+            import traceback
+
             traceback.print_exc()
         sys.stderr.write(
             f"netlab {name}: unexpected error: {type(e).__name__}: {e}"
