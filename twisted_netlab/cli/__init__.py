@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import twisted
-from twisted.internet.defer import Deferred
-from twisted.internet.task import react
 from twisted.python import usage
 
 from twisted_netlab import __version__
@@ -124,4 +122,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.exit(EXIT_USAGE)
     name, sub = options.subCommand, options.subOptions
     assert name is not None
+    # Only now the reactor: --help and usage errors do without it.
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import react
+
     react(lambda reactor: Deferred.fromCoroutine(_run(reactor, name, sub)))
