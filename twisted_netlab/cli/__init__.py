@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import twisted
-from twisted.internet.defer import Deferred
-from twisted.internet.task import react
 from twisted.python import usage
 
 from twisted_netlab import __version__
@@ -102,6 +99,8 @@ async def _run(reactor: Any, name: str, options: usage.Options) -> None:
         exit_for_closed_stdout()
     except Exception as e:
         if _verbose(options):
+            import traceback
+
             traceback.print_exc()
         sys.stderr.write(
             f"netlab {name}: unexpected error: {type(e).__name__}: {e}"
@@ -127,4 +126,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.exit(EXIT_USAGE)
     name, sub = options.subCommand, options.subOptions
     assert name is not None
+    # Only now the reactor: --help and usage errors do without it.
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import react
+
     react(lambda reactor: Deferred.fromCoroutine(_run(reactor, name, sub)))
