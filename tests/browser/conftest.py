@@ -23,22 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.twistd import TwistdProcess, twistd
-
-CHROMIUM = Path("/usr/bin/chromium")
-LAB_USER, LAB_PASSWORD = "lab@example.test", "lab-password"
-BCC_USER = "bcc@example.test"
-LOOPBACK = "tcp:0:interface=127.0.0.1"
-_LISTENING = re.compile(r"\b(SMTP|IMAP|HTTP)\b[^\n]*? on 127\.0\.0\.1:(\d+)")
-
-if not CHROMIUM.exists():  # pragma: no cover - CI installs it
-    pytest.skip(
-        "Debian's chromium is not installed (/usr/bin/chromium)",
-        allow_module_level=True,
-    )
-
-from playwright.sync_api import (  # noqa: E402
+from playwright.sync_api import (
     Browser,
     BrowserContext,
     Dialog,
@@ -48,6 +33,14 @@ from playwright.sync_api import (  # noqa: E402
     Request,
     sync_playwright,
 )
+
+from tests.twistd import TwistdProcess, twistd
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAB_USER, LAB_PASSWORD = "lab@example.test", "lab-password"
+BCC_USER = "bcc@example.test"
+LOOPBACK = "tcp:0:interface=127.0.0.1"
+_LISTENING = re.compile(r"\b(SMTP|IMAP|HTTP)\b[^\n]*? on 127\.0\.0\.1:(\d+)")
 
 
 @dataclass
@@ -163,6 +156,8 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():  # CI installs it (.ci/run)
+        pytest.skip(f"Debian's chromium is not installed ({CHROMIUM})")
     browser = playwright.chromium.launch(
         executable_path=str(CHROMIUM), args=["--no-sandbox"]
     )
