@@ -9,13 +9,20 @@ message and exit status 1 instead of twistd's traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import (
+    SSL4ServerEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    UNIXServerEndpoint,
+    serverFromString,
+)
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.python import usage
@@ -135,3 +142,26 @@ def multi_service(services: Iterable[Any]) -> MultiService:
     for s in services:
         s.setServiceParent(parent)
     return parent
+
+
+def is_loopback_endpoint(reactor: Any, description: str) -> bool:
+    """
+    Whether the server endpoint C{description} only accepts connections from
+    this machine: TCP on a loopback interface (C{127.0.0.0/8}, C{::1},
+    C{localhost}) or a UNIX socket.  Anything else, including TCP on every
+    interface (no C{interface=}), is not.
+    """
+    endpoint = parse_endpoint(reactor, description)
+    if isinstance(endpoint, UNIXServerEndpoint):
+        return True
+    if isinstance(
+        endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint, SSL4ServerEndpoint)
+    ):
+        interface = getattr(endpoint, "_interface", "")
+        if interface == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(interface.split("%")[0]).is_loopback
+        except ValueError:
+            return False
+    return False

@@ -10,15 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from twisted.application.service import IService
-from twisted.internet.endpoints import (
-    SSL4ServerEndpoint,
-    TCP4ServerEndpoint,
-    TCP6ServerEndpoint,
-    UNIXServerEndpoint,
-)
 from twisted.python import usage
 
-from twisted_netlab.endpoints import parse_endpoint
+from twisted_netlab.endpoints import is_loopback_endpoint, parse_endpoint
 from twisted_netlab.errors import NetlabError
 from twisted_netlab.mail.lab.certificate import CertificateError, load_certificate
 from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE
@@ -29,29 +23,6 @@ DEFAULT_SMTP = "tcp:2525:interface=127.0.0.1"
 DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
 
 LISTENERS = ("smtp", "imap", "smtps", "imaps")
-
-
-def is_loopback_endpoint(reactor: Any, description: str) -> bool:
-    """
-    Whether the server endpoint C{description} only accepts connections from
-    this machine: TCP on a loopback interface (C{127.0.0.0/8}, C{::1},
-    C{localhost}) or a UNIX socket.  Anything else, including TCP on every
-    interface (no C{interface=}), is not.
-    """
-    endpoint = parse_endpoint(reactor, description)
-    if isinstance(endpoint, UNIXServerEndpoint):
-        return True
-    if isinstance(
-        endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint, SSL4ServerEndpoint)
-    ):
-        interface = getattr(endpoint, "_interface", "")
-        if interface == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(interface.split("%")[0]).is_loopback
-        except ValueError:
-            return False
-    return False
 
 
 class LabOptions(PluginOptions):

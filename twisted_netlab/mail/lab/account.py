@@ -11,13 +11,11 @@ from __future__ import annotations
 import bisect
 import contextlib
 import datetime
-import email.errors
-import email.header
 import email.utils
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from twisted.cred.portal import IRealm
 from twisted.internet import defer
@@ -26,6 +24,7 @@ from twisted.mail import imap4
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_netlab.mail.lab import search
 from twisted_netlab.mail.lab.maildir import (
     HIERARCHY_DELIMITER,
     INBOX,
@@ -663,6 +662,13 @@ class LabMessage(LabMessagePart):
             self._part = MessagePart(self.data)
         return self._part
 
+    @property
+    def facts(self) -> search.SearchFacts:
+        """The decoded facts the lab's matcher reads (cached per file)."""
+        folder = self.mailbox.folder
+        key = (str(folder.path), folder.entry(self.uid).key)
+        return search.facts_cache.get(key, lambda: folder.read(self.uid))
+
     def getUID(self) -> int:
         return self.uid
 
@@ -752,21 +758,21 @@ class _SearchProgram:
             flag = self._argument(tokens).decode("ascii", "replace")
             present = key == "KEYWORD"
             return lambda s, m: (flag in m.getFlags()) == present
+        # Text keys: the lab's one matcher, over decoded text (search.py).
+        text_query: search.Query | None = None
         if key in self._HEADER_KEYS:
-            needle = self._text(tokens)
-            return lambda s, m: needle in _header_text(m, key)
-        if key == "HEADER":
+            text_query = search.HeaderContains(key, self._text(tokens))
+        elif key == "HEADER":
             field = self._argument(tokens).decode("ascii", "replace")
-            needle = self._text(tokens)
-            return lambda s, m: (
-                _has_header(m, field) and needle in _header_text(m, field)
-            )
-        if key == "BODY":
-            needle_bytes = self._text(tokens).encode("utf-8")
-            return lambda s, m: needle_bytes in m.part.body.lower()
-        if key == "TEXT":
-            needle_bytes = self._text(tokens).encode("utf-8")
-            return lambda s, m: needle_bytes in m.data.lower()
+            text_query = search.HeaderContains(field, self._text(tokens))
+        elif key == "BODY":
+            text_query = search.BodyContains(self._text(tokens))
+        elif key == "TEXT":
+            text_query = search.TextContains(self._text(tokens))
+        if text_query is not None:
+            # Text keys read only the message's facts.
+            text_matches = text_query.matches
+            return lambda s, m: text_matches(cast(search.Candidate, m))
         if key in ("LARGER", "SMALLER"):
             try:
                 size = int(self._argument(tokens))
@@ -806,24 +812,6 @@ class _SearchProgram:
 
     def _text(self, tokens: list[Any]) -> str:
         return self._argument(tokens).decode("utf-8", "replace").lower()
-
-
-def _decoded(value: str) -> str:
-    try:
-        return str(email.header.make_header(email.header.decode_header(value)))
-    except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
-        return value
-
-
-def _header_text(message: LabMessage, name: str) -> str:
-    values = message.part.headers.get_all(name) or []
-    return " ".join(
-        _decoded(re.sub(r"\r?\n(?=[ \t])", "", str(v))) for v in values
-    ).lower()
-
-
-def _has_header(message: LabMessage, name: str) -> bool:
-    return message.part.headers.get(name) is not None
 
 
 def _search_date(value: bytes) -> datetime.date:

@@ -309,6 +309,8 @@ class FolderChange:
 
 
 FolderListener = Callable[[FolderChange], None]
+#: Called with (address, mailbox, change) for a change in any folder.
+StoreListener = Callable[[str, str, FolderChange], None]
 
 
 @dataclass
@@ -871,6 +873,7 @@ class MailStore:
         self.root = Path(root)
         self._folders: dict[Path, Folder] = {}
         self._mutex = threading.Lock()
+        self._store_listeners: list[StoreListener] = []
 
     # --- users ---------------------------------------------------------------
 
@@ -914,6 +917,7 @@ class MailStore:
             folder = self._folders.get(path)
             if folder is None:
                 folder = self._folders[path] = Folder(path, name)
+                folder.add_listener(self._forwarder(validate_address(address), name))
             return folder
 
     def _forget(self, path: Path) -> None:
@@ -1097,6 +1101,46 @@ class MailStore:
                 continue
         return result
 
+    # --- store-wide views (the HTTP API) ----------------------------------------
+
+    def addresses(self) -> list[str]:
+        """
+        The addresses of every user with a Maildir, sorted.
+        """
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return []
+        return sorted(
+            entry.name
+            for entry in entries
+            if "@" in entry.name
+            and not entry.name.startswith(".")
+            and os.path.isdir(os.path.join(entry.path, "cur"))
+        )
+
+    def add_listener(self, listener: StoreListener) -> None:
+        """
+        Call C{listener(address, mailbox, change)} after every change to any
+        folder of this store (in the thread that made it; for changes found
+        on disk, in the thread that refreshed the folder).
+        """
+        with self._mutex:
+            self._store_listeners.append(listener)
+
+    def remove_listener(self, listener: StoreListener) -> None:
+        with self._mutex, suppress(ValueError):
+            self._store_listeners.remove(listener)
+
+    def _forwarder(self, address: str, mailbox: str) -> FolderListener:
+        def forward(change: FolderChange) -> None:
+            with self._mutex:
+                listeners = list(self._store_listeners)
+            for listener in listeners:
+                listener(address, mailbox, change)
+
+        return forward
+
 
 def _create_maildir(path: Path, *, folder: bool, exist_ok: bool = False) -> None:
     """
@@ -1144,6 +1188,7 @@ __all__ = [
     "MailboxHasChildren",
     "MessageGone",
     "NoSuchMailbox",
+    "StoreListener",
     "StoredMessage",
     "validate_address",
     "validate_mailbox_name",

@@ -23,6 +23,7 @@ from twisted.application.service import MultiService
 from twisted.cred.portal import Portal
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.internet.interfaces import (
     IListeningPort,
     IReactorFromThreads,
@@ -35,9 +36,14 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from twisted_netlab.endpoints import ListeningService, parse_endpoint
+from twisted_netlab.endpoints import (
+    ListeningService,
+    is_loopback_endpoint,
+    parse_endpoint,
+)
 from twisted_netlab.errors import NetlabError, UsageProblem
 from twisted_netlab.mail.lab.account import LabRealm
+from twisted_netlab.mail.lab.catalog import Catalog
 from twisted_netlab.mail.lab.certificate import (
     LabCertificate,
     ensure_certificate,
@@ -52,16 +58,19 @@ from twisted_netlab.mail.lab.users import (
     normalize_address,
     normalize_domain,
 )
+from twisted_netlab.mail.lab.web.api import APIResource, LabAPI, make_site
 
 #: Where an embedded lab listens unless told otherwise: a free loopback port.
 EPHEMERAL = "tcp:0:interface=127.0.0.1"
 #: The kinds of listeners, in the order they start.
-KINDS = ("smtp", "imap", "smtps", "imaps")
+KINDS = ("smtp", "imap", "smtps", "imaps", "http", "https")
 _LABELS = {
     "smtp": "SMTP",
     "imap": "IMAP",
     "smtps": "SMTPS (implicit TLS)",
     "imaps": "IMAPS (implicit TLS)",
+    "http": "HTTP API",
+    "https": "HTTPS API (implicit TLS)",
 }
 
 log = Logger()
@@ -115,6 +124,12 @@ class MailLab(MultiService):
     @param create_first_user: with no user at all, make one and log its
         address and password (C{twistd netlab}).
     @param program: how log lines and errors name the lab.
+    @param http: endpoint descriptions for the HTTP API and inbox page
+        (default: none); C{https} serve it with the lab's certificate. Off
+        loopback, only over TLS (C{https}, or an C{ssl:} endpoint) and with
+        a login as a lab user.
+    @param http_hosts: more host names the HTTP API answers for (its
+        C{Host} check), besides C{hostname} and the loopback names.
     """
 
     def __init__(
@@ -136,6 +151,9 @@ class MailLab(MultiService):
         require_auth: bool = False,
         create_first_user: bool = False,
         program: str = "mail lab",
+        http: Sequence[str] = (),
+        https: Sequence[str] = (),
+        http_hosts: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.reactor = reactor
@@ -150,7 +168,10 @@ class MailLab(MultiService):
             "imap": list(imap),
             "smtps": list(smtps),
             "imaps": list(imaps),
+            "http": list(http),
+            "https": list(https),
         }
+        self.http_hosts = list(http_hosts)
         self.max_message_size = max_message_size
         self.hostname = hostname
         self._own_certificate = (tls_cert, tls_key)
@@ -160,6 +181,10 @@ class MailLab(MultiService):
         self.program = program
         self.users = UsersFile(self.state / "users")
         self.store = MailStore(self.state / "mail")
+        #: Every user's INBOX as the HTTP and Python APIs see it.
+        self.catalog = Catalog(self.store, reactor)
+        self.api = LabAPI(self.catalog, reactor, database=str(self.store.root))
+        self.api_resource = APIResource(self.api)
         #: The listening ports, by kind, once started.
         self.ports: dict[str, list[IListeningPort]] = {k: [] for k in KINDS}
         #: The servers' factories, by kind, once prepared (implicit-TLS ones
@@ -206,12 +231,14 @@ class MailLab(MultiService):
             raise LabStateError(
                 f"cannot make mailboxes in {self.store.root}: {e.strerror}"
             ) from None
+        self._check_http_security()
         checker = self._checker
         threads = self.reactor if IReactorFromThreads.providedBy(self.reactor) else None
         portal = Portal(LabRealm(self.store, reactor=threads), [checker])
         for kind in KINDS:
             implicit = kind.endswith("s")
             for description in self.descriptions[kind]:
+                self._pending_description = description
                 factory = self._factory(kind, tls, checker, portal, implicit)
                 if implicit:
                     factory = TLSMemoryBIOFactory(tls, False, factory)
@@ -228,6 +255,8 @@ class MailLab(MultiService):
     def _factory(
         self, kind: str, tls: Any, checker: UsersChecker, portal: Portal, implicit: bool
     ) -> Factory[Any]:
+        if kind.startswith("http"):
+            return self._site(kind)
         if kind.startswith("smtp"):
             return LabSMTPFactory(
                 users=self.users,
@@ -249,6 +278,39 @@ class MailLab(MultiService):
             implicit_tls=implicit,
             reactor=self.reactor,
             max_message_size=self.max_message_size,
+        )
+
+    def _check_http_security(self) -> None:
+        """
+        Refuse an HTTP listener off loopback without TLS.
+
+        @raise UsageProblem: with a one-line reason.
+        """
+        for description in self.descriptions["http"]:
+            if is_loopback_endpoint(self.reactor, description):
+                continue
+            if not isinstance(
+                parse_endpoint(self.reactor, description), SSL4ServerEndpoint
+            ):
+                raise UsageProblem(
+                    f"the HTTP API on {description} would be open to the network "
+                    "without TLS: use an ssl: endpoint or --https (the lab's "
+                    "certificate), or a loopback interface"
+                )
+
+    def _site(self, kind: str) -> Factory[Any]:
+        description = self._pending_description
+        exposed = not is_loopback_endpoint(self.reactor, description)
+        hosts = {"localhost", "127.0.0.1", "::1", self.hostname, *self.http_hosts}
+        endpoint = parse_endpoint(self.reactor, description)
+        interface = getattr(endpoint, "_interface", "")
+        if interface and interface not in ("0.0.0.0", "::"):
+            hosts.add(interface)
+        return make_site(
+            self.api,
+            self.api_resource,
+            hosts=hosts,
+            checker=self._checker if exposed else None,
         )
 
     def _make_first_user(self) -> None:
@@ -319,6 +381,8 @@ class MailLab(MultiService):
     def stopService(self) -> Deferred[None]:
         d = maybeDeferred(super().stopService)
 
+        self.api.close()
+
         def stopped(result: object) -> None:
             if self._pool is not None:
                 self._checker.pool = None
@@ -385,6 +449,14 @@ class MailLab(MultiService):
     @property
     def imaps_port(self) -> int:
         return self.port("imaps")
+
+    @property
+    def http_port(self) -> int:
+        return self.port("http")
+
+    @property
+    def https_port(self) -> int:
+        return self.port("https")
 
     @property
     def ca_path(self) -> Path | None:
