@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import imaplib
 import json
-import re
 import smtplib
 import ssl
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,16 +32,14 @@ from playwright.sync_api import (
     Page,
     Playwright,
     Request,
+    Route,
     sync_playwright,
 )
 
-from tests.twistd import TwistdProcess, twistd
-
 CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
 LAB_USER, LAB_PASSWORD = "lab@example.test", "lab-password"
 BCC_USER = "bcc@example.test"
-LOOPBACK = "tcp:0:interface=127.0.0.1"
-_LISTENING = re.compile(r"\b(SMTP|IMAP|HTTP)\b[^\n]*? on 127\.0\.0\.1:(\d+)")
 
 
 @dataclass
@@ -50,7 +49,7 @@ class Lab:
     the standard library's clients to talk to it.
     """
 
-    server: TwistdProcess
+    server: subprocess.Popen[str]
     state: Path
     smtp_port: int
     imap_port: int
@@ -125,27 +124,33 @@ def message(
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     state = tmp_path_factory.mktemp("lab")
-    args = [
-        "netlab-mail",
-        "--state",
-        str(state),
-        "--domain",
-        "example.test",
-        "--user",
-        f"{LAB_USER}:{LAB_PASSWORD}",
-        "--user",
-        f"{BCC_USER}:bcc-password",
-        "--smtp",
-        LOOPBACK,
-        "--imap",
-        LOOPBACK,
-        "--http",
-        LOOPBACK,
-    ]
-    with twistd(*args, ports=3, timeout=60) as server:
-        server.wait_for_log("HTTP")
-        ports = {kind: int(port) for kind, port in _LISTENING.findall(server.log)}
-        yield Lab(server, state, ports["SMTP"], ports["IMAP"], ports["HTTP"])
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.browser.lab_server",
+            str(state),
+            f"{LAB_USER}:{LAB_PASSWORD}",
+            f"{BCC_USER}:bcc-password",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(f"the lab did not start (status {process.wait()})")
+        ports = json.loads(line)
+        yield Lab(process, state, ports["smtp"], ports["imap"], ports["http"])
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +173,8 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 @dataclass
 class Inbox:
     """
-    The web inbox open in a browser page, with every request it made.
+    The web inbox open in a browser page, with every request it let out
+    (C{requests}: the page's and its frames', in order).
     """
 
     lab: Lab
@@ -220,10 +226,16 @@ def inbox(lab: Lab, browser: Browser) -> Iterator[Inbox]:
     page = context.new_page()
     opened = Inbox(lab, context, page)
 
-    def log(request: Request) -> None:
+    def log(route: Route, request: Request) -> None:
+        # Every request the browser lets out (CSP-blocked loads never get
+        # here); nothing but the lab is ever reached.
         opened.requests.append(request.url)
+        if request.url.startswith(lab.url):
+            route.continue_()
+        else:
+            route.abort()
 
-    context.on("request", log)
+    context.route("**/*", log)
 
     def on_dialog(dialog: Dialog) -> None:
         opened.dialogs.append(dialog.message)

@@ -65,12 +65,22 @@ VIEW_CSP = (
     "font-src data:; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox"
 )
+#: The same with remote images, styles and fonts allowed (the inbox page's
+#: "load remote content", C{/view/ID.html?remote=1}): still no script.
+VIEW_REMOTE_CSP = (
+    VIEW_CSP.replace(
+        "style-src 'unsafe-inline'", "style-src 'unsafe-inline' http: https:"
+    )
+    .replace("img-src 'self' data:", "img-src 'self' data: http: https:")
+    .replace("font-src data:", "font-src data: http: https:")
+)
 #: The policy of every other answer from the API (JSON, raw, parts).
 API_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 #: The policy of the inbox page (static files of our own).
 PAGE_CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-    "frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+    "frame-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; "
     "frame-ancestors 'none'"
 )
 KEEP_ALIVE_SECONDS = 15.0
@@ -647,7 +657,9 @@ class APIResource:
             name = path[1]
             if name.endswith(".html"):
                 html = api.view_html(name[: -len(".html")])
-                request.setHeader(b"content-security-policy", VIEW_CSP.encode())
+                remote = _parameter(request, "remote") == "1"
+                csp = VIEW_REMOTE_CSP if remote else VIEW_CSP
+                request.setHeader(b"content-security-policy", csp.encode())
                 request.setHeader(b"content-type", b"text/html; charset=utf-8")
                 return html.encode("utf-8")
             if name.endswith(".txt"):
@@ -764,8 +776,6 @@ class SiteRoot(Resource):
             return self.api_resource
         _security_headers(request, PAGE_CSP)
         if isinstance(self.static, static.File):
-            if name == b"":
-                return self.static
             return self.static.getChildWithDefault(name, request)
         return self.static
 
@@ -860,6 +870,7 @@ class _Refusal(Resource):
 __all__ = [
     "API_CSP",
     "VIEW_CSP",
+    "VIEW_REMOTE_CSP",
     "APIResource",
     "HostGuard",
     "LabAPI",

@@ -50,7 +50,7 @@ function apiPath(path, params = {}) {
 
 class APIError extends Error {}
 
-async function api(path, { method = "GET", body, as = "json" } = {}) {
+async function api(path, { method = "GET", body, as = method === "GET" ? "json" : "text" } = {}) {
   const init = { method, headers: {}, credentials: "same-origin" };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
