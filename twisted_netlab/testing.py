@@ -26,11 +26,14 @@ twisted_netlab.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 try:
     import pytest
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from twisted.test.iosim import IOPump
     from twisted.trial.unittest import SynchronousTestCase
 
+    from twisted_netlab.mail.lab.catalog import CapturedMessage
     from twisted_netlab.mail.lab.service import MailLab
 
 #: The lab's defaults for tests: one domain, two users.
@@ -127,6 +131,153 @@ def connect_in_memory(
     )
 
 
+class ThreadedLab:
+    """
+    A L{MailLab} running on a reactor of its own in a background thread, for
+    tests that run no reactor (plain pytest with Django, Flask, requests):
+    every method blocks until the lab has answered. Made by L{lab_in_thread}.
+
+    @ivar lab: the L{MailLab} (use it only through L{call}).
+    """
+
+    def __init__(self, lab: MailLab, reactor: Any) -> None:
+        self.lab = lab
+        self.reactor = reactor
+        self.smtp_port = lab.smtp_port
+        self.imap_port = lab.imap_port
+        self.http_port = lab.http_port
+        self.ca_path = lab.ca_path
+        self.base_url = f"http://127.0.0.1:{self.http_port}"
+
+    def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """
+        Run C{function} in the lab's reactor thread and return its result
+        (waiting for it if it is a Deferred).
+        """
+        from twisted.internet.threads import blockingCallFromThread
+
+        return blockingCallFromThread(self.reactor, function, *args, **kwargs)
+
+    def wait_for(
+        self, query: str = "", count: int = 1, timeout: float = 10.0
+    ) -> list[CapturedMessage]:
+        """
+        The messages matching C{query} once at least C{count} do (newest
+        first); raises L{twisted_netlab.mail.lab.catalog.WaitTimeout} after
+        C{timeout} seconds.
+        """
+        return self.call(self.lab.wait_for, query, count=count, timeout=timeout)
+
+    def search(self, query: str = "") -> list[CapturedMessage]:
+        """The messages matching C{query} now, newest first."""
+        return self.call(self.lab.search, query)
+
+    def clear(self) -> None:
+        """Delete every message."""
+        self.call(self.lab.clear)
+
+    def messages(self, address: str, mailbox: str = "INBOX") -> list[bytes]:
+        """The bytes of every message of C{address}'s C{mailbox}."""
+        return self.call(self.lab.messages, address, mailbox)
+
+    def stop(self) -> None:
+        """
+        Stop the lab and its reactor (done by L{lab_in_thread} at the end).
+        """
+        if self.lab.running:
+            self.call(self.lab.stop)
+
+
+_reactor_lock = threading.Lock()
+_reactor_thread: threading.Thread | None = None
+
+
+def _reactor_in_thread() -> Any:
+    """
+    The global reactor, running in a background thread from the first call
+    on (as the C{crochet} library runs it) until the process exits.
+
+    @raise RuntimeError: the reactor already runs in this process some other
+        way (under pytest-twisted, say: use the C{mail_lab} fixture there).
+    """
+    global _reactor_thread
+    from twisted.internet import reactor as _global
+
+    reactor: Any = _global
+
+    with _reactor_lock:
+        if _reactor_thread is None:
+            if reactor.running:
+                raise RuntimeError(
+                    "lab_in_thread needs the reactor, which already runs in this "
+                    "process (pytest-twisted?): use the mail_lab fixture instead"
+                )
+            _reactor_thread = threading.Thread(
+                target=reactor.run,
+                kwargs={"installSignalHandlers": False},
+                name="netlab reactor",
+                daemon=True,
+            )
+            _reactor_thread.start()
+
+            def stop() -> None:
+                if reactor.running:
+                    reactor.callFromThread(reactor.stop)
+                    if _reactor_thread is not None:
+                        _reactor_thread.join(10)
+
+            atexit.register(stop)
+    return reactor
+
+
+@contextmanager
+def lab_in_thread(**options: Any) -> Iterator[ThreadedLab]:
+    """
+    Start a mail lab on free loopback ports (SMTP, IMAP and the HTTP API),
+    on the reactor running in a background thread, and stop it at the end::
+
+        with lab_in_thread() as lab:
+            smtplib.SMTP("127.0.0.1", lab.smtp_port).sendmail(...)
+            [message] = lab.wait_for("to:bob@example.test")
+
+    For tests that run no reactor themselves (plain pytest with Django,
+    Flask or requests): the reactor keeps running in its thread between
+    labs, until the process exits.
+
+    @param options: L{MailLab} keyword arguments (default domains
+        example.test, users alice and bob, and a temporary state directory
+        removed at the end).
+    @raise RuntimeError: the reactor already runs in this process.
+    """
+    from twisted.internet.defer import Deferred
+    from twisted.internet.threads import blockingCallFromThread
+
+    from twisted_netlab.mail.lab.service import EPHEMERAL, MailLab
+
+    reactor = _reactor_in_thread()
+    directory = None
+    if "state" not in options:
+        directory = Path(tempfile.mkdtemp(prefix="netlab-mail-lab-"))
+        options["state"] = directory / "state"
+    options.setdefault("domains", DEFAULT_DOMAINS)
+    options.setdefault("users", DEFAULT_USERS)
+    options.setdefault("http", (EPHEMERAL,))
+    try:
+
+        def start() -> Deferred[MailLab]:
+            return MailLab(reactor, **options).start()
+
+        lab: MailLab = blockingCallFromThread(reactor, cast(Callable[[], Any], start))
+        threaded = ThreadedLab(lab, reactor)
+        try:
+            yield threaded
+        finally:
+            threaded.stop()
+    finally:
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 if pytest is not None:
     # Only for pytest users; trial users need no pytest.
 
@@ -139,11 +290,43 @@ if pytest is not None:
         """
         return {"domains": DEFAULT_DOMAINS, "users": DEFAULT_USERS}
 
-    @pytest.fixture
-    def mail_lab(tmp_path: Path, mail_lab_options: dict[str, Any]) -> Iterator[MailLab]:
+    class _LabPool:
         """
-        A L{MailLab} listening on free loopback ports for the test, in the
-        reactor run by pytest-twisted; stopped afterwards.
+        The labs the C{mail_lab} fixture made, one per set of options.
+        """
+
+        def __init__(self, root: Path) -> None:
+            self.root = root
+            self.labs: dict[str, MailLab] = {}
+
+    @pytest.fixture(scope="session")
+    def _mail_lab_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_LabPool]:
+        """
+        The session's labs, stopped at its end.
+        """
+        pool = _LabPool(tmp_path_factory.mktemp("mail-labs"))
+        try:
+            yield pool
+        finally:
+            import pytest_twisted
+
+            for lab in pool.labs.values():
+                pytest_twisted.blockon(lab.stop())
+
+    @pytest.fixture
+    def mail_lab(
+        tmp_path: Path,
+        mail_lab_options: dict[str, Any],
+        _mail_lab_pool: _LabPool,
+    ) -> Iterator[MailLab]:
+        """
+        A L{MailLab} listening on free loopback ports (SMTP, IMAP and the HTTP
+        API), in the reactor run by pytest-twisted.
+
+        One lab serves every test that asks for the same options, and is
+        reset between them (L{MailLab.reset}: no mail, UIDs from 1, the
+        users as given), which costs a few file operations. Put
+        C{"fresh": True} in C{mail_lab_options} for a lab of the test's own.
         """
         try:
             import pytest_twisted
@@ -153,12 +336,28 @@ if pytest is not None:
             )
         from twisted.internet import reactor
 
-        from twisted_netlab.mail.lab.service import MailLab
+        from twisted_netlab.mail.lab.service import EPHEMERAL, MailLab
 
-        options = {"state": tmp_path / "mail-lab", **mail_lab_options}
-        lab = MailLab(reactor, **options)
-        pytest_twisted.blockon(lab.start())
-        try:
-            yield lab
-        finally:
-            pytest_twisted.blockon(lab.stop())
+        options = dict(mail_lab_options)
+        fresh = bool(options.pop("fresh", False))
+        options.setdefault("http", (EPHEMERAL,))
+        if fresh:
+            options.setdefault("state", tmp_path / "mail-lab")
+            lab = MailLab(reactor, **options)
+            pytest_twisted.blockon(lab.start())
+            try:
+                yield lab
+            finally:
+                pytest_twisted.blockon(lab.stop())
+            return
+        key = repr(sorted((k, repr(v)) for k, v in options.items()))
+        pool = _mail_lab_pool.labs
+        pooled = pool.get(key)
+        if pooled is None:
+            options.setdefault("state", _mail_lab_pool.root / f"lab-{len(pool)}")
+            pooled = MailLab(reactor, **options)
+            pytest_twisted.blockon(pooled.start())
+            pool[key] = pooled
+        else:
+            pooled.reset()
+        yield pooled

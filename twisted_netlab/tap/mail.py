@@ -22,7 +22,9 @@ from twisted_netlab.tap import PluginOptions, int_option
 DEFAULT_SMTP = "tcp:2525:interface=127.0.0.1"
 DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
 
-LISTENERS = ("smtp", "imap", "smtps", "imaps")
+LISTENERS = ("smtp", "imap", "smtps", "imaps", "http", "https")
+#: Where the HTTP API listens for C{twistd netlab} and in capture mode.
+DEFAULT_HTTP = "tcp:8025:interface=127.0.0.1"
 
 
 class LabOptions(PluginOptions):
@@ -34,6 +36,8 @@ class LabOptions(PluginOptions):
 
     defaultState: str | None = None
     defaultDomains: tuple[str, ...] = ()
+    #: Serve the HTTP API on DEFAULT_HTTP unless told otherwise.
+    defaultHTTP = False
 
     optParameters = [
         ["state", None, None, "The lab's state directory (users, TLS, mail)."],
@@ -102,6 +106,21 @@ class LabOptions(PluginOptions):
         """IMAP endpoint with implicit TLS, repeatable [default: none]."""
         self["imaps"].append(description)
 
+    def opt_http(self, description: str) -> None:
+        """HTTP API endpoint (Mailpit's v1 API, inbox page), repeatable
+        [default: none; twistd netlab and --catch-all: tcp:8025 on loopback].
+        Off loopback only as ssl: (and with a lab user's login)."""
+        self["http"].append(description)
+
+    def opt_https(self, description: str) -> None:
+        """HTTP API endpoint with TLS (the lab's certificate), repeatable;
+        off loopback, a lab user's login is required."""
+        self["https"].append(description)
+
+    def opt_http_host(self, name: str) -> None:
+        """Another host name the HTTP API answers for (Host check), repeatable."""
+        self.setdefault("http-host", []).append(name)
+
     def postOptions(self) -> None:
         from twisted.internet import reactor
 
@@ -119,6 +138,12 @@ class LabOptions(PluginOptions):
                     f"--user {address}: not in a --domain "
                     f"({', '.join(self['domains'])})"
                 )
+        if (
+            not self["http"]
+            and not self["https"]
+            and (self.defaultHTTP or self.get("catch-all"))
+        ):
+            self["http"] = [DEFAULT_HTTP]
         self["smtp"] = self["smtp"] or [DEFAULT_SMTP]
         self["imap"] = self["imap"] or [DEFAULT_IMAP]
         listeners = [d for name in LISTENERS for d in self[name]]
@@ -186,6 +211,9 @@ def make_lab(config: LabOptions, reactor: Any, program: str, **extra: Any) -> An
         imap=config["imap"],
         smtps=config["smtps"],
         imaps=config["imaps"],
+        http=config["http"],
+        https=config["https"],
+        http_hosts=config.get("http-host", []),
         max_message_size=config["max-message-size"],
         hostname=config["hostname"],
         tls_cert=config["tls-cert"],

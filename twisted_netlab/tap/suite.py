@@ -29,12 +29,14 @@ class Options(mail_tap.LabOptions):
         "Run every netlab server at once: the greeting server on "
         f"{hello_tap.DEFAULT_LISTEN}, the echo server on "
         f"{echo_tap.DEFAULT_LISTEN}, and the mail lab (SMTP on "
-        f"{mail_tap.DEFAULT_SMTP}, IMAP on {mail_tap.DEFAULT_IMAP}) with its "
+        f"{mail_tap.DEFAULT_SMTP}, IMAP on {mail_tap.DEFAULT_IMAP}, the HTTP API "
+        f"and inbox page on {mail_tap.DEFAULT_HTTP}) with its "
         f"state in ./{DEFAULT_STATE} for the domain {DEFAULT_DOMAIN}. When the "
         "lab has no user yet, one is made and its password logged once."
     )
     defaultState = DEFAULT_STATE
     defaultDomains = (DEFAULT_DOMAIN,)
+    defaultHTTP = True
 
     def __init__(self) -> None:
         super().__init__()

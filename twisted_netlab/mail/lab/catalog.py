@@ -123,6 +123,45 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class CapturedMessage:
+    """
+    A message of the lab for tests: its raw bytes as stored, the parsed
+    view, and the SMTP envelope, with the parsed view's fields at hand
+    (C{subject}, C{from_}, C{to}, C{cc}, C{bcc}, C{text}, C{html},
+    C{attachments}, ...).
+
+    @ivar id: its ID in the HTTP API.
+    @ivar mailbox: the lab user it is stored for.
+    """
+
+    id: str
+    mailbox: str
+    uid: int
+    received: float
+    raw: bytes = field(repr=False)
+    parsed: ParsedMessage = field(repr=False)
+    envelope: Any = None
+
+    @classmethod
+    def of(cls, entry: Entry) -> CapturedMessage:
+        raw = entry.raw()
+        return cls(
+            entry.id,
+            entry.address,
+            entry.uid,
+            entry.received,
+            raw,
+            ParsedMessage(raw),
+            entry.envelope,
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name == "parsed":
+            raise AttributeError(name)
+        return getattr(self.parsed, name)
+
+
+@dataclass(frozen=True)
 class Event:
     """
     A change the catalog publishes: C{kind} is C{"new"} (C{entry}),
@@ -236,6 +275,15 @@ class Catalog:
         if events:
             self._publish(events)
 
+    def reload(self) -> None:
+        """
+        Look at every user again, as after the store was changed behind its
+        back (files removed by hand): what is gone is published as deleted.
+        """
+        with self._lock:
+            self._dirty |= self._known_users | set(self._by_user)
+        self.sync()
+
     def _sync_user(self, address: str, exists: bool) -> list[Event]:
         known = self._by_user.setdefault(address, {})
         try:
@@ -245,6 +293,11 @@ class Catalog:
             folder, uids = None, []
         present = set(uids)
         events: list[Event] = []
+        if folder is not None:
+            # A folder made anew (UIDVALIDITY changed) reuses UIDs.
+            for uid in present & known.keys():
+                if known[uid].folder is not folder:
+                    present.discard(uid)
         gone = [uid for uid in known if uid not in present]
         if gone:
             ids = tuple(known[uid].id for uid in gone)
@@ -253,7 +306,7 @@ class Catalog:
             events.append(Event("delete", ids=ids))
         if folder is not None:
             for uid in uids:
-                if uid in known:
+                if uid in known and known[uid].folder is folder:
                     continue
                 try:
                     stored = folder.entry(uid)
@@ -465,6 +518,7 @@ class Catalog:
 
 
 __all__ = [
+    "CapturedMessage",
     "Catalog",
     "Entry",
     "Event",

@@ -1132,6 +1132,16 @@ class MailStore:
         with self._mutex, suppress(ValueError):
             self._store_listeners.remove(listener)
 
+    def _forget_user(self, path: Path) -> None:
+        """
+        Drop the cached folders of the user whose Maildir is C{path} (it was
+        removed): the next L{folder} call reads the disk again.
+        """
+        with self._mutex:
+            for cached in list(self._folders):
+                if cached == path or cached.parent == path:
+                    del self._folders[cached]
+
     def _forwarder(self, address: str, mailbox: str) -> FolderListener:
         def forward(change: FolderChange) -> None:
             with self._mutex:

@@ -15,6 +15,7 @@ delivered (L{MailLab.messages}).  The state directory holds::
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from twisted_netlab.durable import replace_file
 from twisted_netlab.endpoints import (
     ListeningService,
     is_loopback_endpoint,
@@ -43,14 +45,15 @@ from twisted_netlab.endpoints import (
 )
 from twisted_netlab.errors import NetlabError, UsageProblem
 from twisted_netlab.mail.lab.account import LabRealm
-from twisted_netlab.mail.lab.catalog import Catalog
+from twisted_netlab.mail.lab.catalog import CapturedMessage, Catalog, Entry
 from twisted_netlab.mail.lab.certificate import (
     LabCertificate,
     ensure_certificate,
     load_certificate,
 )
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import MailStore
+from twisted_netlab.mail.lab.maildir import MailStore, MailStoreError, MessageGone
+from twisted_netlab.mail.lab.search import parse_query
 from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE, LabSMTPFactory
 from twisted_netlab.mail.lab.users import (
     UsersChecker,
@@ -194,6 +197,7 @@ class MailLab(MultiService):
         self._pool: ThreadPool | None = None
         self._checker = UsersChecker(self.users, reactor=reactor)
         self._prepared = False
+        self._users_snapshot: bytes | None = None
 
     # -- preparing the state directory ---------------------------------------
 
@@ -224,6 +228,9 @@ class MailLab(MultiService):
         else:
             self.certificate = ensure_certificate(self.state / "tls", [self.hostname])
         tls = self.certificate.server_options()
+        self._users_snapshot = (
+            self.users.path.read_bytes() if self.users.path.exists() else b""
+        )
         try:
             for address in self.users.addresses():
                 self.store.ensure_user(address)
@@ -311,6 +318,7 @@ class MailLab(MultiService):
             self.api_resource,
             hosts=hosts,
             checker=self._checker if exposed else None,
+            reactor=self.reactor,
         )
 
     def _make_first_user(self) -> None:
@@ -480,3 +488,70 @@ class MailLab(MultiService):
         each starting with the lab's C{Received:} header.
         """
         return self.store.messages(normalize_address(address), mailbox)
+
+    # -- the test inbox: search, wait_for, clear ---------------------------------
+
+    def search(self, query: str = "") -> list[CapturedMessage]:
+        """
+        The messages of every user's INBOX that C{query} (the HTTP API's
+        search language) matches, newest first.
+
+        @raise QueryError: the query cannot be parsed.
+        """
+        return self._captured(self.catalog.search(parse_query(query)))
+
+    def wait_for(
+        self, query: str = "", count: int = 1, timeout: float = 10.0
+    ) -> Deferred[list[CapturedMessage]]:
+        """
+        A Deferred that fires with the matching messages (newest first) as
+        soon as at least C{count} messages of the whole lab match C{query},
+        even ones that arrived before the call; it fails with L{WaitTimeout}
+        after C{timeout} seconds.
+
+        @raise QueryError: the query cannot be parsed.
+        """
+        d = self.catalog.wait(parse_query(query), count=count, timeout=timeout)
+        return d.addCallback(self._captured)
+
+    @staticmethod
+    def _captured(entries: Iterable[Entry]) -> list[CapturedMessage]:
+        found = []
+        for entry in entries:
+            try:
+                found.append(CapturedMessage.of(entry))
+            except MessageGone:
+                continue
+        return found
+
+    def clear(self) -> None:
+        """
+        Delete every message of every user, in every mailbox (users,
+        passwords and mailboxes stay).
+        """
+        for address in self.store.addresses():
+            for mailbox in self.store.mailboxes(address):
+                try:
+                    folder = self.store.folder(address, mailbox)
+                except MailStoreError:
+                    continue
+                folder.refresh()
+                folder.remove(folder.uids())
+        self.catalog.sync(rescan=False)
+
+    def reset(self) -> None:
+        """
+        Start over, for the next test: every user's mail and mailboxes gone
+        (UIDs start again from 1), and the users as when the lab was
+        prepared (users added since are gone, passwords restored).
+        """
+        self.prepare()
+        for address in self.store.addresses():
+            path = self.store.user_path(address)
+            shutil.rmtree(path, ignore_errors=True)
+            self.store._forget_user(path)
+        if self._users_snapshot is not None:
+            replace_file(self.users.path, self._users_snapshot)
+        for address in self.users.addresses():
+            self.store.ensure_user(address)
+        self.catalog.reload()

@@ -899,6 +899,7 @@ def make_site(
     *,
     hosts: Iterable[str],
     checker: ICredentialsChecker | None = None,
+    reactor: Any = None,
 ) -> Site:
     """
     The web site of the lab: the API and the inbox page behind the Host and
@@ -911,6 +912,6 @@ def make_site(
             Portal(_SiteRealm(root), [checker]),
             [BasicCredentialFactory(b"netlab mail lab")],
         )
-    site = Site(HostGuard(root, hosts))
+    site = Site(HostGuard(root, hosts), reactor=reactor)
     site.displayTracebacks = False
     return site
