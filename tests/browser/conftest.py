@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import imaplib
 import json
+import re
 import smtplib
 import ssl
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,8 +35,11 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from tests.twistd import TwistdProcess, twistd
+
 CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
+LOOPBACK = "tcp:0:interface=127.0.0.1"
+_LISTENING = re.compile(r": (SMTP|IMAP|HTTP)S?(?: API)?[^:]* on 127\.0\.0\.1:(\d+)")
 LAB_USER, LAB_PASSWORD = "lab@example.test", "lab-password"
 BCC_USER = "bcc@example.test"
 
@@ -49,7 +51,7 @@ class Lab:
     the standard library's clients to talk to it.
     """
 
-    server: subprocess.Popen[str]
+    server: TwistdProcess
     state: Path
     smtp_port: int
     imap_port: int
@@ -121,36 +123,42 @@ def message(
     return mail
 
 
+def lab_args(state: Path, *more: str) -> list[str]:
+    """
+    C{twistd netlab-mail} on free loopback ports with the HTTP listener.
+    """
+    return [
+        "netlab-mail",
+        "--state",
+        str(state),
+        "--domain",
+        "example.test",
+        "--user",
+        f"{LAB_USER}:{LAB_PASSWORD}",
+        "--user",
+        f"{BCC_USER}:bcc-password",
+        "--smtp",
+        LOOPBACK,
+        "--imap",
+        LOOPBACK,
+        *more,
+    ]
+
+
+def lab_ports(server: TwistdProcess) -> dict[str, int]:
+    """
+    The ports the lab logged (C{netlab-mail: SMTP on 127.0.0.1:PORT}...).
+    """
+    server.wait_for_log("HTTP")
+    return {kind: int(port) for kind, port in _LISTENING.findall(server.log)}
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     state = tmp_path_factory.mktemp("lab")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.browser.lab_server",
-            str(state),
-            f"{LAB_USER}:{LAB_PASSWORD}",
-            f"{BCC_USER}:bcc-password",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError(f"the lab did not start (status {process.wait()})")
-        ports = json.loads(line)
-        yield Lab(process, state, ports["smtp"], ports["imap"], ports["http"])
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with twistd(*lab_args(state, "--http", LOOPBACK), ports=3, timeout=60) as server:
+        ports = lab_ports(server)
+        yield Lab(server, state, ports["SMTP"], ports["IMAP"], ports["HTTP"])
 
 
 @pytest.fixture(scope="module")
