@@ -39,7 +39,9 @@ from tests.twistd import TwistdProcess, twistd
 
 CHROMIUM = Path("/usr/bin/chromium")
 LOOPBACK = "tcp:0:interface=127.0.0.1"
-_LISTENING = re.compile(r": (SMTP|IMAP|HTTP)S?(?: API)?[^:]* on 127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(
+    r": (SMTP|IMAP|HTTP)S?(?: API)?(?: \(implicit TLS\))? on \S+:(\d+)"
+)
 LAB_USER, LAB_PASSWORD = "lab@example.test", "lab-password"
 BCC_USER = "bcc@example.test"
 
