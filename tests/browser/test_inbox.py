@@ -87,13 +87,20 @@ def test_new_mail_appears_without_reload(inbox: Inbox) -> None:
 
 def test_search_narrows_the_list_and_lives_in_the_url(inbox: Inbox) -> None:
     """
-    A search shows only the matching messages and their count; the query is
-    in the URL, so the back button and a bookmark both work.
+    The "?" by the search box explains the language; a search shows only
+    the matching messages and their count; the query is in the URL, so the
+    back button and a bookmark both work.
     """
     for subject in ("invoice 1", "hello there", "invoice 2"):
         inbox.lab.send(message(subject))
     inbox.open()
     assert inbox.rows() == ["invoice 2", "hello there", "invoice 1"]
+
+    inbox.page.click("#help-button")
+    expect(inbox.page.locator("#search-help")).to_be_visible()
+    assert "has:attachment" in inbox.page.locator("#search-help").inner_text()
+    inbox.page.keyboard.press("Escape")
+    expect(inbox.page.locator("#search-help")).to_be_hidden()
 
     inbox.page.fill("#query", "subject:invoice")
     inbox.page.press("#query", "Enter")
@@ -423,3 +430,25 @@ def test_screenshots(inbox: Inbox) -> None:
     if target:
         inbox.page.screenshot(path=str(DOCS / "web-inbox-message.png"))
     assert inbox.errors == []
+
+
+def test_phone_sized_and_dark(inbox: Inbox) -> None:
+    """
+    In a phone-sized window the list and the message take the screen in
+    turn (with a way back), and the page follows the browser's dark mode.
+    """
+    inbox.lab.send(message("small screen"))
+    inbox.page.set_viewport_size({"width": 390, "height": 800})
+    inbox.page.emulate_media(color_scheme="dark")
+    inbox.open()
+    background = inbox.page.evaluate("getComputedStyle(document.body).backgroundColor")
+    channels = [int(c) for c in re.findall(r"\d+", background)[:3]]
+    assert max(channels) < 80, background
+    assert inbox.page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    inbox.row("small screen").click()
+    expect(inbox.page.locator("#subject")).to_have_text("small screen")
+    expect(inbox.page.locator("#list-pane")).to_be_hidden()
+    inbox.page.click("#back")
+    expect(inbox.page.locator("#list-pane")).to_be_visible()
+    expect(inbox.page.locator("#view-pane")).to_be_hidden()

@@ -689,8 +689,12 @@ function onKey(event) {
     "#": () => run(deleteSelected),
     "/": () => $("query").focus(),
     "?": () => $("shortcuts").togglePopover(),
-    Escape: () => state.selected && closeMessage(),
   };
+  if (event.key === "Escape") {
+    // Not prevented: Escape also closes an open popover (help, shortcuts).
+    if (state.selected && !document.querySelector(":popover-open")) closeMessage();
+    return;
+  }
   const handle = keys[event.key];
   if (handle) {
     event.preventDefault();
