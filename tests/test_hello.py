@@ -4,14 +4,14 @@ Tests for L{twisted_netlab.hello}.
 
 from __future__ import annotations
 
-from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 from twisted.test.iosim import connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_netlab import HelloFactory, HelloProtocol
-from twisted_netlab.hello import DEFAULT_GREETING, describe_address
+from twisted_netlab.hello import DEFAULT_GREETING
 
 
 def connect(factory: HelloFactory, peer: object | None = None) -> StringTransport:
@@ -83,26 +83,3 @@ class HelloProtocolTests(SynchronousTestCase):
         pump.flush()
         self.assertEqual(b"".join(received), DEFAULT_GREETING)
         self.assertTrue(Client.lost)
-
-
-class DescribeAddressTests(SynchronousTestCase):
-    def test_ipv4(self) -> None:
-        """
-        IPv4 addresses read C{host:port}.
-        """
-        self.assertEqual(
-            describe_address(IPv4Address("TCP", "127.0.0.1", 80)), "127.0.0.1:80"
-        )
-
-    def test_ipv6(self) -> None:
-        """
-        IPv6 addresses are bracketed.
-        """
-        self.assertEqual(describe_address(IPv6Address("TCP", "::1", 80)), "[::1]:80")
-
-    def test_unix(self) -> None:
-        """
-        UNIX addresses show their path, or say they are an unnamed socket.
-        """
-        self.assertEqual(describe_address(UNIXAddress(b"/run/x.sock")), "/run/x.sock")
-        self.assertEqual(describe_address(UNIXAddress(None)), "unix socket")

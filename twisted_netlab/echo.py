@@ -24,7 +24,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_netlab.hello import describe_address
+from twisted_netlab.addresses import describe_address
 
 DEFAULT_PREFIX = b"S:"
 DEFAULT_MAX_LINE_LENGTH = 65536

@@ -4,26 +4,12 @@ The greeting server (the course page's ``HelloHandler``): greet, then hang up.
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 
+from twisted_netlab.addresses import describe_address
+
 DEFAULT_GREETING = b"Hello Client! I am a HelloHandler\r\n"
-
-
-def describe_address(address: IAddress) -> str:
-    """
-    Render a peer address for a log line: ``host:port`` for IP addresses,
-    the socket path (or ``unix socket``) for UNIX addresses.
-    """
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is not None and port is not None:
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    name = getattr(address, "name", None)
-    if name:
-        return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
-    return "unix socket" if type(address).__name__ == "UNIXAddress" else str(address)
 
 
 class HelloProtocol(Protocol):

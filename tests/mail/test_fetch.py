@@ -583,9 +583,9 @@ class SearchTests(SessionTestCase):
 
 class SearchQueryTests(SynchronousTestCase):
     def wire(self, *criteria: str) -> bytes:
-        from twisted_netlab.mail.fetch import _command_lines
+        from twisted_netlab.mail.imapclient import command_lines
 
-        return b"\n".join(_command_lines(SearchQuery.parse(criteria).command_args()))
+        return b"\n".join(command_lines(SearchQuery.parse(criteria).command_args()))
 
     def test_combinations(self) -> None:
         """

@@ -26,7 +26,7 @@ from twisted_netlab.errors import (
     TLSFailed,
 )
 from twisted_netlab.mail.compose import Draft, compose
-from twisted_netlab.mail.send import Envelope, SendResult, message_bytes
+from twisted_netlab.mail.outgoing import Envelope, SendResult, message_bytes
 from twisted_netlab.mail.smtpclient import MessageSenderFactory
 
 TLS_OPTIONS = object()

@@ -1,5 +1,11 @@
 """
-Reading mail over IMAP: an async session over twisted.mail's L{IMAP4Client}.
+Reading mail over IMAP: L{connect} and the async L{IMAPSession} it returns.
+
+This is the API; the wire protocol and its response parser are in
+L{twisted_netlab.mail.imapclient} (as L{twisted_netlab.mail.send} is built on
+L{twisted_netlab.mail.smtpclient}).  Here the session gives the answers their
+meaning, as the result dataclasses, and L{SearchQuery} turns a user's search
+criteria into the arguments of UID SEARCH.
 
 L{connect} opens a session with implicit TLS (port 993), STARTTLS (port 143)
 or, only when asked for by name, no TLS at all; L{IMAPSession} then logs in,
@@ -19,9 +25,8 @@ from __future__ import annotations
 
 import email.header
 import email.utils
-import functools
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.parser import BytesHeaderParser
@@ -32,8 +37,6 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.error import (
-    ConnectionDone,
-    ConnectionLost,
     ConnectionRefusedError,
     DNSLookupError,
     NoRouteError,
@@ -41,9 +44,7 @@ from twisted.internet.error import (
     TimeoutError,
 )
 from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.protocol import connectionDone
 from twisted.mail import imap4
-from twisted.python.failure import Failure
 
 from twisted_netlab.errors import (
     AuthenticationFailed,
@@ -52,6 +53,23 @@ from twisted_netlab.errors import (
     ServerRefused,
     TLSFailed,
     UsageProblem,
+)
+from twisted_netlab.mail.imapclient import (
+    Arg,
+    BadResponse,
+    IMAPClientProtocol,
+    LiteralArg,
+    Trace,
+    astring,
+    command_lines,
+    decode_mailbox_name,
+    decode_text,
+    expect_int,
+    fetch_items,
+    flag_names,
+    mailbox_arg,
+    parse_response,
+    uid_set,
 )
 from twisted_netlab.mail.tls import client_tls_options
 
@@ -64,14 +82,6 @@ BATCH_MESSAGES = 500
 BATCH_BYTES = 8 * 1024 * 1024
 #: Summaries (headers only) per UID FETCH.
 SUMMARY_BATCH = 1000
-
-Trace = Callable[[str], None]
-
-
-class BadResponse(ConnectionFailed):
-    """
-    The server sent something this client cannot make sense of.
-    """
 
 
 @dataclass(frozen=True)
@@ -140,72 +150,6 @@ class FetchedMessage:
     data: bytes
 
 
-# --- command arguments ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Literal:
-    """
-    A command argument sent as an IMAP literal (C{{n}} then the octets).
-    """
-
-    data: bytes
-
-
-_Arg = bytes | _Literal
-_ATOM = re.compile(rb"[!#$&'+,\-./0-9:;<=>?@A-Z^_`a-z|}~]+\Z")
-
-
-def _astring(text: str) -> _Arg:
-    """
-    C{text} as an IMAP astring: an atom, a quoted string, or (for anything
-    beyond printable ASCII) a UTF-8 literal.
-    """
-    data = text.encode("utf-8")
-    if _ATOM.match(data):
-        return data
-    if data.isascii() and text.isprintable():
-        return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-    return _Literal(data)
-
-
-def _mailbox_arg(name: str) -> _Arg:
-    return _astring(name.encode("imap4-utf-7").decode("ascii"))
-
-
-def _command_lines(args: Sequence[_Arg]) -> list[bytes]:
-    """
-    Join a command's arguments with spaces (none inside parentheses) and
-    split them into what is sent before the first literal, then after each
-    literal: each continuation request from the server gets the next one.
-    """
-    lines = [b""]
-    previous = b"("
-    for arg in args:
-        text = b"{%d}" % len(arg.data) if isinstance(arg, _Literal) else arg
-        if not previous.endswith(b"(") and not text.startswith(b")"):
-            lines[-1] += b" "
-        lines[-1] += text
-        previous = text
-        if isinstance(arg, _Literal):
-            lines.append(arg.data)
-            previous = b"x"
-    return lines
-
-
-def uid_set(uids: Iterable[int]) -> bytes:
-    """
-    A compact IMAP sequence set for C{uids}: C{1:500,502,510:600}.
-    """
-    ranges: list[list[int]] = []
-    for uid in sorted(set(uids)):
-        if ranges and uid == ranges[-1][1] + 1:
-            ranges[-1][1] = uid
-        else:
-            ranges.append([uid, uid])
-    return b",".join(b"%d" % a if a == b else b"%d:%d" % (a, b) for a, b in ranges)
-
-
 # --- search criteria --------------------------------------------------------
 
 _FLAG_KEYS = {
@@ -245,7 +189,7 @@ class SearchQuery:
     must all match.
     """
 
-    args: tuple[_Arg, ...]
+    args: tuple[Arg, ...]
     text: str
 
     @classmethod
@@ -273,7 +217,7 @@ class SearchQuery:
             tokens.append((word, quoted))
         if not tokens:
             return cls((b"ALL",), "ALL")
-        args: list[_Arg] = []
+        args: list[Arg] = []
         position = 0
 
         def take() -> tuple[str, bool]:
@@ -298,7 +242,7 @@ class SearchQuery:
                 args.append(name.encode("ascii"))
                 try:
                     args.append(
-                        _search_date(value) if name in _DATE_KEYS else _astring(value)
+                        _search_date(value) if name in _DATE_KEYS else astring(value)
                     )
                 except ValueError as e:
                     raise ValueError(f"{name} needs {e}") from None
@@ -331,136 +275,22 @@ class SearchQuery:
             raise UsageProblem(f"bad search criteria {text!r}: {e}") from None
         return cls(tuple(args), text)
 
-    def command_args(self, min_uid: int = 1) -> list[_Arg]:
+    def command_args(self, min_uid: int = 1) -> list[Arg]:
         """
         The arguments of UID SEARCH, limited to UIDs from C{min_uid} on.
         """
-        args: list[_Arg] = []
-        if any(isinstance(a, _Literal) for a in self.args):
+        args: list[Arg] = []
+        if any(isinstance(a, LiteralArg) for a in self.args):
             args += [b"CHARSET", b"UTF-8"]
         if min_uid > 1:
             args += [b"UID", b"%d:*" % min_uid]
         return args + list(self.args)
 
 
-# --- decoding answers -------------------------------------------------------
-
-
-def _text(data: bytes | None) -> str:
-    return (data or b"").decode("utf-8", "replace")
-
-
-def _mailbox_name(data: bytes) -> str:
-    try:
-        return data.decode("imap4-utf-7")
-    except (UnicodeError, ValueError):
-        return data.decode("utf-8", "replace")
-
-
-_TOKEN = re.compile(
-    rb"""[ ]*(?:(\()|(\))|\{(\d+)\}\r\n|"((?:[^"\\]|\\.)*)"|"""
-    rb"""([^ ()"{\[\]]+(?:\[[^\]]*\](?:<\d+>)?)?))"""
-)
-_ESCAPE = re.compile(rb"\\(.)")
-
-
-def _parse(data: bytes) -> list[Any]:
-    """
-    An IMAP response's data as nested lists: atoms (C{NIL} as L{None}),
-    strings and literals as bytes, parenthesised lists as lists.  An atom
-    with a section keeps it: C{BODY[HEADER.FIELDS (FROM)]<0>}.
-
-    (C{imap4.parseNestedParens} does the same one character at a time,
-    which was most of the time spent fetching thousands of messages.)
-    """
-    stack: list[list[Any]] = [[]]
-    position, end = 0, len(data.rstrip(b" "))
-    while position < end:
-        match = _TOKEN.match(data, position)
-        if match is None:
-            raise BadResponse(
-                f"cannot parse the server's response {_text(data[:100])!r}"
-            )
-        position = match.end()
-        opening, closing, literal, quoted, atom = match.groups()
-        if opening:
-            stack.append([])
-        elif closing:
-            if len(stack) == 1:
-                raise BadResponse(f"unbalanced ')' in {_text(data[:100])!r}")
-            done = stack.pop()
-            stack[-1].append(done)
-        elif literal is not None:
-            size = int(literal)
-            stack[-1].append(data[position : position + size])
-            position += size
-        elif quoted is not None:
-            stack[-1].append(_ESCAPE.sub(rb"\1", quoted))
-        else:
-            stack[-1].append(None if atom.upper() == b"NIL" else atom)
-    if len(stack) != 1 or position > len(data):
-        raise BadResponse(f"unbalanced '(' or short literal in {_text(data[:100])!r}")
-    return stack[0]
-
-
-def _int(value: Any, what: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise BadResponse(f"the server sent {value!r} as {what}") from None
-
-
-def _flags(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        return ()
-    return tuple(_text(f) for f in value if isinstance(f, bytes))
-
-
 _SUMMARY_ITEMS = (
     b"(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)])"
 )
-_FETCH = re.compile(rb"(\d+) FETCH ", re.IGNORECASE)
 _UID_CODE = re.compile(rb"OK \[(UIDVALIDITY|UIDNEXT) (\d+)\]", re.IGNORECASE)
-
-
-def _fetch_items(lines: Iterable[bytes]) -> dict[int, dict[str, Any]]:
-    """
-    The FETCH answers among C{lines}, by UID: C{{"UID": 5, "FLAGS": [...],
-    "BODY[]": b"..."}}.  Answers for one message sequence number are merged
-    (a server may split them); answers without a UID (unsolicited flag
-    changes) are dropped.
-    """
-    by_number: dict[int, dict[str, Any]] = {}
-    for line in lines:
-        match = _FETCH.match(line)
-        if match is None:
-            continue
-        parsed = _parse(line[match.end() :])
-        if len(parsed) != 1 or not isinstance(parsed[0], list):
-            raise BadResponse(f"malformed FETCH answer {_text(line[:100])!r}")
-        items = by_number.setdefault(int(match.group(1)), {})
-        values = parsed[0]
-        for key, value in zip(values[::2], values[1::2], strict=False):
-            if not isinstance(key, bytes):
-                raise BadResponse(f"malformed FETCH answer {_text(line[:100])!r}")
-            items[_item_name(key)] = value
-    return {
-        _int(items["UID"], "a UID"): items
-        for items in by_number.values()
-        if "UID" in items
-    }
-
-
-@functools.lru_cache(maxsize=64)
-def _item_name(key: bytes) -> str:
-    """
-    A FETCH item's name, a section reduced to its first word:
-    C{BODY[HEADER.FIELDS (FROM)]<0>} is C{BODY[HEADER.FIELDS]}.
-    """
-    name, bracket, section = key.upper().partition(b"[")
-    if bracket:
-        name += b"[" + section.split(b"]")[0].split(b" ")[0] + b"]"
-    return name.decode("ascii", "replace")
 
 
 def _header(parsed: Any, headers: bytes, name: str) -> str:
@@ -493,240 +323,13 @@ def _summary(uid: int, items: dict[str, Any]) -> MessageSummary:
         when = None
     return MessageSummary(
         uid=uid,
-        flags=_flags(items.get("FLAGS")),
-        size=_int(items.get("RFC822.SIZE", 0), "a message size"),
+        flags=flag_names(items.get("FLAGS")),
+        size=expect_int(items.get("RFC822.SIZE", 0), "a message size"),
         sender=_header(parsed, headers, "From"),
         recipients=_header(parsed, headers, "To"),
         subject=_header(parsed, headers, "Subject"),
         date=when,
     )
-
-
-# --- the protocol -------------------------------------------------------------
-
-
-class _Command(imap4.Command):
-    """
-    A command whose untagged answers are handed over as they came (each a
-    line after C{* }, literals included), for the session to parse.
-    """
-
-    def finish(self, lastLine: bytes, unusedCallback: object) -> None:
-        d, self.defer = self.defer, None
-        if d is not None:
-            d.callback((self.lines, lastLine))
-
-
-def _describe_tls_error(value: BaseException) -> str | None:
-    """
-    A short reason for a TLS failure, or L{None} if C{value} is none.
-    """
-    from OpenSSL import SSL
-    from service_identity import VerificationError
-
-    if isinstance(value, VerificationError):
-        return "the certificate does not match the host name"
-    if isinstance(value, SSL.Error):
-        reasons = [
-            r[2] for r in (value.args[0] if value.args else []) if len(r) == 3 and r[2]
-        ]
-        return ", ".join(reasons) or str(value) or "handshake failed"
-    return None
-
-
-class IMAPClientProtocol(imap4.IMAP4Client):
-    """
-    C{IMAP4Client} with what a careful client needs on top: a timeout while
-    the server owes an answer, a greeting L{Deferred}, long lines, clear
-    errors when the connection ends, no plaintext left over from before
-    STARTTLS, and a protocol trace with the password masked.
-    """
-
-    MAX_LENGTH = 16 * 1024 * 1024
-
-    def __init__(
-        self, reactor: Any, host: str, timeout: float, trace: Trace | None = None
-    ) -> None:
-        super().__init__()
-        self._reactor = reactor
-        self.host = host
-        self.step_timeout = timeout
-        self.trace = trace
-        self.greeting: Deferred[Any] | None = Deferred()
-        self.secure = False
-        self.failure: NetlabError | None = None
-        self._bye: str | None = None
-        self._mask: str | None = None
-
-    # Timeouts: only while the server owes us something.
-
-    def callLater(self, period: float, func: Callable[[], object]) -> Any:
-        return self._reactor.callLater(period, func)
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self.setTimeout(self.step_timeout)
-
-    def sendCommand(self, cmd: imap4.Command) -> Deferred[Any]:
-        self.setTimeout(self.step_timeout)
-        d: Deferred[Any] = super().sendCommand(cmd)
-        return d
-
-    def timeoutConnection(self) -> None:
-        self.fail(
-            ConnectionFailed(
-                f"no answer from {self.host} within {self.step_timeout:g} seconds"
-            )
-        )
-
-    def dataReceived(self, data: bytes) -> None:
-        self.resetTimeout()
-        super().dataReceived(data)
-
-    def lineReceived(self, line: bytes) -> None:
-        if self.trace is not None:
-            self.trace("S: " + _text(line))
-        super().lineReceived(line)
-
-    def rawDataReceived(self, data: bytes) -> None:
-        # A literal's octets.  As IMAP4Client's, except that the line end
-        # right after a literal is kept: a literal can end a response line
-        # (a mailbox name in LIST), and then the next response must not be
-        # glued to it.
-        buffer: Any = self._pendingBuffer
-        size: int = self._pendingSize - len(data)  # type: ignore[operator]
-        if size > 0:
-            self._pendingSize = size
-            buffer.write(data)
-            return
-        passon = b""
-        if size < 0:
-            data, passon = data[:size], data[size:]
-        buffer.write(data)
-        self._pendingBuffer = self._pendingSize = None
-        buffer.seek(0, 0)
-        parts: list[bytes] = self._parts  # type: ignore[assignment]
-        parts.append(buffer.read())
-        self.setLineMode(passon)
-
-    def sendLine(self, line: bytes) -> None:
-        if self.trace is not None:
-            tag = _text(line.split(b" ", 1)[0])
-            self.trace("C: " + (f"{tag} {self._mask}" if self._mask else _text(line)))
-            self._mask = None
-        super().sendLine(line)
-
-    def send_continued(self, data: bytes) -> None:
-        """
-        Send the rest of a command after a continuation request.
-        """
-        if self.trace is not None:
-            self.trace(f"C: [{len(data)} more octets]")
-        assert self.transport is not None
-        self.transport.write(data + b"\r\n")
-
-    # Dispatching, robustly: a bad response ends the session with an error,
-    # instead of IMAP4Client's log.err.
-
-    def dispatchCommand(self, tag: bytes, rest: bytes) -> None:
-        state = self.state or "unauth"
-        handler = getattr(self, "response_" + state.upper(), self._defaultHandler)
-        try:
-            handler(tag, rest)
-        except BadResponse as e:
-            self.fail(e)
-        except Exception as e:
-            self.fail(BadResponse(f"bad response {_text(rest[:100])!r} ({e})"))
-
-    def response_UNAUTH(self, tag: bytes, rest: bytes) -> None:
-        if self.state is None and not rest.upper().startswith((b"OK", b"PREAUTH")):
-            self.fail(
-                ConnectionFailed(f"{self.host} refused the session: {_text(rest)}")
-            )
-            return
-        super().response_UNAUTH(tag, rest)
-
-    def _defaultHandler(self, tag: bytes, rest: bytes) -> None:
-        if tag == b"*":
-            if rest[:4].upper() == b"BYE ":
-                self._bye = _text(rest[4:])
-            if not self.waiting:
-                return  # unsolicited news; nothing here waits for it
-        if tag in (b"*", b"+"):
-            super()._defaultHandler(tag, rest)
-            return
-        # A tagged answer: as IMAP4Client does, but an unknown tag or an
-        # answer without text is no crash.
-        cmd = self.tags.get(tag)
-        if cmd is None:
-            raise BadResponse(f"an answer to no command: {_text(tag + b' ' + rest)}")
-        # The next command goes out before this answer is handled, so that
-        # the server works on it meanwhile.
-        del self.tags[tag]
-        self.waiting = None
-        self._flushQueue()
-        if not self.tags and not self.queued:
-            self.setTimeout(None)
-        status, _, text = rest.partition(b" ")
-        if status.upper() == b"OK":
-            cmd.finish(rest, self._extraInfo)
-        else:
-            d, cmd.defer = cmd.defer, None
-            d.errback(imap4.IMAP4Exception(text))
-
-    def serverGreeting(self, caps: Any) -> None:
-        self.setTimeout(None)
-        d, self.greeting = self.greeting, None
-        if d is not None:
-            d.callback(caps)
-
-    # TLS.
-
-    def _startedTLS(self, result: Any, context: Any) -> Any:
-        if self.clearLineBuffer():
-            error = TLSFailed(
-                f"{self.host} sent data after its STARTTLS answer, before TLS "
-                "began (a man in the middle?)"
-            )
-            self.fail(error)
-            raise error
-        result = super()._startedTLS(result, context)
-        self.secure = True
-        return result
-
-    # The end.
-
-    def fail(self, error: NetlabError) -> None:
-        """
-        End the connection; everything waiting fails with C{error}.
-        """
-        if self.failure is None:
-            self.failure = error
-        if self.transport is not None:
-            self.transport.abortConnection()  # type: ignore[attr-defined]
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.setTimeout(None)
-        if self.failure is None:
-            self.failure = self._explain(reason)
-        failure = Failure(self.failure)
-        d, self.greeting = self.greeting, None
-        if d is not None:
-            d.errback(failure)
-        super().connectionLost(failure)
-
-    def _explain(self, reason: Failure) -> NetlabError:
-        tls = _describe_tls_error(reason.value) if reason.value else None
-        if tls is not None:
-            hint = ""
-            if "wrong version number" in tls or "packet length" in tls:
-                hint = " (is this an IMAPS port? try --tls starttls)"
-            return TLSFailed(f"TLS with {self.host} failed: {tls}{hint}")
-        if self._bye is not None:
-            return ConnectionFailed(f"{self.host} closed the connection: {self._bye}")
-        if reason.check(ConnectionDone, ConnectionLost):
-            return ConnectionFailed(f"{self.host} closed the connection")
-        return ConnectionFailed(f"connection to {self.host} lost: {reason.value}")
 
 
 # --- the session ------------------------------------------------------------
@@ -858,7 +461,7 @@ class IMAPSession:
             return caps
         except imap4.IMAP4Exception as e:
             raise ServerRefused(
-                f"{self.host} refused CAPABILITY: {_text(_bytes(e))}"
+                f"{self.host} refused CAPABILITY: {decode_text(_bytes(e))}"
             ) from None
 
     async def _starttls(self, options: Any) -> None:
@@ -875,14 +478,14 @@ class IMAPSession:
         try:
             await self.protocol.startTLS(options)
         except imap4.IMAP4Exception as e:
-            error = TLSFailed(f"{self.host} refused STARTTLS: {_text(_bytes(e))}")
+            error = TLSFailed(f"{self.host} refused STARTTLS: {decode_text(_bytes(e))}")
             self.protocol.fail(error)
             raise error from None
 
     async def _run(
         self,
         command: bytes,
-        args: Sequence[_Arg] = (),
+        args: Sequence[Arg] = (),
         *,
         refused: str,
         error: type[NetlabError] = ServerRefused,
@@ -896,29 +499,9 @@ class IMAPSession:
             text, when the server answers NO or BAD.
         """
         try:
-            return await self._send(command, args, mask)
+            return await self.protocol.run_command(command, args, mask)
         except imap4.IMAP4Exception as e:
-            raise error(f"{refused}: {_text(_bytes(e))}") from None
-
-    async def _send(
-        self, command: bytes, args: Sequence[_Arg], mask: str | None
-    ) -> tuple[list[bytes], bytes]:
-        failure = self.protocol.failure
-        if failure is not None:
-            raise type(failure)(str(failure))
-        lines = _command_lines(args)
-        pending = iter(lines[1:])
-
-        def more(rest: bytes) -> None:
-            chunk = next(pending, None)
-            if chunk is not None:
-                self.protocol.send_continued(chunk)
-
-        cmd = _Command(command, lines[0] or None, (), more)
-        if mask is not None:
-            self.protocol._mask = mask
-        result: tuple[list[bytes], bytes] = await self.protocol.sendCommand(cmd)
-        return result
+            raise error(f"{refused}: {decode_text(_bytes(e))}") from None
 
     async def login(
         self, user: str, password: str, *, allow_plaintext: bool = False
@@ -945,10 +528,10 @@ class IMAPSession:
             )
         await self._run(
             b"LOGIN",
-            [_astring(user), _astring(password)],
+            [astring(user), astring(password)],
             refused=f"{self.host} rejected the login of {user!r}",
             error=AuthenticationFailed,
-            mask=f"LOGIN {_text(_command_lines([_astring(user)])[0])} ****",
+            mask=f"LOGIN {decode_text(command_lines([astring(user)])[0])} ****",
         )
         self.protocol._capCache = None  # capabilities may change on login
 
@@ -958,25 +541,25 @@ class IMAPSession:
         """
         The mailboxes matching C{pattern} (C{*} all, C{%} one level).
         """
-        reference_arg = _mailbox_arg(reference) if reference else b'""'
+        reference_arg = mailbox_arg(reference) if reference else b'""'
         lines, _ = await self._run(
             b"LIST",
-            [reference_arg, _mailbox_arg(pattern)],
+            [reference_arg, mailbox_arg(pattern)],
             refused=f"{self.host} refused LIST",
         )
         boxes = []
         for line in lines:
             if line[:5].upper() != b"LIST ":
                 continue
-            parts = _parse(line[5:])
+            parts = parse_response(line[5:])
             if len(parts) != 3 or not isinstance(parts[0], list):
-                raise BadResponse(f"malformed LIST answer {_text(line[:100])!r}")
+                raise BadResponse(f"malformed LIST answer {decode_text(line[:100])!r}")
             flags, delimiter, name = parts
             boxes.append(
                 Mailbox(
-                    name=_mailbox_name(name if isinstance(name, bytes) else b""),
-                    delimiter=None if delimiter is None else _text(delimiter),
-                    flags=_flags(flags),
+                    name=decode_mailbox_name(name if isinstance(name, bytes) else b""),
+                    delimiter=None if delimiter is None else decode_text(delimiter),
+                    flags=flag_names(flags),
                 )
             )
         return boxes
@@ -989,16 +572,18 @@ class IMAPSession:
         """
         lines, _ = await self._run(
             b"STATUS",
-            [_mailbox_arg(mailbox), b"(MESSAGES RECENT UNSEEN UIDVALIDITY UIDNEXT)"],
+            [mailbox_arg(mailbox), b"(MESSAGES RECENT UNSEEN UIDVALIDITY UIDNEXT)"],
             refused=f"no status for mailbox {mailbox!r}",
         )
         values: dict[str, int] = {}
         for line in lines:
             if line[:7].upper() == b"STATUS ":
-                parts = _parse(line[7:])
+                parts = parse_response(line[7:])
                 items = parts[-1] if parts and isinstance(parts[-1], list) else []
                 for k, v in zip(items[::2], items[1::2], strict=False):
-                    values[_text(k).upper()] = _int(v, f"a {_text(k)} count")
+                    values[decode_text(k).upper()] = expect_int(
+                        v, f"a {decode_text(k)} count"
+                    )
         return MailboxStatus(
             name=mailbox,
             messages=values.get("MESSAGES", 0),
@@ -1020,14 +605,14 @@ class IMAPSession:
         self.selected = None  # even if this fails, as on the server
         lines, tagged = await self._run(
             b"EXAMINE" if read_only else b"SELECT",
-            [_mailbox_arg(mailbox)],
+            [mailbox_arg(mailbox)],
             refused=f"cannot open mailbox {mailbox!r}",
         )
         exists, uidvalidity, uidnext = 0, 0, None
         for line in lines:
             words = line.split(None, 2)
             if len(words) >= 2 and words[1].upper() == b"EXISTS":
-                exists = _int(words[0], "a message count")
+                exists = expect_int(words[0], "a message count")
             code = _UID_CODE.match(line)
             if code and code.group(1).upper() == b"UIDVALIDITY":
                 uidvalidity = int(code.group(2))
@@ -1074,7 +659,7 @@ class IMAPSession:
         for line in lines:
             words = line.split()
             if words and words[0].upper() == b"SEARCH":
-                uids.update(_int(w, "a UID") for w in words[1:])
+                uids.update(expect_int(w, "a UID") for w in words[1:])
         return sorted(u for u in uids if u >= min_uid)
 
     async def _fetch(
@@ -1083,7 +668,7 @@ class IMAPSession:
         lines, _ = await self._run(
             b"UID FETCH", [uid_set(uids), items], refused=f"{self.host} refused FETCH"
         )
-        found = _fetch_items(lines)
+        found = fetch_items(lines)
         return {uid: found[uid] for uid in uids if uid in found}
 
     async def fetch_summaries(self, uids: Sequence[int]) -> list[MessageSummary]:
@@ -1115,7 +700,7 @@ class IMAPSession:
                 uids[start : start + 10 * SUMMARY_BATCH], b"(UID RFC822.SIZE)"
             )
             sizes.update(
-                (uid, _int(i.get("RFC822.SIZE", 0), "a size"))
+                (uid, expect_int(i.get("RFC822.SIZE", 0), "a size"))
                 for uid, i in found.items()
             )
         return sizes
@@ -1176,7 +761,7 @@ class IMAPSession:
             if isinstance(found, Exception):
                 raise found
             yield [
-                FetchedMessage(uid, _flags(items.get("FLAGS")), _body(uid, items))
+                FetchedMessage(uid, flag_names(items.get("FLAGS")), _body(uid, items))
                 for uid, items in found.items()
             ]
 
@@ -1237,3 +822,24 @@ def _body(uid: int, items: dict[str, Any]) -> bytes:
         if isinstance(value, bytes):
             return value
     raise BadResponse(f"the server sent no body for UID {uid}")
+
+
+__all__ = [
+    "BATCH_BYTES",
+    "BATCH_MESSAGES",
+    "DEFAULT_PORTS",
+    "SUMMARY_BATCH",
+    "TLS_MODES",
+    "BadResponse",
+    "FetchedMessage",
+    "IMAPSession",
+    "Mailbox",
+    "MailboxStatus",
+    "MessageSummary",
+    "SearchQuery",
+    "SelectedMailbox",
+    "Trace",
+    "connect",
+    "open_session",
+    "uid_set",
+]

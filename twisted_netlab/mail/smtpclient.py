@@ -9,8 +9,10 @@ on every step, and a transcript with the credentials masked.
 
 Twisted's own L{smtp.ESMTPSenderFactory} is not used: it reports through
 C{ClientFactory} callbacks that endpoints never call, retries on its own and
-accepts only ASCII addresses.  Importing this module imports
-L{twisted.mail.smtp}, which installs the global reactor.
+accepts only ASCII addresses.  The envelope, the message's bytes and the
+result come from L{twisted_netlab.mail.outgoing}; this module never imports
+the API built on it.  Importing it imports L{twisted.mail.smtp}, which
+installs the global reactor.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from twisted_netlab.errors import (
     ServerRefused,
     TLSFailed,
 )
-from twisted_netlab.mail.send import (
+from twisted_netlab.mail.outgoing import (
     Envelope,
     RecipientOutcome,
     SendResult,

@@ -21,11 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import alsoProvides, implementer
 
 from tests.scratch import fresh_path
-from twisted_netlab.mail.lab.smtp import (
-    MAX_RECIPIENTS,
-    LabSMTPFactory,
-    is_loopback,
-)
+from twisted_netlab.mail.lab.smtp import MAX_RECIPIENTS, LabSMTPFactory
 from twisted_netlab.mail.lab.users import UsersFile
 
 # One users file for every test: hashing passwords is deliberately slow.
@@ -831,17 +827,3 @@ class BadInputTests(SMTPTestCase):
         clock.advance(2)
         self.assertTrue(s.take().startswith(b"421 "))
         self.assertTrue(s.closed)
-
-
-class LoopbackTests(SynchronousTestCase):
-    def test_is_loopback(self) -> None:
-        """
-        Loopback means 127.0.0.0/8, ::1 (also IPv4-mapped) or a UNIX socket.
-        """
-        self.assertTrue(is_loopback(IPv4Address("TCP", "127.0.0.1", 1)))
-        self.assertTrue(is_loopback(IPv6Address("TCP", "::1", 1)))
-        self.assertTrue(is_loopback(UNIXAddress(b"/tmp/s")))
-        self.assertFalse(is_loopback(IPv4Address("TCP", "10.0.0.1", 1)))
-        self.assertFalse(is_loopback(IPv6Address("TCP", "fe80::1%eth0", 1)))
-        self.assertFalse(is_loopback(IPv4Address("TCP", "not-an-ip", 1)))
-        self.assertFalse(is_loopback(object()))

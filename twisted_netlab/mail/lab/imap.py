@@ -41,7 +41,7 @@ from twisted.mail import imap4
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_netlab.hello import describe_address
+from twisted_netlab.addresses import describe_address
 from twisted_netlab.mail.lab.account import LabMailbox, LabMessage
 from twisted_netlab.mail.lab.maildir import (
     SYSTEM_FLAGS,

@@ -13,7 +13,6 @@ C{deliver} callable has returned) before the 250 reply to C{DATA}.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
@@ -33,6 +32,7 @@ from twisted.mail.interfaces import IMessageDelivery, IMessageSMTP
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_netlab.addresses import is_loopback
 from twisted_netlab.mail.lab.users import (
     BadAddress,
     UsersChecker,
@@ -56,25 +56,6 @@ DEFAULT_TIMEOUT = 300
 Deliver = Callable[[str, bytes], Any]
 
 log = Logger()
-
-
-def is_loopback(address: object) -> bool:
-    """
-    Whether C{address} (a connection's peer) is on this machine: a loopback
-    IP address or a UNIX socket.
-    """
-    if isinstance(address, UNIXAddress):
-        return True
-    host = getattr(address, "host", None)
-    if not isinstance(host, str):
-        return False
-    try:
-        ip = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
 
 
 class _LoginCredentials(LOGINCredentials):
