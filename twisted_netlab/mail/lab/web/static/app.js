@@ -765,8 +765,10 @@ async function main() {
   wire();
   readLocation();
   connectEvents();
-  loadMailboxes();
-  await loadList();
+  // The list first: the mailbox menu can wait for it.
+  const listed = loadList();
+  listed.then(loadMailboxes);
+  await listed;
   if (state.selected) openMessage(state.selected, { push: false });
   document.body.dataset.ready = "true";
 }
