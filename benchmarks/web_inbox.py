@@ -42,8 +42,8 @@ CASES = ["first-render"]
 
 NETLAB = "netlab inbox"
 MAILDEV = "MailDev 3 UI"
-MESSAGES, QUICK_MESSAGES = 10_000, 200
-ARRIVALS, QUICK_ARRIVALS = 10, 2
+MESSAGES, QUICK_MESSAGES = 10_000, 50
+ARRIVALS, QUICK_ARRIVALS = 10, 1
 ROOT = Path(__file__).resolve().parent.parent
 NODE = ROOT / "tests" / "interop" / "node"
 MAILDEV_BIN = NODE / "node_modules" / "maildev" / "dist" / "bin" / "maildev.js"
