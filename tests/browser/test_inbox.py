@@ -452,3 +452,24 @@ def test_phone_sized_and_dark(inbox: Inbox) -> None:
     inbox.page.click("#back")
     expect(inbox.page.locator("#list-pane")).to_be_visible()
     expect(inbox.page.locator("#view-pane")).to_be_hidden()
+
+
+def test_cid_images_show_from_the_message(inbox: Inbox) -> None:
+    """
+    An HTML body's cid: image is shown from the message's own part inside
+    the sandboxed frame, with no request beyond the lab.
+    """
+    mail = message("with a logo")
+    mail.add_alternative(
+        '<p>Logo: <img id=logo src="cid:logo@netlab.test" alt=logo></p>', subtype="html"
+    )
+    html_part = mail.get_payload()[1]
+    html_part.add_related(
+        png(), maintype="image", subtype="png", cid="<logo@netlab.test>"
+    )
+    inbox.lab.send(mail)
+    inbox.open()
+    inbox.row("with a logo").click()
+    frame = inbox.html_frame()
+    expect(frame.locator("#logo")).to_have_js_property("naturalWidth", 4)
+    assert all(u.startswith(inbox.lab.url) for u in inbox.requests)

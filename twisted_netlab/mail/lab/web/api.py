@@ -23,6 +23,7 @@ that runs no script and loads nothing remote; parts are always downloads.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import re
@@ -436,15 +437,21 @@ class LabAPI:
         parsed = self._parsed(entry)
         if not parsed.html:
             raise NotFound(f"message {message_id} has no HTML part")
-        cids = {p.content_id: p.part_id for p in parsed.inline if p.content_id}
+        cids = {p.content_id: p for p in parsed.inline if p.content_id}
 
         def link(match: re.Match[str]) -> str:
-            part_id = cids.get(urllib.parse.unquote(match.group(2)))
-            if part_id is None:
+            part = cids.get(urllib.parse.unquote(match.group(2)))
+            if part is None:
                 return match.group(0)
+            if part.content_type.lower().startswith("image/"):
+                # Inline images travel inside the view: the inbox page shows
+                # it in a sandboxed (opaque-origin) frame, which the parts'
+                # Cross-Origin-Resource-Policy (same-origin) rightly refuses.
+                data = base64.b64encode(bytes(part.content)).decode("ascii")
+                return f"{match.group(1)}data:{part.content_type};base64,{data}"
             return (
                 f"{match.group(1)}/api/v1/message/{entry.id}/part/"
-                f"{urllib.parse.quote(part_id)}"
+                f"{urllib.parse.quote(part.part_id)}"
             )
 
         return _CID.sub(link, parsed.html)
