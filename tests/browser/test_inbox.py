@@ -20,6 +20,12 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 #: Generous ceilings for the browser to show what the lab already did; speed
 #: itself is measured by the benchmarks, not asserted here.
 SHOWN = 5_000
+#: A one-page PDF.
+PDF = (
+    b"%PDF-1.1\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages"
+    b"/Kids[3 0 R]/Count 1>>endobj 3 0 obj<</Type/Page/Parent 2 0 R"
+    b"/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
@@ -213,7 +219,8 @@ def test_markup_in_mail_stays_text(inbox: Inbox) -> None:
 def test_attachment_downloads_byte_for_byte(inbox: Inbox, tmp_path: Path) -> None:
     """
     The Attachments tab lists name, type and size; Download saves exactly the
-    attached bytes under the attachment's name, and an image previews inline.
+    attached bytes under the attachment's name, and an image and a PDF
+    preview inline.
     """
     data = secrets.token_bytes(50_000) + b"\r\n\n\x00end"
     mail = message("with files")
@@ -221,6 +228,7 @@ def test_attachment_downloads_byte_for_byte(inbox: Inbox, tmp_path: Path) -> Non
         data, maintype="application", subtype="octet-stream", filename="data.bin"
     )
     mail.add_attachment(png(), maintype="image", subtype="png", filename="red.png")
+    mail.add_attachment(PDF, maintype="application", subtype="pdf", filename="doc.pdf")
     inbox.lab.send(mail)
     inbox.open()
     assert inbox.row("with files").locator(".attachment-mark").count() == 1
@@ -242,6 +250,11 @@ def test_attachment_downloads_byte_for_byte(inbox: Inbox, tmp_path: Path) -> Non
     inbox.page.locator(".attachment", has_text="red.png").locator("button").click()
     expect(inbox.page.locator("#preview img")).to_have_js_property("naturalWidth", 4)
     assert inbox.page.get_attribute("#preview img", "alt") == "red.png"
+
+    inbox.page.locator(".attachment", has_text="doc.pdf").locator("button").click()
+    frame = inbox.html_frame("#preview iframe.pdf")
+    frame.wait_for_load_state()
+    assert frame.url.startswith("blob:"), frame.url
 
 
 def test_read_and_delete_in_the_page_show_over_imap(inbox: Inbox) -> None:
