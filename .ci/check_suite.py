@@ -55,4 +55,12 @@ with connect(1143) as sock:
     imap.flush()
     capability = imap.readline()
     assert b"STARTTLS" in capability and b"LOGINDISABLED" in capability, capability
-print("the suite answers on 7070 (hello), 7071 (echo), 2525 (SMTP), 1143 (IMAP)")
+with connect(8025) as sock:
+    sock.sendall(b"GET /api/v1/messages HTTP/1.0\r\nHost: localhost\r\n\r\n")
+    answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.0 200 "), answer[:200]
+    assert b'"messages"' in answer, answer[:500]
+print(
+    "the suite answers on 7070 (hello), 7071 (echo), 2525 (SMTP), 1143 (IMAP), "
+    "8025 (HTTP API)"
+)

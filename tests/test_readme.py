@@ -46,3 +46,62 @@ class ReadmeTests(SynchronousTestCase):
         self.assertIn(command, ci_lines)
         self.assertIn("--config-settings editable_mode=compat", command)
         self.assertTrue(command.endswith(".venv/bin/pytest"))
+
+
+def python_block_after(lead: str) -> str:
+    """
+    The code of the first Python block after the paragraph starting with
+    C{lead}, dedented.
+    """
+    readme = (ROOT / "README.rst").read_text()
+    start = readme.index(lead)
+    match = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", readme[start:])
+    assert match is not None, lead
+    return "\n".join(line[4:] for line in match.group(1).splitlines()) + "\n"
+
+
+class ReadmeTestInboxTests(SynchronousTestCase):
+    """
+    The "Test inbox" examples of README.rst run, as they are, under pytest.
+    """
+
+    def run_example(self, lead: str) -> None:
+        import os
+        import subprocess
+        import sys
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="netlab-readme-") as directory:
+            path = Path(directory) / "test_example.py"
+            path.write_text(python_block_after(lead))
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    str(path),
+                ],
+                cwd=directory,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+                check=False,
+            )
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertIn("1 passed", done.stdout)
+
+    def test_fixture_example(self) -> None:
+        """
+        The mail_lab fixture's wait_for example passes.
+        """
+        self.run_example("In tests, the ``mail_lab`` fixture")
+
+    def test_lab_in_thread_example(self) -> None:
+        """
+        The lab_in_thread example passes.
+        """
+        self.run_example("Tests that run no reactor")

@@ -15,9 +15,14 @@ memory (L{twisted.test.iosim}), synchronously::
 
 With pytest and pytest-twisted, the C{mail_lab} fixture is a lab on real
 loopback ports (C{mail_lab.smtp_port}, C{mail_lab.imap_port},
-C{mail_lab.ca_path}); override the C{mail_lab_options} fixture to choose
-its domains and users.  Blocking clients (smtplib, imaplib) must run in a
-thread (C{deferToThread}), never in the reactor thread.
+C{mail_lab.http_port}, C{mail_lab.ca_path}; C{await mail_lab.wait_for(query)}
+for the messages a test expects); override the C{mail_lab_options} fixture
+to choose its domains and users. One lab serves the tests that share their
+options, reset between them. Blocking clients (smtplib, imaplib) must run in
+a thread (C{deferToThread}), never in the reactor thread.
+
+Tests that run no reactor use L{lab_in_thread}: a lab on a reactor of its
+own in a background thread, with blocking C{wait_for}, C{search}, C{clear}.
 
 Nothing here imports the reactor, or twisted.mail, until it is used: pytest
 loads this module at start-up in every project that installs
@@ -26,7 +31,6 @@ twisted_netlab.
 
 from __future__ import annotations
 
-import atexit
 import shutil
 import tempfile
 import threading
@@ -188,73 +192,71 @@ class ThreadedLab:
             self.call(self.lab.stop)
 
 
-_reactor_lock = threading.Lock()
-_reactor_thread: threading.Thread | None = None
+_clock_lock = threading.Lock()
+_thread_clocks: dict[int, Any] = {}
 
 
-def _reactor_in_thread() -> Any:
+def _use_thread_reactors_for_tls() -> None:
     """
-    The global reactor, running in a background thread from the first call
-    on (as the C{crochet} library runs it) until the process exits.
-
-    @raise RuntimeError: the reactor already runs in this process some other
-        way (under pytest-twisted, say: use the C{mail_lab} fixture there).
+    Make TLS connections made in a lab's reactor thread schedule their
+    writes on that reactor. Twisted's TLS (C{twisted.protocols.tls}) takes
+    its clock from C{_get_default_clock()}, the global reactor, for every
+    STARTTLS; Twisted made it a function to be replaced so. The
+    replacement answers the reactor of the calling thread when
+    L{lab_in_thread} runs one there, and the global reactor otherwise.
     """
-    global _reactor_thread
-    from twisted.internet import reactor as _global
+    from twisted.protocols import tls
 
-    reactor: Any = _global
+    with _clock_lock:
+        if getattr(tls._get_default_clock, "netlab_threads", False):
+            return
+        original = tls._get_default_clock
 
-    with _reactor_lock:
-        if _reactor_thread is None:
-            if reactor.running:
-                raise RuntimeError(
-                    "lab_in_thread needs the reactor, which already runs in this "
-                    "process (pytest-twisted?): use the mail_lab fixture instead"
-                )
-            _reactor_thread = threading.Thread(
-                target=reactor.run,
-                kwargs={"installSignalHandlers": False},
-                name="netlab reactor",
-                daemon=True,
-            )
-            _reactor_thread.start()
+        def clock() -> Any:
+            reactor = _thread_clocks.get(threading.get_ident())
+            return reactor if reactor is not None else original()
 
-            def stop() -> None:
-                if reactor.running:
-                    reactor.callFromThread(reactor.stop)
-                    if _reactor_thread is not None:
-                        _reactor_thread.join(10)
+        clock.netlab_threads = True  # type: ignore[attr-defined]
+        tls._get_default_clock = clock
 
-            atexit.register(stop)
-    return reactor
+
+def _new_reactor() -> Any:
+    try:
+        from twisted.internet.epollreactor import EPollReactor
+
+        return EPollReactor()
+    except ImportError:  # pragma: no cover - not Linux
+        from twisted.internet.selectreactor import SelectReactor
+
+        return SelectReactor()
 
 
 @contextmanager
 def lab_in_thread(**options: Any) -> Iterator[ThreadedLab]:
     """
     Start a mail lab on free loopback ports (SMTP, IMAP and the HTTP API),
-    on the reactor running in a background thread, and stop it at the end::
+    on a reactor of its own running in a background thread, and stop both
+    at the end::
 
         with lab_in_thread() as lab:
             smtplib.SMTP("127.0.0.1", lab.smtp_port).sendmail(...)
             [message] = lab.wait_for("to:bob@example.test")
 
     For tests that run no reactor themselves (plain pytest with Django,
-    Flask or requests): the reactor keeps running in its thread between
-    labs, until the process exits.
+    Flask or requests). The reactor is not the global one, so this works
+    whether or not the process runs that (pytest-twisted does).
 
     @param options: L{MailLab} keyword arguments (default domains
         example.test, users alice and bob, and a temporary state directory
         removed at the end).
-    @raise RuntimeError: the reactor already runs in this process.
     """
     from twisted.internet.defer import Deferred
     from twisted.internet.threads import blockingCallFromThread
 
     from twisted_netlab.mail.lab.service import EPHEMERAL, MailLab
 
-    reactor = _reactor_in_thread()
+    _use_thread_reactors_for_tls()
+    reactor = _new_reactor()
     directory = None
     if "state" not in options:
         directory = Path(tempfile.mkdtemp(prefix="netlab-mail-lab-"))
@@ -262,6 +264,16 @@ def lab_in_thread(**options: Any) -> Iterator[ThreadedLab]:
     options.setdefault("domains", DEFAULT_DOMAINS)
     options.setdefault("users", DEFAULT_USERS)
     options.setdefault("http", (EPHEMERAL,))
+
+    def run() -> None:
+        _thread_clocks[threading.get_ident()] = reactor
+        try:
+            reactor.run(installSignalHandlers=False)
+        finally:
+            _thread_clocks.pop(threading.get_ident(), None)
+
+    thread = threading.Thread(target=run, name="netlab mail lab reactor", daemon=True)
+    thread.start()
     try:
 
         def start() -> Deferred[MailLab]:
@@ -274,6 +286,8 @@ def lab_in_thread(**options: Any) -> Iterator[ThreadedLab]:
         finally:
             threaded.stop()
     finally:
+        reactor.callFromThread(reactor.stop)
+        thread.join(30)
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
 

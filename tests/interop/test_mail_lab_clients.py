@@ -124,7 +124,7 @@ async def test_smtplib_then_imaplib(mail_lab: MailLab) -> None:
     exactly the message sent.
     """
     code, reply = await in_thread(smtplib_send, mail_lab, ALICE, MESSAGE)
-    assert (code, reply) == (250, b"Message stored as UID 1")
+    assert (code, reply) == (250, b"2.0.0 Message stored as UID 1")
     [stored] = mail_lab.messages(ALICE)
     assert without_received(stored) == MESSAGE
     fetched = await in_thread(imaplib_fetch_all, mail_lab)
@@ -223,7 +223,7 @@ async def test_restart_in_process(tmp_path: Path) -> None:
     await lab.start()
     try:
         code, reply = await in_thread(smtplib_send, lab, ALICE, MESSAGE)
-        assert (code, reply) == (250, b"Message stored as UID 2")
+        assert (code, reply) == (250, b"2.0.0 Message stored as UID 2")
         assert len(await in_thread(imaplib_fetch_all, lab)) == 2
     finally:
         await lab.stop()
@@ -346,7 +346,7 @@ async def test_swaks(mail_lab: MailLab, tmp_path: Path, mechanism: str) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "<~  235 " in result.stdout
-    assert "<~  250 Message stored as UID 1" in result.stdout
+    assert "<~  250 2.0.0 Message stored as UID 1" in result.stdout
     [stored] = mail_lab.messages(BOB)
     assert without_received(stored) == MESSAGE
     assert b"with ESMTPSA" in stored.split(b"\r\n\r\n")[0]

@@ -5,6 +5,7 @@ C{twistd netlab-mail}: the mail lab, an SMTP + IMAP server over Maildir.
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from twisted.python import usage
 from twisted_netlab.endpoints import is_loopback_endpoint, parse_endpoint
 from twisted_netlab.errors import NetlabError
 from twisted_netlab.mail.lab.certificate import CertificateError, load_certificate
-from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE
+from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE, MAX_RECIPIENTS
 from twisted_netlab.mail.lab.users import normalize_address, normalize_domain
 from twisted_netlab.tap import PluginOptions, int_option
 
@@ -25,6 +26,25 @@ DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
 LISTENERS = ("smtp", "imap", "smtps", "imaps", "http", "https")
 #: Where the HTTP API listens for C{twistd netlab} and in capture mode.
 DEFAULT_HTTP = "tcp:8025:interface=127.0.0.1"
+
+_DURATION = re.compile(r"([0-9]+)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """
+    Seconds in a duration such as C{30s}, C{10m}, C{2h} or C{7d} (a bare
+    number is seconds).
+
+    @raise usage.UsageError: not such a duration, or zero.
+    """
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise usage.UsageError(
+            f"not a duration: {text!r} (expected a number with s, m, h or d, "
+            "such as 30s, 10m, 2h or 7d)"
+        )
+    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 class LabOptions(PluginOptions):
@@ -55,6 +75,33 @@ class LabOptions(PluginOptions):
         ],
         ["tls-cert", None, None, "Serve this certificate (PEM) instead of the lab's."],
         ["tls-key", None, None, "The key (PEM) of --tls-cert."],
+        [
+            "catch-all",
+            None,
+            None,
+            "Capture: accept mail for every address at every domain (nothing "
+            "is relayed); what is not for a lab user goes to this address's "
+            "INBOX (made a user if it is not one).",
+        ],
+        [
+            "max-recipients",
+            None,
+            str(MAX_RECIPIENTS),
+            "RCPT TO commands accepted per message (452 past).",
+        ],
+        [
+            "max-messages",
+            None,
+            None,
+            "Each mailbox keeps at most this many messages; the oldest go "
+            "as new ones arrive.",
+        ],
+        [
+            "max-age",
+            None,
+            None,
+            "Remove messages older than this (30s, 10m, 2h, 7d).",
+        ],
     ]
     optFlags = [
         [
@@ -150,6 +197,19 @@ class LabOptions(PluginOptions):
         for description in listeners:
             parse_endpoint(reactor, description)
         self["max-message-size"] = int_option(self, "max-message-size", 1)
+        self["max-recipients"] = int_option(self, "max-recipients", 1)
+        if self["max-messages"] is not None:
+            self["max-messages"] = int_option(self, "max-messages", 1)
+        if self["max-age"] is not None:
+            try:
+                self["max-age"] = parse_duration(self["max-age"])
+            except usage.UsageError as e:
+                raise usage.UsageError(f"--max-age: {e}") from None
+        if self["catch-all"] is not None:
+            try:
+                self["catch-all"] = normalize_address(self["catch-all"])
+            except NetlabError as e:
+                raise usage.UsageError(f"--catch-all: {e}") from None
         try:
             self["hostname"] = normalize_domain(self["hostname"])
         except NetlabError:
@@ -181,11 +241,14 @@ class Options(LabOptions):
         "[--imap ENDPOINT]... [--smtps ENDPOINT]... [--imaps ENDPOINT]... "
         "[--max-message-size BYTES] [--user ADDRESS:PASSWORD]... "
         "[--hostname NAME] [--tls-cert FILE --tls-key FILE] "
-        "[--allow-plaintext-auth] [--require-auth]"
+        "[--allow-plaintext-auth] [--require-auth] [--catch-all ADDRESS] "
+        "[--max-recipients N] [--max-messages N] [--max-age DURATION]"
     )
     longdesc = (
         "A small SMTP + IMAP server over Maildir for labs and tests. SMTP "
-        f"accepts mail for the users of the local domains only; {DEFAULT_SMTP} "
+        "accepts mail for the users of the local domains only (with "
+        "--catch-all, for every address, kept and never relayed); "
+        f"{DEFAULT_SMTP} "
         f"(SMTP) and {DEFAULT_IMAP} (IMAP) unless told otherwise. Logins need "
         "TLS (STARTTLS, or --smtps/--imaps); on first start a self-signed "
         "certificate is made in DIR/tls, which clients trust with --cafile "
@@ -220,8 +283,11 @@ def make_lab(config: LabOptions, reactor: Any, program: str, **extra: Any) -> An
         tls_key=config["tls-key"],
         allow_plaintext_auth=config["allow-plaintext-auth"],
         require_auth=config["require-auth"],
+        max_recipients=config["max-recipients"],
+        max_messages=config["max-messages"],
+        max_age=config["max-age"],
         program=program,
-        **extra,
+        **{"catch_all": config["catch-all"], **extra},
     )
     try:
         lab.prepare()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IService, MultiService
+from twisted.python import usage
 
 from twisted_netlab.echo import EchoFactory
 from twisted_netlab.endpoints import check_endpoints, listening_services
@@ -23,7 +24,7 @@ class Options(mail_tap.LabOptions):
     synopsis = (
         "[--hello ENDPOINT]... [--echo ENDPOINT]... [mail lab options of "
         "netlab-mail: --state DIR (default ./netlab-state), --domain DOMAIN "
-        "(default netlab.test), --smtp/--imap ENDPOINT, ...]"
+        "(default netlab.test), --smtp/--imap ENDPOINT, ...] [--no-catch-all]"
     )
     longdesc = (
         "Run every netlab server at once: the greeting server on "
@@ -32,8 +33,15 @@ class Options(mail_tap.LabOptions):
         f"{mail_tap.DEFAULT_SMTP}, IMAP on {mail_tap.DEFAULT_IMAP}, the HTTP API "
         f"and inbox page on {mail_tap.DEFAULT_HTTP}) with its "
         f"state in ./{DEFAULT_STATE} for the domain {DEFAULT_DOMAIN}. When the "
-        "lab has no user yet, one is made and its password logged once."
+        "lab has no user yet, one is made and its password logged once. The "
+        "lab captures: mail for any address at any domain is kept (in the "
+        "first user's INBOX unless --catch-all says otherwise), never relayed; "
+        "--no-catch-all accepts mail for lab users only."
     )
+    optFlags = [
+        *mail_tap.LabOptions.optFlags,
+        ["no-catch-all", None, "Accept mail for the lab's users only."],
+    ]
     defaultState = DEFAULT_STATE
     defaultDomains = (DEFAULT_DOMAIN,)
     defaultHTTP = True
@@ -59,6 +67,8 @@ class Options(mail_tap.LabOptions):
         self["hello"] = self["hello"] or [hello_tap.DEFAULT_LISTEN]
         self["echo"] = self["echo"] or [echo_tap.DEFAULT_LISTEN]
         check_endpoints(self["hello"] + self["echo"])
+        if self["no-catch-all"] and self["catch-all"]:
+            raise usage.UsageError("give --catch-all or --no-catch-all, not both")
         super().postOptions()
 
 
@@ -71,7 +81,22 @@ def makeService(config: Options, reactor: Any = None) -> IService:
         *listening_services(
             "netlab", reactor, config["echo"], EchoFactory(reactor=reactor)
         ),
-        mail_tap.make_lab(config, reactor, "netlab", create_first_user=True),
+        mail_tap.make_lab(
+            config,
+            reactor,
+            "netlab",
+            create_first_user=True,
+            catch_all=_catch_all(config),
+        ),
     ]:
         service.setServiceParent(suite)
     return suite
+
+
+def _catch_all(config: Options) -> str | bool | None:
+    """
+    Capture into the first user, unless told another address or not to.
+    """
+    if config["no-catch-all"]:
+        return None
+    return config["catch-all"] or True

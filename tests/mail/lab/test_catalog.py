@@ -95,6 +95,8 @@ class CatalogTests(SynchronousTestCase):
         (inbox / "tmp" / "123.half").write_bytes(b"Subject: half\r\n")
         (inbox / "new" / "124.other").write_bytes(message("dropped"))
         os.utime(inbox / "new", (1, 1))
+        self.assertEqual(len(self.catalog.entries()), 1)  # rescans at most 1/s
+        self.clock.advance(1)
         subjects = [e.facts.subject for e in self.catalog.entries()]
         self.assertEqual(sorted(subjects), ["dropped", "one"])
 

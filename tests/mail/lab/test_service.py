@@ -19,6 +19,7 @@ from tests.scratch import fresh_path
 from twisted_netlab.endpoints import StartupError
 from twisted_netlab.errors import NetlabError, UsageProblem
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
+from twisted_netlab.mail.lab.maildir import Envelope
 from twisted_netlab.mail.lab.service import LabStateError, MailLab
 from twisted_netlab.mail.lab.smtp import LabSMTPFactory
 from twisted_netlab.mail.lab.users import UsersFile
@@ -172,14 +173,28 @@ class MailLabTests(SynchronousTestCase):
         lab.prepare()
         [smtp] = lab.factories["smtp"]
         assert isinstance(smtp, LabSMTPFactory)
-        self.assertEqual(
-            smtp.deliver("alice@example.test", b"Subject: x\r\n\r\nhi\r\n"), 1
+        envelope = Envelope(
+            "x@remote.test", ("Alice@example.test",), "::1", False, None, 1.0
         )
         self.assertEqual(
-            lab.messages("ALICE@example.test"), [b"Subject: x\r\n\r\nhi\r\n"]
+            self.successResultOf(
+                smtp.deliver(
+                    b"Subject: x\r\n\r\nhi\r\n",
+                    {"alice@example.test": b"Received: by lab\r\n"},
+                    envelope,
+                )
+            ),
+            {"alice@example.test": 1},
         )
+        self.assertEqual(
+            lab.messages("ALICE@example.test"),
+            [b"Received: by lab\r\nSubject: x\r\n\r\nhi\r\n"],
+        )
+        self.assertEqual(lab.store.envelope("alice@example.test", 1), envelope)
         self.assertIn(
-            "stored a 18-byte message for alice@example.test as UID 1", self.logged()
+            "stored a 18-byte message from <x@remote.test> for "
+            "alice@example.test (UID 1)",
+            self.logged(),
         )
 
     def test_add_user(self) -> None:

@@ -9,6 +9,7 @@ import atexit
 import base64
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import alsoProvides, implementer
 
 from tests.scratch import fresh_path
+from twisted_netlab.mail.lab.maildir import Envelope
 from twisted_netlab.mail.lab.smtp import MAX_RECIPIENTS, LabSMTPFactory
 from twisted_netlab.mail.lab.users import UsersFile
 
@@ -64,24 +66,34 @@ def b64(text: bytes) -> bytes:
 
 class Deliveries:
     """
-    A C{deliver} callable that records what it stores, and what the client
+    A C{deliver} callable that records what it stores (one copy per mailbox
+    address, its Received: header first), the envelopes, and what the client
     had been told when it was called.
     """
 
     def __init__(self) -> None:
         self.stored: list[tuple[str, bytes]] = []
+        self.envelopes: list[Envelope] = []
+        self.calls = 0
         self.replies_at_delivery: list[bytes] = []
         self.transport: StringTransport | None = None
         self.result: Any = None
         self.error: Exception | None = None
 
-    def __call__(self, address: str, message: bytes) -> Any:
+    def __call__(
+        self, message: bytes, copies: Mapping[str, bytes], envelope: Envelope
+    ) -> Any:
         if self.transport is not None:
             self.replies_at_delivery.append(self.transport.value())
         if self.error is not None:
             raise self.error
-        self.stored.append((address, message))
-        return len(self.stored) if self.result is None else self.result
+        self.calls += 1
+        self.envelopes.append(envelope)
+        uids = {}
+        for address, header in copies.items():
+            self.stored.append((address, header + message))
+            uids[address] = len(self.stored)
+        return uids if self.result is None else self.result
 
 
 class Session:
@@ -228,7 +240,9 @@ class GreetingAndExtensionTests(SMTPTestCase):
         """
         s = self.session()
         s.send(b"EHLO client.test")
-        self.assertEqual(s.send(b"STARTTLS"), b"220 Begin TLS negotiation now\r\n")
+        self.assertEqual(
+            s.send(b"STARTTLS"), b"220 2.0.0 Begin TLS negotiation now\r\n"
+        )
         self.assertIs(s.transport.tls_options, TLS)
         reply = s.send(b"EHLO client.test")
         self.assertIn(b"AUTH PLAIN LOGIN", reply)
@@ -280,7 +294,7 @@ class RecipientTests(SMTPTestCase):
         s = self.session()
         s.send(b"EHLO client.test", b"MAIL FROM:<x@remote.test>")
         reply = s.send(b"RCPT TO:<nobody@example.test>")
-        self.assertEqual(reply, b"550 No such user here\r\n")
+        self.assertEqual(reply, b"550 5.1.1 No such user here\r\n")
         # A user of another local domain is not a user of this one.
         self.assertEqual(s.code(b"RCPT TO:<carol@example.test>"), 550)
         self.assertEqual(s.code(b"RCPT TO:<carol@other.test>"), 250)
@@ -334,7 +348,7 @@ class DeliveryTests(SMTPTestCase):
         s = self.session()
         s.send(b"EHLO client.test")
         reply = self.send_message(s)
-        self.assertEqual(reply, b"250 Message stored as UID 1\r\n")
+        self.assertEqual(reply, b"250 2.0.0 Message stored as UID 1\r\n")
         [(address, data)] = self.deliveries.stored
         self.assertEqual(address, "alice@example.test")
         header, body = split_received(data)
@@ -382,20 +396,20 @@ class DeliveryTests(SMTPTestCase):
         s.send(*MESSAGE)
         s.protocol.dataReceived(b".\r\n")
         self.assertEqual(self.deliveries.replies_at_delivery, [b""])
-        self.assertEqual(s.take(), b"250 Message stored as UID 1\r\n")
+        self.assertEqual(s.take(), b"250 2.0.0 Message stored as UID 1\r\n")
 
     def test_250_waits_for_deferred_delivery(self) -> None:
         """
         A C{deliver} that returns a Deferred gets its 250 only when that
         Deferred fires.
         """
-        pending: Deferred[int] = Deferred()
+        pending: Deferred[dict[str, int]] = Deferred()
         self.deliveries.result = pending
         s = self.session()
         s.send(b"EHLO client.test")
         self.assertEqual(self.send_message(s), b"")
-        pending.callback(7)
-        self.assertEqual(s.take(), b"250 Message stored as UID 7\r\n")
+        pending.callback({"alice@example.test": 7})
+        self.assertEqual(s.take(), b"250 2.0.0 Message stored as UID 7\r\n")
 
     def test_delivery_failure(self) -> None:
         """
@@ -421,7 +435,7 @@ class DeliveryTests(SMTPTestCase):
         s.send(b"RCPT TO:<alice@example.test>", b"RCPT TO:<carol@other.test>")
         s.send(b"DATA")
         reply = s.send(*MESSAGE, b".")
-        self.assertEqual(reply, b"250 Message stored as UID 1 2\r\n")
+        self.assertEqual(reply, b"250 2.0.0 Message stored as UID 1 2\r\n")
         self.assertEqual(
             [a for a, _ in self.deliveries.stored],
             ["alice@example.test", "carol@other.test"],
@@ -452,7 +466,9 @@ class SizeTests(SMTPTestCase):
         s = self.session(max_message_size=1000)
         s.send(b"EHLO client.test")
         reply = s.send(b"MAIL FROM:<x@remote.test> SIZE=1001")
-        self.assertEqual(reply, b"552 Message too big: the limit is 1000 bytes\r\n")
+        self.assertEqual(
+            reply, b"552 5.3.4 Message too big: the limit is 1000 bytes\r\n"
+        )
         self.assertEqual(s.code(b"MAIL FROM:<x@remote.test> SIZE=1000"), 250)
 
     def test_oversize_data_refused(self) -> None:
@@ -463,7 +479,7 @@ class SizeTests(SMTPTestCase):
         s = self.session(max_message_size=1000)
         s.send(b"EHLO client.test")
         reply = self.send_message(s, lines=[b"Subject: big", b""] + [b"x" * 98] * 20)
-        self.assertTrue(reply.startswith(b"552 Message too big"), reply)
+        self.assertTrue(reply.startswith(b"552 5.3.4 Message too big"), reply)
         self.assertEqual(self.deliveries.stored, [])
         self.assertTrue(self.send_message(s).startswith(b"250"))
 
@@ -479,7 +495,7 @@ class SizeTests(SMTPTestCase):
             b"DATA",
         )
         s.send(*[b"y" * 500] * 3)
-        body = s.protocol.message_body
+        body = s.protocol.transaction
         self.assertIsNone(body._lines)
         s.send(*[b"z" * 500] * 100)
         self.assertIsNone(body._lines)
@@ -496,13 +512,16 @@ class SizeTests(SMTPTestCase):
 
     def test_bad_parameters(self) -> None:
         """
-        A malformed SIZE or BODY is 501; an unknown parameter is 555.
+        A malformed SIZE or BODY is 501 (BINARYMIME is not offered); an
+        unknown parameter is 555; SMTPUTF8 is taken.
         """
         s = self.session()
         s.send(b"EHLO client.test")
         self.assertEqual(s.code(b"MAIL FROM:<x@remote.test> SIZE=lots"), 501)
         self.assertEqual(s.code(b"MAIL FROM:<x@remote.test> BODY=BINARYMIME"), 501)
-        self.assertEqual(s.code(b"MAIL FROM:<x@remote.test> SMTPUTF8"), 555)
+        self.assertEqual(s.code(b"MAIL FROM:<x@remote.test> MT-PRIORITY=3"), 555)
+        self.assertEqual(s.code(b"MAIL FROM:<x@remote.test> SMTPUTF8"), 250)
+        s.send(b"RSET")
         self.assertEqual(
             s.code(b"MAIL FROM:<x@remote.test> BODY=8BITMIME SIZE=10"), 250
         )
@@ -529,7 +548,7 @@ class AuthTests(SMTPTestCase):
         s.starttls()
         self.assertEqual(
             s.send(b"AUTH PLAIN " + b64(b"\0Alice@example.test\0alice-pw")),
-            b"235 Authentication successful.\r\n",
+            b"235 2.7.0 Authentication successful.\r\n",
         )
         self.assertEqual(s.protocol.delivery.sender, "alice@example.test")
         self.assertEqual(s.login(), 503)
@@ -579,7 +598,8 @@ class AuthTests(SMTPTestCase):
         self.assertFalse(s.closed)
         reply = s.send(b"AUTH PLAIN " + b64(b"\0alice@example.test\0nope"))
         self.assertTrue(
-            reply.endswith(b"421 Too many failed authentication attempts\r\n"), reply
+            reply.endswith(b"421 4.7.0 Too many failed authentication attempts\r\n"),
+            reply,
         )
         self.assertTrue(s.closed)
 
@@ -654,7 +674,7 @@ class RequireAuthTests(SMTPTestCase):
         s.send(b"EHLO client.test")
         self.assertEqual(
             s.send(b"MAIL FROM:<x@remote.test>"),
-            b"530 Must issue a STARTTLS command first\r\n",
+            b"530 5.7.0 Must issue a STARTTLS command first\r\n",
         )
 
     def test_mail_refused_before_auth(self) -> None:
@@ -665,7 +685,8 @@ class RequireAuthTests(SMTPTestCase):
         s = self.session(require_auth=True)
         s.starttls()
         self.assertEqual(
-            s.send(b"MAIL FROM:<x@remote.test>"), b"530 Authentication required\r\n"
+            s.send(b"MAIL FROM:<x@remote.test>"),
+            b"530 5.7.0 Authentication required\r\n",
         )
         self.assertEqual(s.code(b"RCPT TO:<alice@example.test>"), 503)
         self.assertEqual(s.login(), 235)
@@ -740,7 +761,9 @@ class BadInputTests(SMTPTestCase):
         """
         s = self.session()
         s.protocol.dataReceived(b"EHLO " + b"x" * 20000)
-        self.assertEqual(s.take(), b"500 Line too long; closing the connection\r\n")
+        self.assertEqual(
+            s.take(), b"500 5.5.6 Line too long; closing the connection\r\n"
+        )
         self.assertTrue(s.closed)
         self.assertEqual(s.protocol._buffer, b"")
 
@@ -757,7 +780,7 @@ class BadInputTests(SMTPTestCase):
             b"DATA",
         )
         s.protocol.dataReceived(b"Subject: x\r\n\r\n" + b"y" * 20000 + b"\r\n.\r\n")
-        self.assertTrue(s.take().startswith(b"500 Line too long"))
+        self.assertTrue(s.take().startswith(b"500 5.5.6 Line too long"))
         self.assertTrue(s.closed)
         s.protocol.connectionLost(Exception("gone"))
         self.assertEqual(self.deliveries.stored, [])
@@ -776,7 +799,7 @@ class BadInputTests(SMTPTestCase):
         s.send(*MESSAGE)
         s.protocol.connectionLost(Exception("connection lost"))
         self.assertEqual(self.deliveries.stored, [])
-        self.assertIsNone(s.protocol.message_body._lines)
+        self.assertIsNone(s.protocol.transaction._lines)
 
     def test_starttls_injection(self) -> None:
         """
@@ -788,7 +811,7 @@ class BadInputTests(SMTPTestCase):
         reply = s.send(
             b"STARTTLS", b"MAIL FROM:<x@remote.test>", b"RCPT TO:<alice@example.test>"
         )
-        self.assertEqual(reply, b"220 Begin TLS negotiation now\r\n")
+        self.assertEqual(reply, b"220 2.0.0 Begin TLS negotiation now\r\n")
         self.assertIsNone(s.protocol._from)
         s.protocol.dataReceived(b"EHLO client.test\r\n")
         self.assertTrue(s.take().startswith(b"250"))

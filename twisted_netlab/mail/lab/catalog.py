@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from twisted_netlab.errors import NetlabError
@@ -45,6 +46,9 @@ from twisted_netlab.mail.lab.search import (
 log = Logger()
 
 SEEN = "\\Seen"
+#: Look at the disk for changes made by other programs at most this often
+#: (seconds); changes made through the store are seen at once.
+RESCAN_INTERVAL = 1.0
 
 
 class WaitTimeout(NetlabError):
@@ -211,6 +215,7 @@ class Catalog:
         self._subscribers: list[Subscriber] = []
         self._waiters: list[_Waiter] = []
         self._known_users: set[str] = set()
+        self._rescanned: dict[str, float] = {}
         store.add_listener(self._store_changed)
 
     def close(self) -> None:
@@ -227,7 +232,9 @@ class Catalog:
         if mailbox != INBOX:
             return
         with self._lock:
-            self._dirty.add(address)
+            if change.new or change.gone:
+                # Flag changes alone need no look at the folder's UIDs.
+                self._dirty.add(address)
             if change.flags:
                 self._flagged.setdefault(address, set()).update(change.flags)
             if self._scheduled:
@@ -252,7 +259,14 @@ class Catalog:
         """
         users = self.store.addresses()
         if rescan:
+            now = self.reactor.seconds()
             for address in users:
+                if (
+                    now - self._rescanned.get(address, -RESCAN_INTERVAL)
+                    < RESCAN_INTERVAL
+                ):
+                    continue
+                self._rescanned[address] = now
                 try:
                     self.store.folder(address).refresh()
                 except MailStoreError:
@@ -275,6 +289,25 @@ class Catalog:
         if events:
             self._publish(events)
 
+    def warm_up(self) -> None:
+        """
+        Parse every message not yet in the facts cache, in a thread of the
+        reactor's pool (where it has one), so that the first search over a
+        large store is as fast as the next ones.
+        """
+        if not IReactorThreads.providedBy(self.reactor):
+            return
+        entries = self.entries()
+
+        def warm() -> None:
+            for entry in entries:
+                try:
+                    entry.facts  # noqa: B018  computed for the cache
+                except MailStoreError:
+                    continue
+
+        self.reactor.callInThread(warm)
+
     def reload(self) -> None:
         """
         Look at every user again, as after the store was changed behind its
@@ -282,6 +315,7 @@ class Catalog:
         """
         with self._lock:
             self._dirty |= self._known_users | set(self._by_user)
+        self._rescanned.clear()
         self.sync()
 
     def _sync_user(self, address: str, exists: bool) -> list[Event]:

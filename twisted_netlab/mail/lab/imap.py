@@ -135,8 +135,19 @@ class _FetchResponder:
             and any(_sets_seen(item) for item in query)
         )
         self._wants_flags = any(item.type == "flags" for item in query)
+        # The messages are in use until sent: retention pruning skips them.
+        mailbox = server.mbox
+        self._folder = mailbox.folder if isinstance(mailbox, LabMailbox) else None
+        self._held = [message.uid for _, message in messages]
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        if self._folder is not None and held:
+            self._folder.release(held)
 
     def start(self) -> None:
+        if self._folder is not None:
+            self._folder.hold(self._held)
         if self.server.blocked is None:
             self.server.blocked = []
         self.server.transport.registerProducer(self, True)
@@ -147,6 +158,7 @@ class _FetchResponder:
 
     def stopProducing(self) -> None:
         self._stopped = True
+        self._release()
 
     def resumeProducing(self) -> None:
         self._paused = False
@@ -175,6 +187,7 @@ class _FetchResponder:
 
     def _finish(self) -> None:
         self._stopped = True
+        self._release()
         server = self.server
         server.transport.unregisterProducer()
         server.sendPositiveResponse(self.tag, b"FETCH completed")

@@ -5,7 +5,8 @@ Layout under the store's root (the state directory's C{mail/})::
 
     <address>/                  the user's Maildir, which is INBOX
         cur/ new/ tmp/
-        netlab-uidlist          UIDVALIDITY, UIDNEXT and the UID of each message
+        netlab-uidlist          UIDVALIDITY, UIDNEXT, the UID of each message
+                                and the SMTP envelope of each delivered one
         netlab-uidlist.lock     taken (fcntl.flock) to assign UIDs
         netlab-uidvalidity      the last UIDVALIDITY given to a mailbox of this user
         subscriptions           subscribed mailbox names, one a line
@@ -32,6 +33,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import itertools
+import json
 import mailbox as stdlib_mailbox
 import os
 import secrets
@@ -39,6 +41,7 @@ import shutil
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -56,6 +59,10 @@ UIDVALIDITY_LOCK_NAME = "netlab-uidvalidity.lock"
 SUBSCRIPTIONS_NAME = "subscriptions"
 
 _UIDLIST_MAGIC = "netlab-uidlist 1"
+# Threads that write and sync the files of one batch of deliveries.
+_STAGING_THREADS = 8
+# Starts a UID list line that holds the SMTP envelope of a message.
+_ENVELOPE_TAG = "E "
 _MAX_NAME_LENGTH = 200
 # Compact a UID list once it holds this many lines of vanished messages (and
 # more of them than of live ones).
@@ -313,6 +320,90 @@ FolderListener = Callable[[FolderChange], None]
 StoreListener = Callable[[str, str, FolderChange], None]
 
 
+@dataclass(frozen=True)
+class Envelope:
+    """
+    The SMTP envelope a message arrived with, kept with the message.
+
+    @ivar mail_from: the reverse path of C{MAIL FROM} (C{""} for C{<>}).
+    @ivar rcpt_to: every accepted C{RCPT TO} address, in order (so that Bcc
+        recipients can be seen), not only those of this copy's mailbox.
+    @ivar client: the client's address (an IP address, or C{"unix"}).
+    @ivar tls: whether the session was encrypted.
+    @ivar auth_user: the address the client authenticated as, if it did.
+    @ivar received: when the message was accepted (seconds since the epoch).
+    """
+
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    client: str
+    tls: bool
+    auth_user: str | None
+    received: float
+
+    def to_json(self) -> str:
+        """
+        The envelope as one line of ASCII JSON (never a newline in it).
+        """
+        return json.dumps(
+            {
+                "from": self.mail_from,
+                "to": list(self.rcpt_to),
+                "client": self.client,
+                "tls": self.tls,
+                "auth": self.auth_user,
+                "at": self.received,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Envelope | None:
+        """
+        The envelope of a UID list line, or L{None} if it is unreadable.
+        """
+        try:
+            data = json.loads(text)
+            auth = data.get("auth")
+            envelope = cls(
+                mail_from=str(data["from"]),
+                rcpt_to=tuple(str(address) for address in data["to"]),
+                client=str(data.get("client", "")),
+                tls=bool(data.get("tls", False)),
+                auth_user=None if auth is None else str(auth),
+                received=float(data["at"]),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+        return envelope
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """
+    One message for the INBOXes of C{addresses} (see L{MailStore.deliver_many}).
+    """
+
+    message: bytes
+    addresses: Iterable[str]
+    envelope: Envelope | None = None
+    prefixes: Mapping[str, bytes] | None = None
+
+
+@dataclass(frozen=True)
+class Retention:
+    """
+    How much mail a mailbox keeps: at most C{max_messages} messages, none
+    older than C{max_age} seconds (L{None}: no limit). The oldest go first.
+    """
+
+    max_messages: int | None = None
+    max_age: float | None = None
+
+    def __bool__(self) -> bool:
+        return self.max_messages is not None or self.max_age is not None
+
+
 @dataclass
 class _UIDList:
     """
@@ -322,6 +413,8 @@ class _UIDList:
     uidvalidity: int = 0
     header_uidnext: int = 1
     uid_by_key: dict[str, int] = field(default_factory=dict)
+    #: UID -> the JSON text of its SMTP envelope (its C{E} line).
+    envelopes: dict[int, str] = field(default_factory=dict)
     max_uid: int = 0
     offset: int = 0
     inode: int = -1
@@ -354,6 +447,10 @@ class Folder:
         self._stamp: tuple[int, int] | None = None
         self._scanned = False
         self._listeners: list[FolderListener] = []
+        #: What the folder keeps (set by its L{MailStore}); see L{prune}.
+        self.retention = Retention()
+        self._held: Counter[int] = Counter()
+        self._prune_pending = False
 
     # --- listeners -----------------------------------------------------------
 
@@ -438,6 +535,13 @@ class Folder:
                     pass
             return
         state.lines += 1
+        if text.startswith(_ENVELOPE_TAG):
+            # "E UID JSON": the envelope of the message on the line before.
+            # Readers that predate envelopes skip it (no numeric UID).
+            uid_text, _, envelope = text[len(_ENVELOPE_TAG) :].partition(" ")
+            with suppress(ValueError):
+                state.envelopes[int(uid_text)] = envelope
+            return
         uid_text, _, key = text.partition(" ")
         try:
             uid = int(uid_text)
@@ -460,15 +564,29 @@ class Folder:
         self._uids = _UIDList()
         self._sync_uidlist()
 
-    def _append_uids(self, keys: list[str]) -> list[int]:
+    def _append_uids(
+        self, keys: list[str], envelopes: list[Envelope | None] | None = None
+    ) -> list[int]:
         """
-        Give each key the next UID and append them to the list, synced.
-        Call with the lock held, right after L{_sync_uidlist}.
+        Give each key the next UID and append them to the list, synced, each
+        followed by the C{E} line of its envelope (if any): one write and one
+        fsync for all of them. Call with the lock held, right after
+        L{_sync_uidlist}.
         """
         state = self._uids
         first = state.uidnext
         uids = list(range(first, first + len(keys)))
-        text = "".join(f"{uid} {key}\n" for uid, key in zip(uids, keys, strict=True))
+        if envelopes is None:
+            envelopes = [None] * len(keys)
+        text = "".join(
+            f"{uid} {key}\n"
+            + (
+                ""
+                if envelope is None
+                else f"{_ENVELOPE_TAG}{uid} {envelope.to_json()}\n"
+            )
+            for uid, key, envelope in zip(uids, keys, envelopes, strict=True)
+        )
         data = text.encode("utf-8", "surrogateescape")
         fd = os.open(self._uidlist_path, os.O_WRONLY | os.O_APPEND)
         try:
@@ -493,8 +611,11 @@ class Folder:
             if key in live or uid > seen_max
         }
         lines = [f"{_UIDLIST_MAGIC} {state.uidvalidity} {state.uidnext}\n"]
+        envelopes = state.envelopes
         lines.extend(
-            f"{uid} {key}\n" for key, uid in sorted(keep.items(), key=lambda i: i[1])
+            f"{uid} {key}\n"
+            + (f"{_ENVELOPE_TAG}{uid} {envelopes[uid]}\n" if uid in envelopes else "")
+            for key, uid in sorted(keep.items(), key=lambda i: i[1])
         )
         replace_file(
             self._uidlist_path, "".join(lines).encode("utf-8", "surrogateescape")
@@ -699,9 +820,14 @@ class Folder:
         message: bytes,
         flags: Iterable[str] = (),
         internal_date: float | None = None,
+        *,
+        envelope: Envelope | None = None,
     ) -> int:
         """
         Store C{message} atomically and durably and return its UID.
+        C{envelope} is kept with it (L{envelope}), in the same synced write
+        as its UID. With a L{retention} limit, the oldest messages beyond it
+        go first, so that the folder never holds more than the limit.
 
         The message is written and synced in C{tmp/}; under the lock it gets
         the next UID (appended to the list, synced), then is renamed into
@@ -727,9 +853,11 @@ class Folder:
                 target = self.path / "cur" / f"{name}:2,{info}"
             else:
                 target = self.path / "new" / name
+            if self.retention:
+                self.prune(room=1)
             with self._locked():
                 self._sync_uidlist(locked=True)
-                (uid,) = self._append_uids([name])
+                (uid,) = self._append_uids([name], [envelope])
                 os.rename(temporary, target)
             fsync_directory(target.parent)
         except BaseException:
@@ -804,9 +932,11 @@ class Folder:
         if moves:
             self.set_flags(moves)
 
-    def remove(self, uids: Iterable[int]) -> list[int]:
+    def remove(self, uids: Iterable[int], *, sync: bool = True) -> list[int]:
         """
         Delete the files of messages C{uids}; return the UIDs removed.
+        Without C{sync}, the removal is not made durable at once (pruning:
+        a message that comes back after a crash is pruned again).
         """
         removed: list[int] = []
         with self._mutex:
@@ -827,14 +957,187 @@ class Folder:
                 del self._entries[uid]
                 self._by_key.pop(entry.key, None)
                 removed.append(uid)
+                self._uids.envelopes.pop(uid, None)
             if removed:
                 gone = set(removed)
                 self._sorted = [uid for uid in self._sorted if uid not in gone]
-        if removed:
+        if removed and sync:
             for subdir in ("new", "cur"):
                 fsync_directory(self.path / subdir)
         self._notify(FolderChange(gone=tuple(removed)))
         return removed
+
+    # --- envelopes, messages in use, retention ---------------------------------
+
+    def envelope(self, uid: int) -> Envelope | None:
+        """
+        The SMTP envelope message C{uid} arrived with, or L{None} (not
+        delivered by SMTP, or gone).
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            if uid not in self._entries:
+                return None
+            text = self._uids.envelopes.get(uid)
+            if text is None:
+                self._sync_uidlist()
+                text = self._uids.envelopes.get(uid)
+        return None if text is None else Envelope.from_json(text)
+
+    def hold(self, uids: Iterable[int]) -> None:
+        """
+        Mark messages as in use (a client is reading them): L{prune} leaves
+        them alone until they are L{release}d, as often as they were held.
+        """
+        with self._mutex:
+            self._held.update(uids)
+
+    def release(self, uids: Iterable[int]) -> None:
+        """
+        Undo one L{hold} of C{uids}; pruning that had to skip them catches up.
+        """
+        with self._mutex:
+            self._held.subtract(uids)
+            for uid in [uid for uid, count in self._held.items() if count <= 0]:
+                del self._held[uid]
+            catch_up = self._prune_pending
+        if catch_up:
+            self.prune()
+
+    @contextmanager
+    def holding(self, uids: Iterable[int]) -> Iterator[None]:
+        """
+        L{hold} C{uids} for the duration of a C{with} block.
+        """
+        held = list(uids)
+        self.hold(held)
+        try:
+            yield
+        finally:
+            self.release(held)
+
+    def in_use(self, uid: int) -> bool:
+        """
+        Whether message C{uid} is held (see L{hold}).
+        """
+        with self._mutex:
+            return self._held[uid] > 0 if uid in self._held else False
+
+    def prune(self, *, room: int = 0, now: float | None = None) -> list[int]:
+        """
+        Remove the oldest messages (by UID) beyond the folder's L{retention}:
+        past C{max_messages} (leaving C{room} for messages about to arrive)
+        and older than C{max_age} (by internal date). Messages in use are
+        skipped (a younger one goes instead, for the count) and pruned once
+        released. Listeners hear of the removal. Returns the UIDs removed.
+        """
+        retention = self.retention
+        if not retention:
+            return []
+        with self._mutex:
+            self._ensure_scanned()
+            uids = list(self._sorted)
+            held = self._held
+            doomed: list[int] = []
+            skipped = False
+            if retention.max_age is not None:
+                cutoff = (time.time() if now is None else now) - retention.max_age
+                for uid in uids:
+                    try:
+                        old = self.internal_date(uid) < cutoff
+                    except MessageGone:
+                        continue
+                    if not old:
+                        break
+                    if uid in held:
+                        skipped = True
+                    else:
+                        doomed.append(uid)
+            if retention.max_messages is not None:
+                excess = len(uids) - len(doomed) + room - retention.max_messages
+                chosen = set(doomed)
+                for uid in uids:
+                    if excess <= 0:
+                        break
+                    if uid in chosen:
+                        continue
+                    if uid in held:
+                        skipped = True
+                        continue
+                    doomed.append(uid)
+                    excess -= 1
+            self._prune_pending = skipped
+        if not doomed:
+            return []
+        return self.remove(sorted(doomed), sync=False)
+
+    # --- delivery in steps (one message for several mailboxes) -------------------
+
+    def _stage(self, parts: Iterable[bytes]) -> tuple[str, Path]:
+        """
+        Write the concatenation of C{parts} into C{tmp/}, synced; return its
+        file name and path. Nothing is visible yet.
+        """
+        chunks = [part for part in parts if part]
+        size = sum(len(part) for part in chunks)
+        virtual = sum(crlf_size(part) for part in chunks)
+        name = _unique_name(size, virtual)
+        temporary = self.path / "tmp" / name
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            for part in chunks:
+                view = memoryview(part)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            with _ignoring_missing():
+                os.unlink(temporary)
+            raise
+        os.close(fd)
+        return name, temporary
+
+    def _commit(
+        self, staged: list[tuple[str, Path]], envelopes: list[Envelope | None]
+    ) -> list[int]:
+        """
+        Give staged messages their UIDs (one synced append for all of them,
+        envelopes included) and rename them into C{new/}. The caller syncs
+        C{new/}, then L{_publish}es them (or L{_retract}s them).
+        """
+        if self.retention:
+            self.prune(room=len(staged))
+        with self._locked():
+            self._sync_uidlist(locked=True)
+            uids = self._append_uids([name for name, _ in staged], envelopes)
+            for name, temporary in staged:
+                os.rename(temporary, f"{self._directory}/new/{name}")
+        return uids
+
+    def _publish(self, delivered: list[tuple[int, str]]) -> None:
+        """
+        Tell the cache and the listeners of committed messages (UID, name).
+        """
+        with self._mutex:
+            if self._scanned:
+                for uid, name in delivered:
+                    if uid in self._entries:
+                        continue  # a refresh found it first
+                    self._entries[uid] = StoredMessage(uid, name, "new", "", name)
+                    self._by_key[name] = uid
+                    self._sorted.append(uid)
+                self._sorted.sort()
+        self._notify(FolderChange(new=tuple(uid for uid, _ in delivered)))
+
+    def _retract(self, name: str) -> None:
+        """
+        Remove a committed but unpublished message (its delivery failed
+        elsewhere); its UID is never reused.
+        """
+        with _ignoring_missing():
+            os.unlink(f"{self._directory}/new/{name}")
 
 
 def _next_uidvalidity(user_directory: Path | None) -> int:
@@ -874,6 +1177,7 @@ class MailStore:
         self._folders: dict[Path, Folder] = {}
         self._mutex = threading.Lock()
         self._store_listeners: list[StoreListener] = []
+        self._retention = Retention()
 
     # --- users ---------------------------------------------------------------
 
@@ -918,6 +1222,7 @@ class MailStore:
             if folder is None:
                 folder = self._folders[path] = Folder(path, name)
                 folder.add_listener(self._forwarder(validate_address(address), name))
+                folder.retention = self._retention
             return folder
 
     def _forget(self, path: Path) -> None:
@@ -1151,6 +1456,202 @@ class MailStore:
 
         return forward
 
+    # --- capture: several recipients, envelopes, retention ----------------------
+
+    def deliver_many(
+        self,
+        message: bytes,
+        addresses: Iterable[str],
+        *,
+        envelope: Envelope | None = None,
+        prefixes: Mapping[str, bytes] | None = None,
+    ) -> dict[str, int]:
+        """
+        Store C{message} once in the INBOX of each of C{addresses} (an address
+        named twice, in any case, gets one copy), with C{envelope}, and
+        return each mailbox's UID by canonical address. Each copy starts with
+        C{prefixes[address]} if given (its C{Received:} header).
+
+        All or nothing: every copy is written and synced, then given its UID
+        and made visible, then the directories are synced, and only then are
+        sessions told. If anything fails, the copies made visible are taken
+        back and the error is raised, so that a retried delivery is not
+        stored twice. Blocking.
+        """
+        [result] = self.deliver_batch(
+            [Delivery(message, addresses, envelope, prefixes)]
+        )
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def deliver_batch(
+        self, deliveries: Iterable[Delivery]
+    ) -> list[dict[str, int] | BaseException]:
+        """
+        Store several deliveries (each as L{deliver_many} would) together:
+        their files are written and synced concurrently, each mailbox's UID
+        list gets one synced append for all of them and each directory one
+        sync, so that N messages cost about N + 2 syncs instead of 3N (group
+        commit). Each delivery is all or nothing on its own: the result, in
+        order, is its UIDs by address, or the error that made it fail (then
+        none of its copies is visible). Blocking.
+        """
+        items = list(deliveries)
+        results: list[dict[str, int] | BaseException] = [{} for _ in items]
+        failed: dict[int, BaseException] = {}
+        plans: list[tuple[int, str, Folder, bytes]] = []
+        for i, item in enumerate(items):
+            try:
+                wanted = {
+                    validate_address(k): v for k, v in (item.prefixes or {}).items()
+                }
+                seen: set[str] = set()
+                for address in item.addresses:
+                    canonical = validate_address(address)
+                    if canonical in seen:
+                        continue
+                    seen.add(canonical)
+                    self.ensure_user(canonical)
+                    folder = self.folder(canonical)
+                    plans.append((i, canonical, folder, wanted.get(canonical, b"")))
+            except Exception as e:
+                failed[i] = e
+        plans = [plan for plan in plans if plan[0] not in failed]
+        # Write and sync every copy, concurrently: the file system commits
+        # the syncs of several files together.
+        staged: dict[int, tuple[str, Path]] = {}
+
+        def stage(index: int) -> None:
+            i, _, folder, prefix = plans[index]
+            try:
+                staged[index] = folder._stage([prefix, items[i].message])
+            except Exception as e:
+                failed.setdefault(i, e)
+
+        pending = iter(range(len(plans)))
+        pending_lock = threading.Lock()
+
+        def stage_some() -> None:
+            while True:
+                with pending_lock:
+                    index = next(pending, None)
+                if index is None:
+                    return
+                stage(index)
+
+        threads = [
+            threading.Thread(target=stage_some, daemon=True)
+            for _ in range(min(len(plans), _STAGING_THREADS) - 1)
+        ]
+        for thread in threads:
+            thread.start()
+        stage_some()
+        for thread in threads:
+            thread.join()
+        # One synced append and one directory sync per folder.
+        by_folder: dict[Path, list[int]] = {}
+        for index, (i, _, folder, _) in enumerate(plans):
+            if i not in failed:
+                by_folder.setdefault(folder.path, []).append(index)
+        committed: dict[int, tuple[int, str]] = {}
+        for indexes in by_folder.values():
+            folder = plans[indexes[0]][2]
+            indexes = [index for index in indexes if plans[index][0] not in failed]
+            if not indexes:
+                continue
+            try:
+                uids = folder._commit(
+                    [staged[index] for index in indexes],
+                    [items[plans[index][0]].envelope for index in indexes],
+                )
+                fsync_directory(folder.path / "new")
+            except Exception as e:
+                for index in indexes:
+                    failed.setdefault(plans[index][0], e)
+                    name, temporary = staged[index]
+                    with _ignoring_missing():
+                        os.unlink(temporary)
+                    folder._retract(name)
+                continue
+            for index, uid in zip(indexes, uids, strict=True):
+                committed[index] = (uid, staged[index][0])
+        # Take back the copies of deliveries that failed elsewhere; tell
+        # sessions of the rest.
+        retracted: set[Path] = set()
+        publish: dict[Path, tuple[Folder, list[tuple[int, str]]]] = {}
+        for index, (i, address, folder, _) in enumerate(plans):
+            if i in failed:
+                if index in committed:
+                    folder._retract(committed[index][1])
+                    retracted.add(folder.path)
+                elif index in staged:
+                    with _ignoring_missing():
+                        os.unlink(staged[index][1])
+                continue
+            uid, name = committed[index]
+            result = results[i]
+            assert isinstance(result, dict)
+            result[address] = uid
+            publish.setdefault(folder.path, (folder, []))[1].append((uid, name))
+        for path in retracted:
+            with suppress(OSError):
+                fsync_directory(path / "new")
+        for folder, delivered in publish.values():
+            folder._publish(delivered)
+        for i, error in failed.items():
+            results[i] = error
+        return results
+
+    def envelope(self, address: str, uid: int, mailbox: str = INBOX) -> Envelope | None:
+        """
+        The SMTP envelope of message C{uid} of C{address}'s C{mailbox}, or
+        L{None}.
+        """
+        try:
+            return self.folder(address, mailbox).envelope(uid)
+        except NoSuchMailbox:
+            return None
+
+    @property
+    def retention(self) -> Retention:
+        """
+        What every mailbox keeps (see L{Folder.prune}); no limit by default.
+        """
+        return self._retention
+
+    @retention.setter
+    def retention(self, retention: Retention) -> None:
+        with self._mutex:
+            self._retention = retention
+            for folder in self._folders.values():
+                folder.retention = retention
+
+    def prune(self, now: float | None = None) -> dict[tuple[str, str], list[int]]:
+        """
+        Apply the retention limits to every mailbox of every user now (for
+        the age limit's timer); return the UIDs removed by (address, mailbox).
+        """
+        removed: dict[tuple[str, str], list[int]] = {}
+        if not self._retention:
+            return removed
+        try:
+            users = sorted(entry.name for entry in os.scandir(self.root))
+        except FileNotFoundError:
+            return removed
+        for address in users:
+            if address.startswith(".") or not self.has_user(address):
+                continue
+            for mailbox in self.mailboxes(address):
+                try:
+                    folder = self.folder(address, mailbox)
+                    gone = folder.prune(now=now)
+                except MailStoreError:
+                    continue
+                if gone:
+                    removed[(address, mailbox)] = gone
+        return removed
+
 
 def _create_maildir(path: Path, *, folder: bool, exist_ok: bool = False) -> None:
     """
@@ -1189,6 +1690,8 @@ __all__ = [
     "HIERARCHY_DELIMITER",
     "INBOX",
     "SYSTEM_FLAGS",
+    "Delivery",
+    "Envelope",
     "Folder",
     "FolderChange",
     "InvalidName",
@@ -1198,6 +1701,7 @@ __all__ = [
     "MailboxHasChildren",
     "MessageGone",
     "NoSuchMailbox",
+    "Retention",
     "StoreListener",
     "StoredMessage",
     "validate_address",

@@ -64,6 +64,10 @@ class SearchFacts:
     headers_folded: tuple[tuple[str, str], ...]
     body_folded: str
     attachment_names_folded: str
+    #: "name <address>" lines of each address field, case-folded
+    addresses_folded: dict[str, str]
+    subject_folded: str
+    message_id_folded: str
 
     @classmethod
     def from_parsed(cls, parsed: ParsedMessage) -> SearchFacts:
@@ -90,6 +94,15 @@ class SearchFacts:
             attachment_names_folded="\n".join(
                 p.file_name for p in (*parsed.attachments, *parsed.inline)
             ).casefold(),
+            addresses_folded={
+                "from": _addresses_text((parsed.from_,)),
+                "to": _addresses_text(parsed.to),
+                "cc": _addresses_text(parsed.cc),
+                "bcc": _addresses_text(parsed.bcc),
+                "reply-to": _addresses_text(parsed.reply_to),
+            },
+            subject_folded=parsed.subject.casefold(),
+            message_id_folded=parsed.message_id.casefold(),
         )
 
     def header(self, name: str) -> str | None:
@@ -296,15 +309,10 @@ class Words(Query):
     def matches(self, message: Candidate) -> bool:
         facts = message.facts
         return (
-            contains(facts.subject.casefold(), self.needle)
+            contains(facts.subject_folded, self.needle)
             or contains(facts.body_folded, self.needle)
-            or contains(
-                _addresses_text(
-                    (facts.from_, *facts.to, *facts.cc, *facts.bcc, *facts.reply_to)
-                ),
-                self.needle,
-            )
-            or contains(facts.message_id.casefold(), self.needle)
+            or any(contains(v, self.needle) for v in facts.addresses_folded.values())
+            or contains(facts.message_id_folded, self.needle)
             or contains(facts.attachment_names_folded, self.needle)
         )
 
@@ -322,15 +330,7 @@ class AddressContains(Query):
     envelope: bool = False
 
     def matches(self, message: Candidate) -> bool:
-        facts = message.facts
-        addresses: tuple[Address | None, ...] = {
-            "from": (facts.from_,),
-            "to": facts.to,
-            "cc": facts.cc,
-            "bcc": facts.bcc,
-            "reply-to": facts.reply_to,
-        }[self.field]
-        if contains(_addresses_text(addresses), self.needle):
+        if contains(message.facts.addresses_folded[self.field], self.needle):
             return True
         if not self.envelope:
             return False
@@ -349,7 +349,7 @@ class MessageIDIs(Query):
     value: str
 
     def matches(self, message: Candidate) -> bool:
-        return message.facts.message_id.casefold() == self.value.casefold()
+        return message.facts.message_id_folded == self.value.casefold()
 
 
 @dataclass(frozen=True)

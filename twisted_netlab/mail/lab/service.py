@@ -29,9 +29,12 @@ from twisted.internet.interfaces import (
     IListeningPort,
     IReactorFromThreads,
     IReactorThreads,
+    IReactorTime,
     IStreamServerEndpoint,
 )
 from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
@@ -52,9 +55,20 @@ from twisted_netlab.mail.lab.certificate import (
     load_certificate,
 )
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import MailStore, MailStoreError, MessageGone
+from twisted_netlab.mail.lab.maildir import (
+    Delivery,
+    Envelope,
+    MailStore,
+    MailStoreError,
+    MessageGone,
+    Retention,
+)
 from twisted_netlab.mail.lab.search import parse_query
-from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE, LabSMTPFactory
+from twisted_netlab.mail.lab.smtp import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_RECIPIENTS,
+    LabSMTPFactory,
+)
 from twisted_netlab.mail.lab.users import (
     UsersChecker,
     UsersFile,
@@ -103,6 +117,77 @@ class _RecordingEndpoint:
         return d.addCallback(self.lab._listening, self.kind)
 
 
+class GroupCommit:
+    """
+    Hands SMTP deliveries to the store in batches (L{MailStore.deliver_batch})
+    in a thread of its own: while one batch is being written and synced, the
+    next one gathers, so that concurrent deliveries share their syncs.  Each
+    delivery's Deferred fires once it is durable (or fails with its error).
+    Without a thread pool (L{start} not called), each is stored at once.
+    """
+
+    def __init__(self, store: MailStore, reactor: Any) -> None:
+        self.store = store
+        self.reactor = reactor
+        self._pool: ThreadPool | None = None
+        self._pending: list[tuple[Delivery, Deferred[dict[str, int]]]] = []
+        self._busy = False
+
+    def start(self, name: str) -> None:
+        if IReactorFromThreads.providedBy(self.reactor) and self._pool is None:
+            self._pool = ThreadPool(1, 1, name=name)
+            self._pool.start()
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool = None
+
+    def deliver(self, delivery: Delivery) -> Deferred[dict[str, int]]:
+        if self._pool is None:
+            return maybeDeferred(
+                self.store.deliver_many,
+                delivery.message,
+                delivery.addresses,
+                envelope=delivery.envelope,
+                prefixes=delivery.prefixes,
+            )
+        d: Deferred[dict[str, int]] = Deferred()
+        self._pending.append((delivery, d))
+        if not self._busy:
+            self._flush()
+        return d
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch or self._pool is None:
+            self._busy = False
+            for _, d in batch:
+                d.errback(RuntimeError("the mail lab stopped"))
+            return
+        self._busy = True
+        stored = deferToThreadPool(
+            self.reactor,
+            self._pool,
+            self.store.deliver_batch,
+            [delivery for delivery, _ in batch],
+        )
+
+        def done(results: list[dict[str, int] | BaseException]) -> None:
+            for (_, d), result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    d.errback(result)
+                else:
+                    d.callback(result)
+
+        def failed(reason: Any) -> None:
+            for _, d in batch:
+                d.errback(reason)
+
+        stored.addCallbacks(done, failed)
+        stored.addBoth(lambda _: self._flush())
+
+
 class MailLab(MultiService):
     """
     The mail lab: SMTP and IMAP servers for C{domains}, with state in
@@ -126,6 +211,15 @@ class MailLab(MultiService):
     @param require_auth: accept no SMTP mail before AUTH.
     @param create_first_user: with no user at all, make one and log its
         address and password (C{twistd netlab}).
+    @param catch_all: capture: SMTP accepts every recipient at every domain
+        (nothing is ever relayed); mail for a lab user goes to its INBOX,
+        all other mail to this address's INBOX. The address is made a user
+        (password logged once) if it is not one. C{True}: the first user.
+    @param max_recipients: RCPT TO commands accepted per message (452 past).
+    @param max_messages: each mailbox keeps at most this many messages; the
+        oldest go as new ones arrive (L{None}: no limit).
+    @param max_age: messages older than this many seconds are removed, at
+        delivery and every so often (L{None}: no limit).
     @param program: how log lines and errors name the lab.
     @param http: endpoint descriptions for the HTTP API and inbox page
         (default: none); C{https} serve it with the lab's certificate. Off
@@ -153,6 +247,10 @@ class MailLab(MultiService):
         allow_plaintext_auth: bool = False,
         require_auth: bool = False,
         create_first_user: bool = False,
+        catch_all: str | bool | None = None,
+        max_recipients: int = MAX_RECIPIENTS,
+        max_messages: int | None = None,
+        max_age: float | None = None,
         program: str = "mail lab",
         http: Sequence[str] = (),
         https: Sequence[str] = (),
@@ -181,6 +279,10 @@ class MailLab(MultiService):
         self.allow_plaintext_auth = allow_plaintext_auth
         self.require_auth = require_auth
         self.create_first_user = create_first_user
+        self._catch_all_wanted = catch_all
+        #: The catch-all address once prepared (L{None}: no capture).
+        self.catch_all: str | None = None
+        self.max_recipients = max_recipients
         self.program = program
         self.users = UsersFile(self.state / "users")
         self.store = MailStore(self.state / "mail")
@@ -188,6 +290,9 @@ class MailLab(MultiService):
         self.catalog = Catalog(self.store, reactor)
         self.api = LabAPI(self.catalog, reactor, database=str(self.store.root))
         self.api_resource = APIResource(self.api)
+        self.store.retention = Retention(max_messages=max_messages, max_age=max_age)
+        self._group_commit = GroupCommit(self.store, reactor)
+        self._pruning: LoopingCall | None = None
         #: The listening ports, by kind, once started.
         self.ports: dict[str, list[IListeningPort]] = {k: [] for k in KINDS}
         #: The servers' factories, by kind, once prepared (implicit-TLS ones
@@ -222,6 +327,7 @@ class MailLab(MultiService):
                 self.users.add(address, password)
         if self.create_first_user and not self.users.addresses():
             self._make_first_user()
+        self._prepare_catch_all()
         tls_cert, tls_key = self._own_certificate
         if tls_cert is not None and tls_key is not None:
             self.certificate = load_certificate(tls_cert, tls_key)
@@ -269,6 +375,8 @@ class MailLab(MultiService):
                 users=self.users,
                 domains=self.domains,
                 deliver=self._deliver,
+                catch_all=self.catch_all,
+                max_recipients=self.max_recipients,
                 tls=tls,
                 max_message_size=self.max_message_size,
                 implicit_tls=implicit,
@@ -322,7 +430,9 @@ class MailLab(MultiService):
         )
 
     def _make_first_user(self) -> None:
-        address = f"lab@{self.domains[0]}"
+        self._make_user(f"lab@{self.domains[0]}")
+
+    def _make_user(self, address: str) -> None:
         password = secrets.token_urlsafe(12)
         self.users.add(address, password)
         log.info(
@@ -335,16 +445,50 @@ class MailLab(MultiService):
             state=str(self.state),
         )
 
-    def _deliver(self, address: str, message: bytes) -> int:
-        uid = self.store.deliver(address, message)
-        log.info(
-            "{program}: stored a {size}-byte message for {address} as UID {uid}",
-            program=self.program,
-            size=len(message),
-            address=address,
-            uid=uid,
-        )
-        return uid
+    def _prepare_catch_all(self) -> None:
+        wanted = self._catch_all_wanted
+        if wanted is None or wanted is False:
+            return
+        if wanted is True:
+            addresses = self.users.addresses()
+            if not addresses:
+                self._make_first_user()
+                addresses = self.users.addresses()
+            address = addresses[0]
+        else:
+            address = normalize_address(str(wanted))
+            if address not in self.users:
+                self._make_user(address)
+        self.catch_all = address
+
+    def _deliver(
+        self, message: bytes, copies: Mapping[str, bytes], envelope: Envelope
+    ) -> Deferred[dict[str, int]]:
+        delivery = Delivery(message, list(copies), envelope, copies)
+        d = self._group_commit.deliver(delivery)
+
+        def stored(uids: dict[str, int]) -> dict[str, int]:
+            log.info(
+                "{program}: stored a {size}-byte message from <{sender}> for "
+                "{mailboxes}",
+                program=self.program,
+                size=len(message),
+                sender=envelope.mail_from,
+                mailboxes=", ".join(f"{a} (UID {uid})" for a, uid in uids.items()),
+            )
+            return uids
+
+        return d.addCallback(stored)
+
+    def _prune(self) -> None:
+        for (address, mailbox), uids in self.store.prune().items():
+            log.info(
+                "{program}: removed {count} old messages from {address} {mailbox}",
+                program=self.program,
+                count=len(uids),
+                address=address,
+                mailbox=mailbox,
+            )
 
     # -- running ---------------------------------------------------------------
 
@@ -376,7 +520,18 @@ class MailLab(MultiService):
             self._pool = ThreadPool(0, 2, name=f"{self.program} password checks")
             self._pool.start()
             self._checker.pool = self._pool
+        self._group_commit.start(f"{self.program} deliveries")
         super().startService()
+        self.catalog.warm_up()
+        max_age = self.store.retention.max_age
+        if (
+            max_age is not None
+            and self._pruning is None
+            and IReactorTime.providedBy(self.reactor)
+        ):
+            self._pruning = LoopingCall(self._prune)
+            self._pruning.clock = self.reactor
+            self._pruning.start(min(max(max_age / 10, 1.0), 60.0), now=True)
         if self.ca_path is not None:
             log.info(
                 "{program}: domains {domains}; clients trust the lab with "
@@ -387,11 +542,16 @@ class MailLab(MultiService):
             )
 
     def stopService(self) -> Deferred[None]:
+        if self._pruning is not None:
+            if self._pruning.running:
+                self._pruning.stop()
+            self._pruning = None
         d = maybeDeferred(super().stopService)
 
         self.api.close()
 
         def stopped(result: object) -> None:
+            self._group_commit.stop()
             if self._pool is not None:
                 self._checker.pool = None
                 self._pool.stop()

@@ -2,19 +2,29 @@
 The mail lab's SMTP server: Twisted's ESMTP, made strict.
 
 Mail is accepted only for existing users of the lab's local domains (550
-for everything else: the lab never relays).  C{SIZE} is advertised and
-enforced while the message arrives (552, nothing stored).  C{STARTTLS} is
-offered when there is a certificate; C{AUTH PLAIN} and C{AUTH LOGIN} are
-offered and accepted only on a TLS connection, or on a loopback connection
-when plaintext authentication is explicitly allowed; with C{require_auth}
-no mail is accepted before C{AUTH}.  Each message is on disk (the
-C{deliver} callable has returned) before the 250 reply to C{DATA}.
+for everything else: the lab never relays), unless the factory has a
+C{catch_all} address: then every recipient at every domain is accepted and
+whatever is not a lab user goes to the catch-all's INBOX (capture: nothing
+ever leaves the machine).  A message is stored once per mailbox, however
+many of its recipients map to it, with its SMTP envelope, all copies
+durably (the C{deliver} callable has returned) before the one 250 reply.
+
+C{SIZE} is advertised and enforced while the message arrives (552, nothing
+stored); past C{max_recipients} recipients, 452.  C{PIPELINING},
+C{ENHANCEDSTATUSCODES} (every 2xx, 4xx and 5xx reply but the greeting and
+the HELO/EHLO answers carries an RFC 3463 code), C{SMTPUTF8}, C{CHUNKING}
+(C{BDAT}) and C{8BITMIME} are offered.  C{STARTTLS} is offered when there
+is a certificate; C{AUTH PLAIN} and C{AUTH LOGIN} are offered and accepted
+only on a TLS connection, or on a loopback connection when plaintext
+authentication is explicitly allowed; with C{require_auth} no mail is
+accepted before C{AUTH}.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from email.utils import formatdate
 from typing import Any
 
@@ -33,6 +43,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_netlab.addresses import is_loopback
+from twisted_netlab.mail.lab.maildir import Envelope
 from twisted_netlab.mail.lab.users import (
     BadAddress,
     UsersChecker,
@@ -44,16 +55,83 @@ from twisted_netlab.mail.lab.users import (
 
 #: The largest message accepted unless configured otherwise (bytes).
 DEFAULT_MAX_MESSAGE_SIZE = 10 * 1024 * 1024
-#: Recipients accepted per message (RFC 5321 asks for at least 100).
+#: Recipients accepted per message unless configured otherwise (RFC 5321
+#: 4.5.3.1.8 asks for at least 100).
 MAX_RECIPIENTS = 100
 #: Failed AUTH attempts before the connection is closed.
 MAX_AUTH_FAILURES = 3
 #: Seconds a client may stay silent before it is disconnected.
 DEFAULT_TIMEOUT = 300
 
-#: Stores one message for one address, durably, and returns its UID (or a
-#: Deferred of it); raises (or fails) when the message could not be stored.
-Deliver = Callable[[str, bytes], Any]
+#: Stores one message in the INBOX of each mailbox address of C{copies}
+#: (address -> the C{Received:} header that starts its copy), with the
+#: envelope, durably, all or nothing; returns (or a Deferred of) the UID of
+#: each copy by address, and raises (or fails) when it could not store them.
+Deliver = Callable[[bytes, Mapping[str, bytes], Envelope], Any]
+
+#: RFC 3463 codes for replies that do not carry their own (RFC 2034).
+_ENHANCED = {
+    220: b"2.0.0",
+    221: b"2.0.0",
+    235: b"2.7.0",
+    250: b"2.0.0",
+    252: b"2.5.0",
+    421: b"4.3.0",
+    450: b"4.2.0",
+    451: b"4.3.0",
+    452: b"4.3.1",
+    454: b"4.7.0",
+    500: b"5.5.2",
+    501: b"5.5.4",
+    502: b"5.5.1",
+    503: b"5.5.1",
+    504: b"5.5.4",
+    530: b"5.7.0",
+    534: b"5.7.9",
+    535: b"5.7.8",
+    538: b"5.7.11",
+    550: b"5.1.1",
+    551: b"5.1.6",
+    552: b"5.3.4",
+    553: b"5.1.3",
+    554: b"5.0.0",
+    555: b"5.5.4",
+}
+_HAS_ENHANCED = re.compile(rb"^[245]\.\d{1,3}\.\d{1,3}( |$)")
+# Twisted's replies, with the codes RFC 3463 gives them.
+_TWISTED_REPLIES = {
+    b"Sender address accepted": b"2.1.0",
+    b"Recipient address accepted": b"2.1.5",
+    b"Must have sender before recipient": b"5.5.1",
+    b"Syntax error": b"5.5.4",
+}
+_BDAT = re.compile(rb"^(\d{1,12})(?:[ \t]+(LAST))?[ \t]*$", re.I)
+
+# Twisted's address grammar, widened to UTF-8 (RFC 6531) for SMTPUTF8.
+_UTF8_ATOM = rb"[-A-Za-z0-9!\#$%&'*+/=?^_`{|}~\x80-\xff]"
+_UTF8_QSTRING = rb'("[^"]*"|\\.|' + _UTF8_ATOM + rb"|[@.,:])+"
+_MAIL_RE = re.compile(
+    rb"\s*FROM:\s*(?P<path><>|<" + _UTF8_QSTRING + rb">|" + _UTF8_QSTRING + rb")"
+    rb"\s*(\s(?P<opts>.*))?$",
+    re.I,
+)
+_RCPT_RE = re.compile(
+    rb"\s*TO:\s*(?P<path><" + _UTF8_QSTRING + rb">|" + _UTF8_QSTRING + rb")"
+    rb"\s*(\s(?P<opts>.*))?$",
+    re.I,
+)
+
+
+class _UTF8Address(smtp.Address):
+    """
+    An address whose local part and domain may be UTF-8 (RFC 6531).
+    """
+
+    tstring = re.compile(
+        rb'((?:"[^"]*"|\\.|' + _UTF8_ATOM + rb")+|.)",
+    )
+    atomre = re.compile(_UTF8_ATOM)
+
 
 log = Logger()
 
@@ -68,39 +146,57 @@ class _LoginCredentials(LOGINCredentials):
         self.challenges = [b"Password:", b"Username:"]
 
 
-class _MessageBody:
+class _Transaction:
     """
-    The lines of the message being received, shared by its recipients'
-    L{LabMessage}s so that a message for many recipients is held once.
+    One message arriving for all its recipients: its bytes, held once, and
+    the recipients' L{LabMessage}s.  When the last of them has seen the end
+    of the message, it is stored once per mailbox, with its envelope.
     """
 
-    def __init__(self, max_size: int) -> None:
-        self.max_size = max_size
+    def __init__(self, protocol: LabESMTP) -> None:
+        self.protocol = protocol
+        self.max_size = protocol.factory.max_message_size
+        self.smtputf8 = protocol._smtputf8
         self.size = 0
-        self.writer: LabMessage | None = None
+        self.members: list[LabMessage] = []
+        self._ended = 0
         self._lines: list[bytes] | None = []
         self._joined: bytes | None = None
 
+    def join(self, message: LabMessage) -> None:
+        self.members.append(message)
+
     def add(self, message: LabMessage, line: bytes) -> None:
-        if self.writer is None:
-            self.writer = message
-        if message is not self.writer or self._lines is None:
+        if not self.members or message is not self.members[0] or self._lines is None:
             return
-        self.size += len(line) + 2
+        self.add_bytes(line, 2)
+
+    def add_bytes(self, data: bytes, extra: int = 0) -> None:
+        """
+        Keep C{data} (a line, or a BDAT chunk), counting C{extra} more bytes
+        (its line end).
+
+        @raise smtp.SMTPServerError: 552 once the message is too big; all of
+            it is dropped then.
+        """
+        if self._lines is None:
+            return
+        self.size += len(data) + extra
         if self.size > self.max_size:
             self.discard()
             raise smtp.SMTPServerError(
                 552,
-                b"Message too big: the limit is %d bytes; nothing was stored"
+                b"5.3.4 Message too big: the limit is %d bytes; nothing was stored"
                 % (self.max_size,),
             )
-        self._lines.append(line)
+        self._lines.append(data)
 
-    def data(self) -> bytes:
+    def data(self, separator: bytes = b"\r\n") -> bytes:
         if self._joined is None:
             assert self._lines is not None, "the message was discarded"
-            self._lines.append(b"")
-            self._joined = b"\r\n".join(self._lines)
+            if separator:
+                self._lines.append(b"")
+            self._joined = separator.join(self._lines)
             self._lines = None
         return self._joined
 
@@ -108,38 +204,84 @@ class _MessageBody:
         self._lines = None
         self._joined = None
 
+    def end(self, message: LabMessage) -> defer.Deferred[Any]:
+        """
+        One recipient saw the end of the message; after the last one, store
+        it.
+        """
+        self._ended += 1
+        if self._ended < len(self.members):
+            return defer.succeed(None)
+        return self.deliver(self.data())
+
+    def deliver(self, body: bytes) -> defer.Deferred[Any]:
+        """
+        Store C{body} once per mailbox of the recipients, with the envelope.
+        """
+        protocol = self.protocol
+        factory = protocol.factory
+        by_mailbox: dict[str, list[LabMessage]] = {}
+        for member in self.members:
+            by_mailbox.setdefault(member.address, []).append(member)
+        copies = {
+            address: factory.received_header(
+                protocol,
+                members[0].user,
+                members[0].sender,
+                for_=members[0].user.dest if len(members) == 1 else None,
+                smtputf8=self.smtputf8,
+            )
+            + b"\r\n"
+            for address, members in by_mailbox.items()
+        }
+        first = self.members[0]
+        envelope = Envelope(
+            mail_from=_text(bytes(first.user.orig)),
+            rcpt_to=tuple(_text(bytes(m.user.dest)) for m in self.members),
+            client=_client(protocol._transport.getPeer()),
+            tls=protocol.secure,
+            auth_user=first.sender,
+            received=time.time(),
+        )
+        self.discard()
+        return defer.maybeDeferred(factory.deliver, body, copies, envelope)
+
 
 @implementer(IMessageSMTP)
 class LabMessage:
     """
-    One recipient's copy of a message arriving by SMTP: the lab's
-    C{Received:} header and the shared body, stored through C{deliver} at
-    the end of C{DATA}, with CRLF line ends.
+    One recipient's part in a message arriving by SMTP: the mailbox its
+    copy goes to, in a L{_Transaction} shared with the other recipients.
     """
 
     def __init__(
-        self, deliver: Deliver, address: str, header: bytes, body: _MessageBody
+        self,
+        transaction: _Transaction,
+        address: str,
+        user: smtp.User,
+        sender: str | None,
     ) -> None:
-        self.deliver = deliver
+        self.transaction = transaction
         self.address = address
-        self.header = header
-        self.body = body
+        self.user = user
+        self.sender = sender
+        transaction.join(self)
 
     def lineReceived(self, line: bytes) -> None:
-        self.body.add(self, line)
+        self.transaction.add(self, line)
 
     def eomReceived(self) -> defer.Deferred[Any]:
-        data = self.header + b"\r\n" + self.body.data()
-        return defer.maybeDeferred(self.deliver, self.address, data)
+        return self.transaction.end(self)
 
     def connectionLost(self) -> None:
-        self.body.discard()
+        self.transaction.discard()
 
 
 @implementer(IMessageDelivery)
 class LabDelivery:
     """
-    Where mail goes: only to existing users of the local domains.
+    Where mail goes: to existing users of the local domains, or to the
+    catch-all.
 
     One per connection; C{sender} is the authenticated address (after
     C{AUTH}), or L{None}.
@@ -151,8 +293,8 @@ class LabDelivery:
 
     def receivedHeader(self, helo: Any, origin: Any, recipients: Any) -> None:
         """
-        Nothing: each L{LabMessage} carries its own C{Received:} header (see
-        L{validateTo}), so that the size limit counts the client's bytes only.
+        Nothing: each mailbox's copy gets its own C{Received:} header when
+        it is stored, so that the size limit counts the client's bytes only.
         """
         return None
 
@@ -162,11 +304,10 @@ class LabDelivery:
     def validateTo(self, user: smtp.User) -> Callable[[], LabMessage]:
         address = self.factory.local_recipient(user.dest)
         protocol = user.protocol
-        header = self.factory.received_header(protocol, user, self.sender)
-        deliver = self.factory.deliver
+        sender = self.sender
 
         def message() -> LabMessage:
-            return LabMessage(deliver, address, header, protocol.message_body)
+            return LabMessage(protocol.transaction, address, user, sender)
 
         return message
 
@@ -192,6 +333,11 @@ class LabSMTPRealm:
 class LabESMTP(smtp.ESMTP):
     """
     One SMTP connection to the lab; its settings are its factory's.
+
+    Commands are read one line at a time: while a message is being stored,
+    whatever the client pipelined after it waits (unread, and the transport
+    paused) until the reply has been sent, and the bytes of a BDAT chunk
+    are never read as commands.
     """
 
     factory: LabSMTPFactory
@@ -207,9 +353,15 @@ class LabESMTP(smtp.ESMTP):
         self.host = factory.hostname.encode("idna")
         self.timeout = factory.timeout
         self.delivery: LabDelivery = LabDelivery(factory, None)
-        self.message_body = _MessageBody(factory.max_message_size)
+        self._smtputf8 = False
+        self.transaction = _Transaction(self)
         self._tls_starting = False
         self._auth_failures = 0
+        self._bare_replies = False
+        #: Bytes of a BDAT chunk still to come, and where they go.
+        self._chunk_left = 0
+        self._chunk: _Chunking | None = None
+        self._waiting = False
 
     @property
     def _transport(self) -> Any:
@@ -225,7 +377,11 @@ class LabESMTP(smtp.ESMTP):
     # -- connection state ---------------------------------------------------
 
     def connectionMade(self) -> None:
-        super().connectionMade()
+        self._bare_replies = True
+        try:
+            super().connectionMade()
+        finally:
+            self._bare_replies = False
         if self.factory.implicit_tls:
             self.startedTLS = True
 
@@ -253,6 +409,10 @@ class LabESMTP(smtp.ESMTP):
         ext: dict[bytes, list[bytes] | None] = {
             b"SIZE": [b"%d" % (self.factory.max_message_size,)],
             b"8BITMIME": None,
+            b"PIPELINING": None,
+            b"ENHANCEDSTATUSCODES": None,
+            b"SMTPUTF8": None,
+            b"CHUNKING": None,
         }
         if self.canStartTLS and not self.startedTLS:
             ext[b"STARTTLS"] = None
@@ -260,20 +420,83 @@ class LabESMTP(smtp.ESMTP):
             ext[b"AUTH"] = [b"PLAIN", b"LOGIN"]
         return ext
 
-    # -- lines ---------------------------------------------------------------
+    def sendCode(self, code: int, message: bytes = b"") -> None:
+        """
+        Send a reply; 2xx, 4xx and 5xx replies carry an RFC 3463 code on
+        every line (RFC 2034), but for the greeting and HELO/EHLO.
+        """
+        lines = message.splitlines() or [b""]
+        if not self._bare_replies and code // 100 in (2, 4, 5):
+            enhanced = _TWISTED_REPLIES.get(lines[0]) or _ENHANCED.get(
+                code, b"%d.0.0" % (code // 100,)
+            )
+            given = _HAS_ENHANCED.match(lines[0])
+            if given:
+                enhanced = given.group(0).strip()
+                lines[0] = lines[0][given.end() :]
+            lines = [enhanced + b" " + line if line else enhanced for line in lines]
+        for line in lines[:-1]:
+            self.sendLine(b"%03d-" % (code,) + line)
+        self.sendLine(b"%03d " % (code,) + lines[-1])
+
+    # -- reading: lines, BDAT chunks, waiting for a delivery ------------------
 
     def dataReceived(self, data: bytes) -> None:
-        super().dataReceived(data)
-        if self._tls_starting:
-            # Whatever followed STARTTLS in the same read came before the TLS
-            # handshake: it was injected in plaintext, and is dropped.
-            self._buffer = b""
-            self._tls_starting = False
+        buffer = self._buffer + data if self._buffer else data
+        position = 0
+        transport = self._transport
+        while position < len(buffer) and not transport.disconnecting:
+            if self._chunk_left:
+                self.resetTimeout()
+                piece = buffer[position : position + self._chunk_left]
+                position += len(piece)
+                self._chunk_left -= len(piece)
+                assert self._chunk is not None
+                self._chunk.received(piece, last_piece=not self._chunk_left)
+                continue
+            if self._waiting:
+                break
+            end = buffer.find(b"\r\n", position)
+            if end < 0:
+                break
+            line = buffer[position:end]
+            position = end + 2
+            if len(line) > self.MAX_LENGTH:
+                self._buffer = b""
+                self.lineLengthExceeded(line)
+                return
+            self.lineReceived(line)
+            if self._tls_starting:
+                # Whatever followed STARTTLS in the same read came before the
+                # TLS handshake: it was injected in plaintext, and is dropped.
+                self._tls_starting = False
+                position = len(buffer)
+        self._buffer = buffer[position:]
+        if len(self._buffer) > self.MAX_LENGTH and not self._waiting:
+            line, self._buffer = self._buffer, b""
+            self.lineLengthExceeded(line)
 
     def lineReceived(self, line: bytes) -> Any:
         if self._tls_starting:
             return None
         return super().lineReceived(line)
+
+    def _wait(self) -> None:
+        """
+        Read nothing more until L{_resume}: a reply is pending.
+        """
+        self._waiting = True
+        self._transport.pauseProducing()
+
+    def _resume(self) -> None:
+        if not self._waiting:
+            return
+        self._waiting = False
+        transport = self._transport
+        if transport.disconnecting:
+            return
+        transport.resumeProducing()
+        self.dataReceived(b"")
 
     def lookupMethod(self, command: bytes | str) -> Any:
         # Twisted decodes the command as ASCII: junk would raise and drop
@@ -286,19 +509,30 @@ class LabESMTP(smtp.ESMTP):
 
     def lineLengthExceeded(self, line: bytes) -> None:
         if self.mode is smtp.DATA:
-            self.message_body.discard()
+            self.transaction.discard()
         self.mode = smtp.COMMAND
         self._buffer = b""
-        self.sendCode(500, b"Line too long; closing the connection")
+        self.sendCode(500, b"5.5.6 Line too long; closing the connection")
         self._transport.loseConnection()
 
     # -- commands ------------------------------------------------------------
+
+    def do_UNKNOWN(self, rest: bytes) -> None:
+        self.sendCode(500, b"5.5.1 Command not recognized")
+
+    def sendSyntaxError(self) -> None:
+        self.sendCode(500, b"5.5.2 Syntax error")
 
     def do_HELO(self, rest: bytes) -> None:
         if not rest:
             self.sendCode(501, b"Syntax: HELO hostname")
             return
-        super().do_HELO(rest)
+        self._reset_transaction()
+        self._bare_replies = True
+        try:
+            super().do_HELO(rest)
+        finally:
+            self._bare_replies = False
 
     def do_EHLO(self, rest: bytes) -> None:
         # Twisted's own do_EHLO fails on peers without a host (UNIX sockets).
@@ -307,17 +541,32 @@ class LabESMTP(smtp.ESMTP):
             return
         peer = _describe(self._transport.getPeer()).encode("ascii", "replace")
         self._helo = (rest, peer)
-        self._from = None
-        self._to = []
-        self.sendCode(
-            250, self.host + b" Hello " + peer + b"\n" + self.listExtensions()
-        )
+        self._reset_transaction()
+        self._bare_replies = True
+        try:
+            self.sendCode(
+                250, self.host + b" Hello " + peer + b"\n" + self.listExtensions()
+            )
+        finally:
+            self._bare_replies = False
+
+    def do_RSET(self, rest: bytes) -> None:
+        self._reset_transaction()
+        self.sendCode(250, b"2.0.0 Reset")
 
     def do_NOOP(self, rest: bytes) -> None:
         self.sendCode(250, b"OK")
 
     def do_VRFY(self, rest: bytes) -> None:
-        self.sendCode(252, b"Cannot VRFY; send mail and see")
+        self.sendCode(252, b"2.5.0 Cannot VRFY; send mail and see")
+
+    def _reset_transaction(self) -> None:
+        self._from = None
+        self._to = []
+        self._smtputf8 = False
+        if self._chunk is not None:
+            self._chunk.transaction.discard()
+            self._chunk = None
 
     def do_MAIL(self, rest: bytes) -> None:
         if not self._helo or not self._helo[0]:
@@ -330,52 +579,124 @@ class LabESMTP(smtp.ESMTP):
             if self.auth_allowed:
                 self.sendCode(530, b"Authentication required")
             else:
-                self.sendCode(530, b"Must issue a STARTTLS command first")
+                self.sendCode(530, b"5.7.0 Must issue a STARTTLS command first")
             return
-        match = self.mail_re.match(rest)
-        if match and match.group("opts"):
+        self._to = []
+        match = _MAIL_RE.match(rest)
+        if not match:
+            self.sendCode(501, b"5.5.4 Syntax: MAIL FROM:<address>")
+            return
+        smtputf8 = False
+        if match.group("opts"):
             problem = self._check_mail_parameters(match.group("opts"))
-            if problem is not None:
+            if isinstance(problem, tuple):
                 self.sendCode(*problem)
                 return
-        super().do_MAIL(rest)
+            smtputf8 = problem
+        address = self._address(match.group("path"), smtputf8)
+        if address is None:
+            return
+        self._smtputf8 = smtputf8
+        validated = defer.maybeDeferred(self.validateFrom, self._helo, address)
+        validated.addCallbacks(self._cbFromValidate, self._ebFromValidate)
 
-    def _check_mail_parameters(self, options: bytes) -> tuple[int, bytes] | None:
+    def _address(self, path: bytes, smtputf8: bool) -> smtp.Address | None:
+        """
+        The address of a MAIL FROM or RCPT TO path, or L{None} once the
+        client has been told why not.
+        """
+        if not path.isascii() and not smtputf8:
+            self.sendCode(
+                553, b"5.6.7 Non-ASCII address: use the SMTPUTF8 parameter of MAIL"
+            )
+            return None
+        try:
+            if smtputf8:
+                return _UTF8Address(path, self.host)
+            return smtp.Address(path, self.host)
+        except smtp.AddressError as e:
+            self.sendCode(553, b"5.1.3 " + str(e).encode("ascii", "replace")[:200])
+            return None
+
+    def _check_mail_parameters(self, options: bytes) -> tuple[int, bytes] | bool:
+        """
+        A reply refusing MAIL's parameters, or whether SMTPUTF8 was asked for.
+        """
+        smtputf8 = False
         for option in options.split():
             name, _, value = option.partition(b"=")
             name = name.upper()
             if name == b"SIZE":
                 if not value.isdigit():
-                    return 501, b"Syntax: SIZE=number"
+                    return 501, b"5.5.4 Syntax: SIZE=number"
                 if int(value) > self.factory.max_message_size:
                     return 552, (
-                        b"Message too big: the limit is %d bytes"
+                        b"5.3.4 Message too big: the limit is %d bytes"
                         % (self.factory.max_message_size,)
                     )
             elif name == b"BODY":
                 if value.upper() not in (b"7BIT", b"8BITMIME"):
-                    return 501, b"Syntax: BODY=7BIT or BODY=8BITMIME"
+                    return 501, b"5.5.4 Syntax: BODY=7BIT or BODY=8BITMIME"
+            elif name == b"SMTPUTF8" and not value:
+                smtputf8 = True
             else:
-                return 555, b"MAIL FROM parameter not recognized: " + name[:40]
-        return None
+                return 555, b"5.5.4 MAIL FROM parameter not recognized: " + name[:40]
+        return smtputf8
 
     def do_RCPT(self, rest: bytes) -> None:
-        if len(self._to) >= MAX_RECIPIENTS:
-            self.sendCode(452, b"Too many recipients")
+        if not self._from:
+            self.sendCode(503, b"5.5.1 Must have sender before recipient")
             return
-        super().do_RCPT(rest)
+        if len(self._to) >= self.factory.max_recipients:
+            self.sendCode(452, b"4.5.3 Too many recipients")
+            return
+        match = _RCPT_RE.match(rest)
+        if not match:
+            self.sendCode(501, b"5.5.4 Syntax: RCPT TO:<address>")
+            return
+        if match.group("opts"):
+            self.sendCode(555, b"5.5.4 RCPT TO parameters are not recognized")
+            return
+        address = self._address(match.group("path"), self._smtputf8)
+        if address is None:
+            return
+        user = smtp.User(address, self._helo, self, self._from)
+        d = defer.maybeDeferred(self.validateTo, user)
+        d.addCallbacks(self._cbToValidate, self._ebToValidate, callbackArgs=(user,))
 
     def do_DATA(self, rest: bytes) -> None:
-        self.message_body = _MessageBody(self.factory.max_message_size)
+        if self._chunk is not None:
+            self.sendCode(503, b"5.5.1 DATA cannot follow BDAT")
+            return
+        self.transaction = _Transaction(self)
+        self._smtputf8 = False
         super().do_DATA(rest)
+
+    def do_BDAT(self, rest: bytes) -> None:
+        """
+        A chunk of the message (RFC 3030): its bytes are always read, even
+        when the command is refused, so that they never become commands.
+        """
+        match = _BDAT.match(rest)
+        if not match:
+            self.sendCode(501, b"5.5.4 Syntax: BDAT size [LAST]; closing")
+            self._transport.loseConnection()
+            return
+        size = int(match.group(1))
+        last = match.group(2) is not None
+        if self._chunk is None:
+            self._chunk = _Chunking(self)
+        self._chunk.begin(size, last)
+        self._chunk_left = size
+        if not size:
+            self._chunk.received(b"", last_piece=True)
 
     def ext_STARTTLS(self, rest: bytes) -> None:
         if self.ctx is not None and self.canStartTLS and not self.startedTLS:
             # RFC 3207: forget everything said before the handshake.
             self._tls_starting = True
             self._helo = (None, self._helo[1] if self._helo else None)
-            self._from = None
-            self._to = []
+            self._reset_transaction()
             self.authenticated = False
             self.delivery = LabDelivery(self.factory, None)
         super().ext_STARTTLS(rest)
@@ -410,7 +731,7 @@ class LabESMTP(smtp.ESMTP):
     def _count_auth_failure(self) -> None:
         self._auth_failures += 1
         if self._auth_failures >= MAX_AUTH_FAILURES:
-            self.sendCode(421, b"Too many failed authentication attempts")
+            self.sendCode(421, b"4.7.0 Too many failed authentication attempts")
             self._transport.loseConnection()
 
     def _cbAuthenticated(self, loginInfo: Any) -> Any:
@@ -424,7 +745,28 @@ class LabESMTP(smtp.ESMTP):
 
     # -- end of message ------------------------------------------------------
 
+    def dataLineReceived(self, line: bytes) -> Any:
+        if line != b"." or self.datafailed:
+            return super().dataLineReceived(line)
+        self._replied = False
+        result = super().dataLineReceived(line)
+        if not self._replied:
+            # The message is being stored: hold what was pipelined after it.
+            self._wait()
+        return result
+
+    state_DATA = dataLineReceived
+
+    _replied = True
+
     def _messageHandled(self, resultList: Any) -> None:
+        self._replied = True
+        try:
+            self._reply_stored(resultList)
+        finally:
+            self._resume()
+
+    def _reply_stored(self, resultList: Any) -> None:
         if not isinstance(resultList, list):
             self.sendCode(250, b"OK")
             return
@@ -434,16 +776,79 @@ class LabESMTP(smtp.ESMTP):
         if failures:
             self.sendCode(
                 451,
-                b"Local error: the message was not stored for %d of %d recipients"
-                % (len(failures), len(resultList)),
+                b"4.3.0 Local error: the message was not stored; nothing was kept",
             )
             return
-        uids = b" ".join(
-            b"%d" % (uid,)
-            for ok, uid in resultList
-            if isinstance(uid, int) and not isinstance(uid, bool)
+        uids: list[bytes] = []
+        for ok, result in resultList:
+            if ok and isinstance(result, Mapping):
+                uids.extend(
+                    b"%d" % (uid,)
+                    for uid in result.values()
+                    if isinstance(uid, int) and not isinstance(uid, bool)
+                )
+        self.sendCode(
+            250,
+            b"2.0.0 Message stored" + (b" as UID " + b" ".join(uids) if uids else b""),
         )
-        self.sendCode(250, b"Message stored" + (b" as UID " + uids if uids else b""))
+
+
+class _Chunking:
+    """
+    A message arriving by BDAT chunks (RFC 3030) on a L{LabESMTP}.
+    """
+
+    def __init__(self, protocol: LabESMTP) -> None:
+        self.protocol = protocol
+        self.transaction = _Transaction(protocol)
+        self.error: tuple[int, bytes] | None = None
+        self.size = 0
+        self.last = False
+        if protocol._from is None or not protocol._to:
+            self.error = (503, b"5.5.1 BDAT needs MAIL FROM and RCPT TO first")
+            return
+        protocol.transaction = self.transaction
+        for _, message in protocol._to:
+            try:
+                message()
+            except smtp.SMTPServerError as e:
+                self.error = (e.code, e.resp)
+                return
+
+    def begin(self, size: int, last: bool) -> None:
+        self.size = size
+        self.last = last
+
+    def received(self, data: bytes, *, last_piece: bool) -> None:
+        if self.error is None and data:
+            try:
+                self.transaction.add_bytes(data)
+            except smtp.SMTPServerError as e:
+                self.error = (e.code, e.resp)
+        if not last_piece:
+            return
+        protocol = self.protocol
+        if not self.last:
+            if self.error is not None:
+                protocol.sendCode(*self.error)
+            else:
+                protocol.sendCode(250, b"2.0.0 %d octets received" % (self.size,))
+            return
+        # The last chunk: the message is complete (or refused).
+        protocol._chunk = None
+        protocol._from = None
+        protocol._to = []
+        protocol._smtputf8 = False
+        if self.error is not None:
+            self.transaction.discard()
+            protocol.sendCode(*self.error)
+            return
+        body = self.transaction.data(separator=b"")
+        protocol._replied = False
+        protocol._wait()
+        d = self.transaction.deliver(body)
+        d.addBoth(lambda result: [(not isinstance(result, Failure), result)])
+        d.addCallback(protocol._messageHandled)
 
 
 class LabSMTPFactory(ServerFactory[LabESMTP]):
@@ -451,8 +856,12 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
     The lab's SMTP service: settings shared by its connections.
 
     @param users: who may log in, and who receives mail.
-    @param domains: the local domains; mail for any other is refused.
-    @param deliver: stores one message for one user (C{MailStore.deliver}).
+    @param domains: the local domains; mail for any other is refused
+        (unless C{catch_all}).
+    @param deliver: stores one message for its mailboxes (see L{Deliver}).
+    @param catch_all: the address that receives all mail not for a lab
+        user, at any domain (capture); L{None} refuses such mail.
+    @param max_recipients: RCPT TO commands accepted per message (452 past).
     @param tls: server TLS options for STARTTLS; L{None} offers no STARTTLS.
     @param implicit_tls: the factory is served behind TLS (C{--smtps}).
     @param allow_plaintext_auth: allow AUTH without TLS from loopback peers.
@@ -471,6 +880,8 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
         users: UsersFile,
         domains: Iterable[str],
         deliver: Deliver,
+        catch_all: str | None = None,
+        max_recipients: int = MAX_RECIPIENTS,
         tls: Any = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         implicit_tls: bool = False,
@@ -484,6 +895,8 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
         self.users = users
         self.domains = frozenset(normalize_domain(d) for d in domains)
         self.deliver = deliver
+        self.catch_all = None if catch_all is None else normalize_address(catch_all)
+        self.max_recipients = max_recipients
         self.tls = tls
         self.max_message_size = max_message_size
         self.implicit_tls = implicit_tls
@@ -502,44 +915,62 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
 
     def local_recipient(self, address: smtp.Address) -> str:
         """
-        The lab user C{address} names.
+        The lab user whose INBOX mail for C{address} goes to: the user it
+        names, or else the catch-all.
 
-        @raise smtp.SMTPBadRcpt: 550 for another domain (no relaying) or an
-            unknown user; 451 if the users file cannot be read.
+        @raise smtp.SMTPBadRcpt: without a catch-all, 550 for another domain
+            (no relaying) or an unknown user; 451 if the users file cannot
+            be read.
         """
+        catch_all = self.catch_all
         try:
             domain = address.domain.decode("ascii").lower()
             text = normalize_address(str(address))
         except (UnicodeDecodeError, BadAddress):
-            raise smtp.SMTPBadRcpt(address, 550, "No such user here") from None
+            if catch_all is not None:
+                return catch_all
+            raise smtp.SMTPBadRcpt(address, 550, "5.1.1 No such user here") from None
         if domain not in self.domains:
-            raise smtp.SMTPBadRcpt(address, 550, "Relaying denied: not a local domain")
+            if catch_all is not None:
+                return catch_all
+            raise smtp.SMTPBadRcpt(
+                address, 550, "5.7.1 Relaying denied: not a local domain"
+            )
         try:
             known = text in self.users
         except UsersFileError:
             log.failure("SMTP: cannot read the users file")
             raise smtp.SMTPBadRcpt(
-                address, 451, "Local error: try again later"
+                address, 451, "4.3.0 Local error: try again later"
             ) from None
-        if not known:
-            raise smtp.SMTPBadRcpt(address, 550, "No such user here")
-        return text
+        if known:
+            return text
+        if catch_all is not None:
+            return catch_all
+        raise smtp.SMTPBadRcpt(address, 550, "5.1.1 No such user here")
 
     def received_header(
-        self, protocol: LabESMTP, user: smtp.User, sender: str | None
+        self,
+        protocol: LabESMTP,
+        user: smtp.User,
+        sender: str | None,
+        for_: smtp.Address | None = None,
+        smtputf8: bool = False,
     ) -> bytes:
         """
-        The C{Received:} header for one recipient's copy (RFC 5321 4.4,
-        with the RFC 3848 protocol names), CRLF-folded.
+        The C{Received:} header of one mailbox's copy (RFC 5321 4.4, with the
+        RFC 3848 protocol names), CRLF-folded, without its final CRLF; it
+        names the recipient (C{for_}) when the copy is for one only.
         """
         helo = user.helo[0] if user.helo and user.helo[0] else b"unknown"
         peer = _describe(protocol._transport.getPeer()).encode("ascii", "replace")
         with_ = (
-            b"ESMTP"
+            (b"UTF8SMTP" if smtputf8 else b"ESMTP")
             + (b"S" if protocol.secure else b"")
             + (b"A" if sender is not None else b"")
         )
         date = formatdate(time.time(), localtime=False).encode("ascii")
+        for_clause = b"" if for_ is None else b"\r\n\tfor <" + bytes(for_) + b">"
         return (
             b"Received: from "
             + _printable(helo)
@@ -549,9 +980,8 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
             + protocol.host
             + b" (netlab mail lab) with "
             + with_
-            + b"\r\n\tfor <"
-            + bytes(user.dest)
-            + b">; "
+            + for_clause
+            + b"; "
             + date
         )
 
@@ -563,6 +993,22 @@ def _describe(address: object) -> str:
     if isinstance(address, UNIXAddress):
         return "unix socket"
     return str(address)
+
+
+def _client(address: object) -> str:
+    """
+    The client's address for the envelope: its IP address, or C{"unix"}.
+    """
+    host = getattr(address, "host", None)
+    if isinstance(host, str):
+        return host
+    if isinstance(address, UNIXAddress):
+        return "unix"
+    return str(address)
+
+
+def _text(address: bytes) -> str:
+    return address.decode("utf-8", "replace")
 
 
 def _printable(text: bytes) -> bytes:

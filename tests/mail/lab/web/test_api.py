@@ -90,7 +90,7 @@ def get(lab: MailLab, path: str, **kw: Any) -> Deferred[Answer]:
 
 def sleep(seconds: float) -> Deferred[None]:
     d: Deferred[None] = Deferred()
-    reactor.callLater(seconds, d.callback, None)  # type: ignore[attr-defined]
+    reactor.callLater(seconds, d.callback, None)
     return d
 
 
@@ -518,3 +518,29 @@ async def test_off_loopback_needs_login(exposed_lab: MailLab) -> None:
     assert await deferToThread(https_get, exposed_lab, f"{ALICE}:wrong") == 401
     assert await deferToThread(https_get, exposed_lab, f"{ALICE}:alice-password") == 200
     assert (await get(exposed_lab, "/api/v1/messages")).status == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_stalled_event_client_dropped(mail_lab: MailLab) -> None:
+    """
+    An event stream client that stops reading is dropped once its buffers
+    are full, instead of its events piling up in the server's memory; a
+    reading client on the same stream keeps going.
+    """
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", mail_lab.http_port))
+    stalled.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    try:
+        while mail_lab.api.stream_count == 0:
+            await sleep(0.01)
+        chunk = b": " + b"x" * 100_000 + b"\n\n"
+        for _ in range(200):
+            mail_lab.api._send_all(chunk)
+            if mail_lab.api.stream_count == 0:
+                break
+            await sleep(0.005)
+        assert mail_lab.api.stream_count == 0
+        assert mail_lab.catalog.subscriber_count == 0
+    finally:
+        stalled.close()

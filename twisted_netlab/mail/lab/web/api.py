@@ -37,6 +37,7 @@ from typing import Any
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -171,6 +172,7 @@ def detail(entry: Entry, parsed: ParsedMessage) -> dict[str, Any]:
     return {
         "ID": entry.id,
         "MessageID": parsed.message_id,
+        "Read": entry.read,
         "From": _address(parsed.from_),
         "To": _addresses(parsed.to),
         "Cc": _addresses(parsed.cc),
@@ -231,10 +233,17 @@ def _parameter(request: Request, name: str) -> str | None:
 
 
 def _json_body(request: Request) -> dict[str, Any]:
+    """
+    The request's JSON object; a form-encoded body (as some Mailpit clients
+    send: C{ids=...&Read=True}) is read as the same fields.
+    """
     assert request.content is not None
     data = request.content.read()
     if not data.strip():
         return {}
+    kind = (request.getHeader(b"content-type") or b"").split(b";")[0].strip()
+    if kind.lower() == b"application/x-www-form-urlencoded":
+        return _form_body(data)
     try:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -242,6 +251,33 @@ def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     return body
+
+
+def _form_body(data: bytes) -> dict[str, Any]:
+    try:
+        fields = urllib.parse.parse_qs(data.decode("utf-8"), strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("the request body is not a form") from None
+    body: dict[str, Any] = {}
+    for name, values in fields.items():
+        key = {"ids": "IDs", "read": "Read", "search": "Search"}.get(name.lower(), name)
+        if key == "IDs":
+            body[key] = values
+        elif key == "Read":
+            if values[-1].lower() not in ("true", "false", "1", "0"):
+                raise BadRequest("Read must be true or false")
+            body[key] = values[-1].lower() in ("true", "1")
+        else:
+            body[key] = values[-1]
+    return body
+
+
+def canonical_header_name(name: str) -> str:
+    """
+    C{name} as Mailpit (Go's net/textproto) spells header keys:
+    C{message-ID} -> C{Message-Id}.
+    """
+    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
 
 
 def _ids(body: dict[str, Any]) -> list[str] | None:
@@ -312,13 +348,18 @@ class LabAPI:
     def _page(self, request: Request, entries: Sequence[Entry]) -> dict[str, Any]:
         start = _int_parameter(request, "start", 0, 10**9)
         limit = _int_parameter(request, "limit", 50, MAX_LIMIT)
-        total, unread = self.catalog.counts()
+        everything = self.catalog.entries()
+        unread = sum(1 for e in everything if not e.read)
+        if len(entries) == len(everything):
+            matched_unread = unread
+        else:
+            matched_unread = sum(1 for e in entries if not e.read)
         return {
-            "total": total,
+            "total": len(everything),
             "unread": unread,
             "count": len(entries[start : start + limit]),
             "messages_count": len(entries),
-            "messages_unread": sum(1 for e in entries if not e.read),
+            "messages_unread": matched_unread,
             "start": start,
             "tags": [],
             "messages": [summary(e) for e in entries[start : start + limit]],
@@ -367,6 +408,7 @@ class LabAPI:
         entry = self._entry(message_id)
         parsed = self._parsed(entry)
         if not entry.read:
+            # Mailpit's rule: opening a message marks it read.
             self.catalog.set_read([entry], True)
         return detail(entry, parsed)
 
@@ -379,11 +421,9 @@ class LabAPI:
     def headers(self, message_id: str) -> dict[str, list[str]]:
         parsed = self._parsed(self._entry(message_id))
         grouped: dict[str, list[str]] = {}
-        names: dict[str, str] = {}
         for name, value in parsed.headers:
-            shown = names.setdefault(name.lower(), name)
-            grouped.setdefault(shown, []).append(value)
-        return dict(sorted(grouped.items(), key=lambda item: item[0].lower()))
+            grouped.setdefault(canonical_header_name(name), []).append(value)
+        return dict(sorted(grouped.items()))
 
     def raw(self, message_id: str) -> bytes:
         return self._parsed(self._entry(message_id)).raw
@@ -491,6 +531,9 @@ class LabAPI:
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"x-accel-buffering", b"no")
         request.write(b": netlab mail lab events\n\n")
+        producer = _StreamProducer()
+        request.registerProducer(producer, True)
+        request.netlab_stream = producer  # type: ignore[attr-defined]
         self._streams.append(request)
         if self._unsubscribe is None:
             self._unsubscribe = self.catalog.subscribe(self._broadcast)
@@ -524,6 +567,15 @@ class LabAPI:
 
     def _send_all(self, data: bytes) -> None:
         for request in list(self._streams):
+            producer = getattr(request, "netlab_stream", None)
+            if producer is not None and producer.paused:
+                # The client stopped reading and its buffer is full: drop it
+                # rather than keep its events (EventSource reconnects).
+                self._close_stream(request)
+                transport = getattr(request.channel, "transport", None)
+                if transport is not None and hasattr(transport, "abortConnection"):
+                    transport.abortConnection()
+                continue
             try:
                 request.write(data)
             except Exception:
@@ -558,6 +610,25 @@ class LabAPI:
             self._close_stream(request)
             if not request.finished:
                 request.finish()
+
+
+@implementer(IPushProducer)
+class _StreamProducer:
+    """
+    Told by the HTTP channel when an event stream's client stops reading
+    (its send buffer is full), so that it can be dropped.
+    """
+
+    paused = False
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        self.paused = True
 
 
 def _sse(kind: str, data: Any) -> bytes:

@@ -1,0 +1,363 @@
+"""
+Capture intake: C{twistd netlab-mail --catch-all} against aiosmtpd with its
+Maildir handler and MailDev 3 (npm C{maildev}, a competing test inbox), each
+its own process on loopback, in the same run.  The load is the SMTP one
+(C{benchmarks/peers/smtp_senders.py}: 10 concurrent smtplib senders, 10
+messages per connection) to an address at a domain none of them serves, so
+the lab routes every message through its catch-all.  netlab-mail and
+aiosmtpd sync every message to disk before its 250; MailDev writes its
+C{.eml} files without syncing (it is not durable: a crash loses mail it
+acknowledged), which the table says.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.core import (
+    Context,
+    Panel,
+    Section,
+    Table,
+    Target,
+    fmt,
+    fmt_ratio,
+    median,
+    paired_ratio,
+    rotated,
+)
+from benchmarks.mail_fetch import filesystem
+from benchmarks.mail_smtp import aiosmtpd_server
+from benchmarks.processes import ClientError, run_client
+from benchmarks.servers import (
+    BACKLOG,
+    HOST,
+    PEERS,
+    RunningServer,
+    ServerError,
+    ServerSpec,
+    free_port,
+)
+
+NAME = "mail_capture"
+CASES = ["capture-disk"]
+
+NETLAB = "netlab-mail --catch-all"
+AIOSMTPD = "aiosmtpd Mailbox"
+MAILDEV = "MailDev 3"
+SENDERS = 10
+MESSAGES, QUICK_MESSAGES = 2000, 40
+PER_CONNECTION = 10
+MESSAGE_SIZE = 4096
+CATCH_ALL = "catch@bench.test"
+RECIPIENT = "someone@anywhere.example"
+GOALS = {AIOSMTPD: 1.2, MAILDEV: 5.0}
+ROOT = Path(__file__).resolve().parent.parent
+MAILDEV_BIN = ROOT / "tests" / "interop" / "node" / "node_modules" / ".bin" / "maildev"
+
+
+def netlab_capture(state: Path) -> Callable[[int, Path], list[str]]:
+    def argv(port: int, log: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-c",
+            "import sys; sys.argv[0] = 'twistd'; "
+            "from twisted.scripts.twistd import run; run()",
+            "--nodaemon",
+            "--pidfile=",
+            f"--logfile={log}",
+            "--reactor=epoll",
+            "netlab-mail",
+            f"--state={state}",
+            "--domain=bench.test",
+            f"--smtp=tcp:{port}:interface={HOST}:backlog={BACKLOG}",
+            f"--imap=tcp:{free_port()}:interface={HOST}",
+            f"--user={CATCH_ALL}:bench-password",
+            f"--catch-all={CATCH_ALL}",
+        ]
+
+    return argv
+
+
+def maildev_server(directory: Path) -> Callable[[int, Path], list[str]]:
+    def argv(port: int, log: Path) -> list[str]:
+        return [
+            str(MAILDEV_BIN),
+            "-s",
+            str(port),
+            "-w",
+            str(free_port()),
+            "--ip",
+            HOST,
+            "--web-ip",
+            HOST,
+            "--mail-directory",
+            str(directory),
+            "--silent",
+        ]
+
+    return argv
+
+
+def _count(where: Path) -> int:
+    """
+    Messages stored under C{where}: files in a Maildir's new/ and cur/, or
+    MailDev's .eml files.
+    """
+    if (where / "new").is_dir():
+        return sum(
+            1 for sub in ("new", "cur") for p in (where / sub).iterdir() if p.is_file()
+        )
+    return sum(1 for p in where.glob("*.eml")) if where.is_dir() else 0
+
+
+def run(context: Context) -> Section:
+    count = QUICK_MESSAGES if context.quick else MESSAGES
+    if not context.wants("capture-disk"):
+        return _not_run("the capture-disk case was not asked for")
+    if importlib.util.find_spec("aiosmtpd") is None:
+        return _not_run("aiosmtpd is not installed (pip install -e '.[bench]')")
+    notes: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="netlab-bench-capture-", dir="/var/tmp"))
+    kind = f"disk ({filesystem(base)})"
+    specs = [
+        (
+            ServerSpec(
+                NETLAB,
+                "twistd -n netlab-mail --catch-all",
+                netlab_capture(base / "netlab"),
+            ),
+            base / "netlab" / "mail" / CATCH_ALL,
+        ),
+        (
+            ServerSpec(
+                AIOSMTPD,
+                "aiosmtpd.handlers.Mailbox",
+                aiosmtpd_server(base / "aiosmtpd"),
+            ),
+            base / "aiosmtpd",
+        ),
+    ]
+    if MAILDEV_BIN.exists() and shutil.which("node"):
+        (base / "maildev").mkdir()
+        specs.append(
+            (
+                ServerSpec(
+                    MAILDEV, "maildev 3.0.0 (npm)", maildev_server(base / "maildev")
+                ),
+                base / "maildev",
+            )
+        )
+    else:
+        notes.append(
+            "MailDev is not installed (npm ci --prefix tests/interop/node): not run"
+        )
+    runs: list[dict[str, Any]] = []
+    servers: dict[str, tuple[RunningServer, Path]] = {}
+    try:
+        for spec, where in specs:
+            servers[spec.name] = (
+                RunningServer(spec, context.log_dir, context.server_cpus),
+                where,
+            )
+        for round_ in range(context.repeats):
+            for name in rotated(list(servers), round_):
+                server, where = servers[name]
+                record = _measure(server, where, count, round_)
+                runs.append(record)
+                context.progress(_describe(record))
+    except ServerError as e:
+        runs.append({"server": "?", "round": 0, "error": str(e)})
+    finally:
+        for server, _ in servers.values():
+            server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    return _section(context, [spec.name for spec, _ in specs], runs, kind, notes, count)
+
+
+def _measure(
+    server: RunningServer, where: Path, count: int, round_: int
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "round": round_,
+        "scenario": "capture-disk",
+        "server": server.spec.name,
+        "error": None,
+    }
+    try:
+        server.check_alive()
+        server.wait_closed()
+        before = _count(where)
+        user0, system0 = server.cpu_times()
+        done = run_client(
+            [
+                sys.executable,
+                str(PEERS / "smtp_senders.py"),
+                str(server.port),
+                str(SENDERS),
+                str(count),
+                str(PER_CONNECTION),
+                str(MESSAGE_SIZE),
+                RECIPIENT,
+            ]
+        ).check("the SMTP senders")
+        user1, system1 = server.cpu_times()
+        result = json.loads(done.stdout)
+        if result["error"]:
+            raise ClientError(f"a sender failed: {result['error']}")
+        stored = _count(where) - before
+        if result["accepted"] != count or stored != count:
+            raise ClientError(
+                f"{result['accepted']} messages accepted and {stored} stored, "
+                f"not {count}"
+            )
+        record.update(
+            seconds=result["seconds"],
+            per_second=count / result["seconds"],
+            server_cpu_ms_per_message=(user1 + system1 - user0 - system0)
+            / count
+            * 1000,
+        )
+    except (ClientError, ServerError, OSError, ValueError, KeyError) as e:
+        record["error"] = str(e)
+    return record
+
+
+def _describe(record: dict[str, Any]) -> str:
+    head = f"mail capture {record['server']:<24}"
+    if record["error"]:
+        return f"{head} FAILED: {record['error']}"
+    return (
+        f"{head} {record['per_second']:7,.0f} messages/s  "
+        f"server {record['server_cpu_ms_per_message']:5.2f} ms/message"
+    )
+
+
+def _not_run(reason: str) -> Section:
+    return Section(
+        NAME,
+        [Table("Capture intake: not run", ["benchmark", "why"], [["capture", reason]])],
+        [],
+        [],
+        {"not_run": reason},
+    )
+
+
+def _section(
+    context: Context,
+    names: list[str],
+    runs: list[dict[str, Any]],
+    kind: str,
+    notes: list[str],
+    count: int,
+) -> Section:
+    good = [r for r in runs if not r["error"]]
+    by_round = {(r["round"], r["scenario"], r["server"]): r for r in good}
+    summary: dict[str, dict[str, float | None]] = {}
+    for name in names:
+        mine = [r for r in good if r["server"] == name]
+        summary[name] = {
+            "per_second": median(r["per_second"] for r in mine),
+            "server_cpu_ms_per_message": median(
+                r["server_cpu_ms_per_message"] for r in mine
+            ),
+            "good_runs": len(mine),
+        }
+    ratios = {
+        name: paired_ratio(
+            by_round,
+            context.repeats,
+            ("capture-disk", NETLAB),
+            ("capture-disk", name),
+            "per_second",
+        )
+        for name in names
+        if name != NETLAB
+    }
+    durable = {NETLAB: "yes", AIOSMTPD: "yes", MAILDEV: "no (no fsync)"}
+    rounds = f"median of {context.repeats} round{'s' if context.repeats > 1 else ''}"
+    rows = [
+        [
+            kind,
+            name,
+            durable[name],
+            fmt(summary[name]["per_second"])
+            if summary[name]["good_runs"]
+            else "FAILED",
+            fmt(summary[name]["server_cpu_ms_per_message"], 2),
+            fmt_ratio(ratios[name]) if name in ratios else "",
+        ]
+        for name in names
+    ]
+    tables = [
+        Table(
+            f"Capture intake: {count:,} messages of about {MESSAGE_SIZE:,} bytes to "
+            f"{RECIPIENT} from {SENDERS} concurrent smtplib senders, "
+            f"{PER_CONNECTION} messages per connection, plaintext on loopback "
+            f"({rounds})",
+            [
+                "store on",
+                "server",
+                "durable before 250",
+                "messages/s",
+                "server CPU ms/message",
+                "netlab-mail / this",
+            ],
+            rows,
+        )
+    ]
+    if notes:
+        tables.append(Table("Capture notes", ["note"], [[n] for n in notes]))
+    targets = [
+        Target(
+            f"mail capture, store on {kind}: netlab-mail --catch-all / {name} "
+            "messages/s",
+            f">= {GOALS[name]:.1f}x",
+            ratios[name],
+            ratios[name] is not None and ratios[name] >= GOALS[name],  # type: ignore[operator]
+        )
+        for name in names
+        if name in ratios
+    ]
+    panels = [
+        Panel(
+            f"Capture intake, {SENDERS} senders: messages/s (higher is better)",
+            "messages/s",
+            [f"store on {kind}"],
+            {name: [summary[name]["per_second"]] for name in names},
+            highlight=NETLAB,
+        )
+    ]
+    failures = [
+        f"mail capture {r['server']} round {r['round']}: {r['error']}"
+        for r in runs
+        if r["error"]
+    ]
+    return Section(
+        NAME,
+        tables,
+        targets,
+        panels,
+        {
+            "servers": {spec: durable[spec] for spec in names},
+            "load": {
+                "messages": count,
+                "senders": SENDERS,
+                "per_connection": PER_CONNECTION,
+                "size": MESSAGE_SIZE,
+                "recipient": RECIPIENT,
+            },
+            "notes": notes,
+            "runs": runs,
+            "summary": summary,
+            "ratios": ratios,
+        },
+        failures,
+    )
