@@ -10,6 +10,7 @@ import re
 import secrets
 import struct
 import zlib
+from email.message import EmailMessage
 from pathlib import Path
 
 from playwright.sync_api import expect
@@ -476,7 +477,8 @@ def test_cid_images_show_from_the_message(inbox: Inbox) -> None:
     mail.add_alternative(
         '<p>Logo: <img id=logo src="cid:logo@netlab.test" alt=logo></p>', subtype="html"
     )
-    html_part = mail.get_payload()[1]
+    html_part = mail.get_body(preferencelist=("html",))
+    assert isinstance(html_part, EmailMessage)
     html_part.add_related(
         png(), maintype="image", subtype="png", cid="<logo@netlab.test>"
     )
@@ -486,3 +488,25 @@ def test_cid_images_show_from_the_message(inbox: Inbox) -> None:
     frame = inbox.html_frame()
     expect(frame.locator("#logo")).to_have_js_property("naturalWidth", 4)
     assert all(u.startswith(inbox.lab.url) for u in inbox.requests)
+
+
+def test_envelope_tab_shows_bcc(inbox: Inbox) -> None:
+    """
+    The Envelope tab shows MAIL FROM, every RCPT TO (the Bcc recipient too,
+    who is in no header), the client, TLS and the AUTH user.
+    """
+    mail = message("blind copy")
+    inbox.lab.send(mail, to=[LAB_USER, BCC_USER])
+    inbox.open(f"?mailbox={LAB_USER}")
+    inbox.row("blind copy").click()
+    inbox.page.click("[data-tab=envelope]")
+    envelope = inbox.page.locator("#envelope")
+    expect(envelope).to_contain_text("RCPT TO")
+    names = envelope.locator("dt").all_inner_texts()
+    values = dict(zip(names, envelope.locator("dd").all_inner_texts(), strict=True))
+    assert values["MAIL FROM"] == "alice@sender.example"
+    assert values["RCPT TO"] == f"{LAB_USER}, {BCC_USER}"
+    assert values["Client"].startswith("127.0.0.1")
+    assert values["TLS"] == "yes"
+    assert values["AUTH"] == "none"
+    assert BCC_USER not in inbox.page.locator("#addresses").inner_text()
