@@ -9,11 +9,12 @@ import os
 import re
 import secrets
 import struct
+import time
 import zlib
 from email.message import EmailMessage
 from pathlib import Path
 
-from playwright.sync_api import expect
+from playwright.sync_api import Route, expect
 
 from tests.browser.conftest import BCC_USER, LAB_USER, Inbox, Lab, message
 
@@ -510,3 +511,28 @@ def test_envelope_tab_shows_bcc(inbox: Inbox) -> None:
     assert values["TLS"] == "yes"
     assert values["AUTH"] == "none"
     assert BCC_USER not in inbox.page.locator("#addresses").inner_text()
+
+
+def test_mail_arriving_during_the_first_list_request_is_kept(inbox: Inbox) -> None:
+    """
+    A message announced by the event stream while the list request is out,
+    whose answer was made before it arrived, still shows once that answer
+    comes in.
+    """
+    inbox.lab.send(message("before"))
+    held: list[Route] = []
+
+    def stale_answer(route: Route) -> None:
+        if held:
+            route.continue_()
+            return
+        held.append(route)
+        answer = route.fetch()  # made now, without the next message
+        inbox.lab.send(message("during"))
+        time.sleep(1)  # the page hears of it meanwhile
+        route.fulfill(response=answer)
+
+    inbox.page.route("**/api/v1/messages?*", stale_answer)
+    inbox.open()
+    expect(inbox.page.locator("#list .row .subject")).to_have_text(["during", "before"])
+    assert inbox.page.locator("#count").inner_text() == "2 messages"

@@ -158,35 +158,51 @@ function writeLocation(replace = false) {
 // ---------------------------------------------------------------- the list
 
 let listRequest = 0;
+// Summaries the event stream announced while a list request was out (null
+// when none is): its answer may have been made before they arrived.
+let arrivedDuring = null;
 
 /** Loads the page of messages the state asks for, and shows it. */
 async function loadList() {
   const request = ++listRequest;
+  arrivedDuring = [];
   const params = { start: state.start, limit: PAGE_SIZE, mailbox: state.mailbox };
   const path = state.query
     ? apiPath("api/v1/search", { query: state.query, ...params })
     : apiPath("api/v1/messages", params);
+  let page;
   try {
-    const page = await api(path);
-    if (request !== listRequest) return;
-    showError(null);
-    state.messages = page.messages || [];
-    state.count = page.messages_count ?? state.messages.length;
-    state.total = page.total ?? state.total;
-    state.unread = page.unread ?? state.unread;
-    if (state.start && state.start >= state.count) {
-      state.start = Math.max(0, Math.floor((state.count - 1) / PAGE_SIZE) * PAGE_SIZE);
-      writeLocation(true);
-      return loadList();
-    }
-    renderList();
+    page = await api(path);
   } catch (error) {
     if (request !== listRequest) return;
+    arrivedDuring = null;
     state.messages = [];
     state.count = 0;
     renderList();
     showError(error);
+    return;
   }
+  if (request !== listRequest) return;
+  const arrived = arrivedDuring || [];
+  arrivedDuring = null;
+  showError(null);
+  state.messages = page.messages || [];
+  state.count = page.messages_count ?? state.messages.length;
+  state.total = page.total ?? state.total;
+  state.unread = page.unread ?? state.unread;
+  const missed = arrived.filter(
+    (m) => belongsOnTop(m) && !state.messages.some((shown) => shown.ID === m.ID),
+  );
+  if (missed.length) {
+    state.messages = missed.reverse().concat(state.messages).slice(0, PAGE_SIZE);
+    state.count += missed.length;
+  }
+  if (state.start && state.start >= state.count) {
+    state.start = Math.max(0, Math.floor((state.count - 1) / PAGE_SIZE) * PAGE_SIZE);
+    writeLocation(true);
+    return loadList();
+  }
+  renderList();
 }
 
 let reloadTimer = null;
@@ -285,6 +301,7 @@ function belongsOnTop(summary) {
 
 const events = {
   new(summary) {
+    arrivedDuring?.push(summary);
     if (state.messages.some((m) => m.ID === summary.ID)) return;
     if (belongsOnTop(summary)) {
       state.messages.unshift(summary);
@@ -306,6 +323,7 @@ const events = {
   },
   delete({ IDs }) {
     const gone = new Set(IDs);
+    if (arrivedDuring) arrivedDuring = arrivedDuring.filter((m) => !gone.has(m.ID));
     const before = state.messages.length;
     state.messages = state.messages.filter((m) => !gone.has(m.ID));
     if (state.messages.length !== before) {
