@@ -536,3 +536,20 @@ def test_mail_arriving_during_the_first_list_request_is_kept(inbox: Inbox) -> No
     inbox.open()
     expect(inbox.page.locator("#list .row .subject")).to_have_text(["during", "before"])
     assert inbox.page.locator("#count").inner_text() == "2 messages"
+
+
+def test_delete_all_of_one_mailbox(inbox: Inbox) -> None:
+    """
+    With the mailbox filter on, "Delete all" empties that mailbox only.
+    """
+    inbox.lab.send(message("mine"))
+    inbox.lab.send(message("theirs", to=BCC_USER), to=[BCC_USER])
+    inbox.open(f"?mailbox={LAB_USER}")
+    assert inbox.rows() == ["mine"]
+    inbox.accept_dialogs = True
+    inbox.page.click("#delete-all")
+    expect(inbox.page.locator("#list .row")).to_have_count(0)
+    assert inbox.dialogs == [f"Delete 1 message of {LAB_USER}?"]
+    assert imap_flags(inbox.lab) == {}
+    inbox.page.select_option("#mailbox", "")
+    expect(inbox.page.locator("#list .row .subject")).to_have_text(["theirs"])

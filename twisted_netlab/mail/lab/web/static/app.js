@@ -267,10 +267,14 @@ function renderList() {
   renderCounts();
 }
 
+/** "1 message", "2 messages". */
+function messages(n) {
+  return `${n} ${n === 1 ? "message" : "messages"}`;
+}
+
 function renderCounts() {
-  const noun = state.count === 1 ? "message" : "messages";
-  const what = state.query ? `${state.count} ${state.count === 1 ? "result" : "results"}` : `${state.count} ${noun}`;
-  $("count").textContent = what;
+  const results = `${state.count} ${state.count === 1 ? "result" : "results"}`;
+  $("count").textContent = state.query ? results : messages(state.count);
   const first = state.count ? state.start + 1 : 0;
   const last = Math.min(state.start + state.messages.length, state.count);
   $("range").textContent = state.count > PAGE_SIZE ? `${first}–${last}` : "";
@@ -439,8 +443,8 @@ function renderMessage() {
   $("attachment-count").textContent = files.length ? `(${files.length})` : "";
   const hasHTML = Boolean(message.HTML);
   $("tabs").querySelector('[data-tab="html"]').hidden = !hasHTML;
-  if (state.tab === "html" && !hasHTML) state.tab = "text";
-  selectTab(state.tab);
+  // The tab last chosen, unless it is HTML and this message has none.
+  selectTab(state.tab === "html" && !hasHTML ? "text" : state.tab, false);
 }
 
 const loaders = {
@@ -458,6 +462,7 @@ const loaders = {
   },
   async headers(message) {
     const raw = await rawOf(message);
+    if (state.message !== message) return; // another message is shown now
     const body = $("headers");
     body.replaceChildren(
       ...parseHeaders(raw).map(([name, value]) =>
@@ -467,6 +472,7 @@ const loaders = {
   },
   async raw(message) {
     const raw = await rawOf(message);
+    if (state.message !== message) return; // another message is shown now
     const pre = $("raw");
     if (raw.length > RAW_LIMIT) {
       pre.textContent = `${raw.slice(0, RAW_LIMIT)}\n… (${formatSize(message.Size)}: download the .eml for the rest)`;
@@ -565,8 +571,8 @@ async function rawOf(message) {
   return rawCache.text;
 }
 
-async function selectTab(tab) {
-  state.tab = tab;
+async function selectTab(tab, chosen = true) {
+  if (chosen) state.tab = tab;
   for (const button of $("tabs").querySelectorAll("[data-tab]")) {
     const on = button.dataset.tab === tab;
     button.setAttribute("aria-selected", String(on));
@@ -577,9 +583,8 @@ async function selectTab(tab) {
   }
   const message = state.message;
   if (!message) return;
-  const request = messageRequest;
   try {
-    if (request === messageRequest) await loaders[tab](message);
+    await loaders[tab](message);
   } catch (error) {
     showError(error);
   }
@@ -620,14 +625,19 @@ async function toggleRead() {
 }
 
 async function deleteAll() {
+  const n = messages(state.count);
   const what = state.query
-    ? `Delete the ${state.count} messages matching “${state.query}”?`
+    ? `Delete ${n} matching “${state.query}”?`
     : state.mailbox
-      ? `Delete all ${state.count} messages of ${state.mailbox}?`
-      : `Delete all ${state.count} messages?`;
+      ? `Delete ${n} of ${state.mailbox}?`
+      : `Delete all ${n}?`;
   if (!confirm(what)) return;
   if (state.query || state.mailbox) {
-    await api(apiPath("api/v1/search", { query: state.query, mailbox: state.mailbox }), { method: "DELETE" });
+    // query= may be empty (everything in the mailbox), but must be there.
+    const path = `api/v1/search?query=${encodeURIComponent(state.query)}`;
+    await api(state.mailbox ? `${path}&mailbox=${encodeURIComponent(state.mailbox)}` : path, {
+      method: "DELETE",
+    });
   } else {
     await api("api/v1/messages", { method: "DELETE", body: {} });
   }
