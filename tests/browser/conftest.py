@@ -77,6 +77,16 @@ class Lab:
             client.starttls(context=context)
             client.send_message(message, to_addrs=to)
 
+    def send_many(self, messages: list[EmailMessage]) -> None:
+        """
+        Send C{messages} in order over one smtplib session.
+        """
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=30) as client:
+            client.starttls(context=context)
+            for mail in messages:
+                client.send_message(mail)
+
     def imap(self) -> imaplib.IMAP4:
         """
         An imaplib session logged in as the lab user with INBOX selected.

@@ -553,3 +553,29 @@ def test_delete_all_of_one_mailbox(inbox: Inbox) -> None:
     assert imap_flags(inbox.lab) == {}
     inbox.page.select_option("#mailbox", "")
     expect(inbox.page.locator("#list .row .subject")).to_have_text(["theirs"])
+
+
+def test_paging(inbox: Inbox) -> None:
+    """
+    The list shows 50 messages a page, newest first; "older" (or n) shows
+    the next page, its place is in the URL, and the back button returns.
+    """
+    inbox.lab.send_many([message(f"number {n:02d}") for n in range(60)])
+    inbox.open()
+    rows = inbox.page.locator("#list .row .subject")
+    expect(rows).to_have_count(50)
+    assert inbox.rows()[0] == "number 59"
+    assert inbox.rows()[-1] == "number 10"
+    assert inbox.page.locator("#range").inner_text() == "1\u201350"
+
+    inbox.page.click("#next-page")
+    expect(rows).to_have_count(10)
+    assert inbox.rows() == [f"number {n:02d}" for n in range(9, -1, -1)]
+    assert "start=50" in inbox.page.url
+    assert inbox.page.locator("#range").inner_text() == "51\u201360"
+    assert inbox.page.locator("#count").inner_text() == "60 messages"
+
+    inbox.page.go_back()
+    expect(rows).to_have_count(50)
+    inbox.page.keyboard.press("n")
+    expect(rows).to_have_count(10)
