@@ -6,6 +6,7 @@ its IDs, events and waiters.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def message(subject: str) -> bytes:
 class CatalogTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="netlab-catalog-"))
-        self.addCleanup(__import__("shutil").rmtree, self.root, True)
+        self.addCleanup(shutil.rmtree, self.root, True)
         self.store = MailStore(self.root / "mail")
         self.store.ensure_user(ANN)
         self.store.ensure_user(BOB)

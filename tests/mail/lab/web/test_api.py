@@ -192,6 +192,14 @@ async def test_bad_ids_and_parameters(mail_lab: MailLab) -> None:
         assert answer.body.endswith(b"\n") and answer.body.count(b"\n") == 1, path
     answer = await request(mail_lab, "PUT", "/api/v1/messages", body=["x"])
     assert answer.status == 400
+    for method, path in [
+        ("POST", "/api/v1/messages"),
+        ("HEAD", "/api/v1/events"),
+        ("HEAD", "/api/v1/wait"),
+        ("PUT", "/api/v1/message/latest"),
+    ]:
+        answer = await request(mail_lab, method, path)
+        assert answer.status == 405, (method, path)
     answer = await request(mail_lab, "DELETE", "/api/v1/messages", body={"IDs": ["zz"]})
     assert answer.status == 404
     assert len(mail_lab.store.messages(BOB)) == 1
@@ -544,3 +552,128 @@ async def test_stalled_event_client_dropped(mail_lab: MailLab) -> None:
         assert mail_lab.catalog.subscriber_count == 0
     finally:
         stalled.close()
+
+
+def many_clients(lab: MailLab, streams: int, polls: int) -> list[socket.socket]:
+    """Open event streams and long-polls, each its own connection."""
+    opened = []
+    for i in range(streams + polls):
+        s = socket.create_connection(("127.0.0.1", lab.http_port), timeout=30)
+        path = (
+            "/api/v1/events" if i < streams else "/api/v1/wait?query=crowd&timeout=60"
+        )
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        opened.append(s)
+    return opened
+
+
+def read_until(s: socket.socket, marker: bytes) -> bytes:
+    data = b""
+    while marker not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.fixture
+def crowded_lab(tmp_path: Any) -> Any:
+    """A lab whose HTTP listener has room for 1,000 connections at once."""
+    lab = MailLab(
+        reactor,
+        state=tmp_path / "state",
+        domains=["example.test"],
+        users={BOB: "bob-password"},
+        http=["tcp:0:interface=127.0.0.1:backlog=1024"],
+    )
+    pytest_twisted.blockon(lab.start())
+    yield lab
+    pytest_twisted.blockon(lab.stop())
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_clients(crowded_lab: MailLab) -> None:
+    """
+    500 event streams and 500 long-polls at once: one delivery reaches every
+    stream and answers every poll; the server keeps one subscription and one
+    keep-alive timer for all streams, and nothing once they are gone.
+    """
+    mail_lab = crowded_lab
+    opened = await deferToThread(many_clients, mail_lab, 500, 500)
+    try:
+        for _ in range(1000):
+            if (
+                mail_lab.api.stream_count == 500
+                and mail_lab.catalog.waiter_count == 500
+            ):
+                break
+            await sleep(0.01)
+        assert mail_lab.api.stream_count == 500
+        assert mail_lab.catalog.waiter_count == 500
+        assert mail_lab.catalog.subscriber_count == 1
+        timers = [
+            c
+            for c in reactor.getDelayedCalls()
+            if "LoopingCall" in repr(c.func)  # type: ignore[attr-defined]
+        ]
+        assert len(timers) <= 1 + 1  # the API's keep-alive (and at most one other)
+        mail_lab.store.deliver(BOB, plain("crowd"))
+
+        def read_all() -> list[bytes]:
+            return [
+                read_until(s, b"event: new" if i < 500 else b"crowd")
+                for i, s in enumerate(opened)
+            ]
+
+        answers = await deferToThread(read_all)
+        assert all(b"event: new" in a for a in answers[:500])
+        assert all(b"200 OK" in a and b"crowd" in a for a in answers[500:])
+    finally:
+        for s in opened:
+            s.close()
+    for _ in range(1000):
+        if mail_lab.api.stream_count == 0 and mail_lab.catalog.waiter_count == 0:
+            break
+        await sleep(0.01)
+    assert mail_lab.api.stream_count == 0
+    assert mail_lab.catalog.waiter_count == 0
+    assert mail_lab.catalog.subscriber_count == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_ends_streams(tmp_path: Any) -> None:
+    """
+    Stopping the lab ends its open event streams cleanly (the client sees
+    the end of the response), with no error logged.
+    """
+    lab = MailLab(reactor, state=tmp_path, domains=["example.test"], http=[EPHEMERAL])
+    await lab.start()
+    errors: list[Any] = []
+    from twisted.logger import ILogObserver, globalLogPublisher
+    from zope.interface import provider
+
+    @provider(ILogObserver)
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_failure") is not None or event.get("isError"):
+            errors.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+
+        def connect() -> socket.socket:
+            s = socket.create_connection(("127.0.0.1", lab.http_port), timeout=30)
+            s.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            return s
+
+        s = await deferToThread(connect)
+        while lab.api.stream_count == 0:
+            await sleep(0.01)
+        await lab.stop()
+        data = await deferToThread(lambda: read_until(s, b"0\r\n\r\n"))
+        s.close()
+        assert data.endswith(b"0\r\n\r\n")
+        assert lab.api.stream_count == 0
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert errors == []

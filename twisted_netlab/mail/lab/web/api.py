@@ -609,6 +609,7 @@ class LabAPI:
         for request in list(self._streams):
             self._close_stream(request)
             if not request.finished:
+                request.unregisterProducer()
                 request.finish()
 
 
@@ -768,10 +769,12 @@ class APIResource:
             self._only(method, b"GET")
             return _send_json(request, api.mailboxes())
         if rest == ["wait"]:
-            self._only(method, b"GET")
+            if method != b"GET":  # not even HEAD: it would never end
+                raise _MethodNotAllowed()
             return api.wait(request)
         if rest == ["events"]:
-            self._only(method, b"GET")
+            if method != b"GET":
+                raise _MethodNotAllowed()
             api.open_stream(request)
             return NOT_DONE_YET
         if head == "message" and len(rest) >= 2:
