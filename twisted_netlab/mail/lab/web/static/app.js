@@ -347,14 +347,21 @@ const events = {
 
 let source = null;
 
+/** Opens the event stream; the promise settles once it is first open. */
 function connectEvents() {
   source = new EventSource("api/v1/events");
   let opened = false;
+  let firstOpen;
+  const open = new Promise((resolve) => {
+    firstOpen = resolve;
+  });
   source.addEventListener("open", () => {
     $("live").textContent = "live";
     $("live").classList.add("on");
-    if (opened) loadList(); // back after a drop: catch up on what was missed
+    // Back after a drop, or opened after the list was asked for: catch up.
+    if (opened || listRequest > 0) loadList();
     opened = true;
+    firstOpen();
   });
   source.addEventListener("error", () => {
     $("live").textContent = "offline";
@@ -369,6 +376,7 @@ function connectEvents() {
       }
     });
   }
+  return open;
 }
 
 // ---------------------------------------------------------------- a message
@@ -792,7 +800,10 @@ function wire() {
 async function main() {
   wire();
   readLocation();
-  connectEvents();
+  // The list is asked for once the stream is open (or has had a second to
+  // open): then every message is in the answer, or announced after it.
+  const open = connectEvents();
+  await Promise.race([open, new Promise((resolve) => setTimeout(resolve, 1000))]);
   // The list first: the mailbox menu can wait for it.
   const listed = loadList();
   listed.then(loadMailboxes);
