@@ -63,7 +63,7 @@ class AccountTests(StoreFixture):
 
     def test_store_modes(self) -> None:
         """
-        STORE replaces, adds or removes flags; \\Recent and keywords are not
+        STORE replaces, adds or removes flags and keywords; \\Recent is not
         stored.
         """
         self.store.deliver(USER, SIMPLE)
@@ -72,14 +72,14 @@ class AccountTests(StoreFixture):
         one = imap4.parseIdList(b"1")
         self.assertEqual(
             mailbox.store(one, ["\\Seen", "$Label", "\\Recent"], 0, False),
-            {1: ["\\Seen", "\\Recent"]},
+            {1: ["\\Seen", "$Label", "\\Recent"]},
         )
         self.assertEqual(
             mailbox.store(imap4.parseIdList(b"1"), ["\\Flagged"], 1, False),
-            {1: ["\\Flagged", "\\Seen", "\\Recent"]},
+            {1: ["\\Flagged", "\\Seen", "$Label", "\\Recent"]},
         )
         self.assertEqual(
-            mailbox.store(imap4.parseIdList(b"1"), ["\\seen"], -1, False),
+            mailbox.store(imap4.parseIdList(b"1"), ["\\seen", "$label"], -1, False),
             {1: ["\\Flagged", "\\Recent"]},
         )
         readonly = self.account.select("INBOX", rw=False)

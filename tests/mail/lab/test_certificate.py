@@ -87,6 +87,33 @@ class EnsureCertificateTests(SynchronousTestCase):
         self.assertNotEqual(first.cert_path.read_bytes(), pem)
         self.assertIn("other.example.test", _names(first.cert_path))
 
+    def test_subject_names_the_host(self) -> None:
+        """
+        The subject CN of a made certificate is the host name (what
+        fetchmail shows), or C{localhost} when the host name is an IP
+        address; never C{::1}. An old certificate whose CN is an IP address
+        is made again.
+        """
+
+        def common_name() -> str:
+            cert = x509.load_pem_x509_certificate(
+                (self.directory / "cert.pem").read_bytes()
+            )
+            (attribute,) = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+            return str(attribute.value)
+
+        ensure_certificate(self.directory, ["Mail.Example.TEST"])
+        self.assertEqual(common_name(), "mail.example.test")
+        ensure_certificate(self.directory)
+        self.assertEqual(common_name(), "mail.example.test")
+        ensure_certificate(self.directory, ["192.0.2.7"])
+        self.assertEqual(common_name(), "localhost")
+        old = ensure_certificate(self.directory)
+        certificate._make(old, list(certificate.DEFAULT_NAMES), "::1")
+        self.assertEqual(common_name(), "::1")
+        ensure_certificate(self.directory)
+        self.assertEqual(common_name(), "localhost")
+
     def test_remade_when_expiring(self) -> None:
         """
         A certificate about to expire is made again.

@@ -227,7 +227,6 @@ class MailboxNameTests(ServerFixture):
         b"&AGE-",
         b"&Jjo!-",
         b'"caf\xc3\xa9"',
-        b'"x\\\\y"',
     ]
 
     def test_bad_names_refused_everywhere(self) -> None:
@@ -479,8 +478,8 @@ class SelectTests(ServerFixture):
 
     def test_select_response(self) -> None:
         """
-        SELECT reports FLAGS, PERMANENTFLAGS, EXISTS, RECENT, UNSEEN,
-        UIDVALIDITY and UIDNEXT.
+        SELECT reports FLAGS, PERMANENTFLAGS (with C{\\*}: keywords are
+        kept), EXISTS, RECENT, UNSEEN, UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ.
         """
         self.store.deliver(USER, SIMPLE)
         self.store.deliver(USER, SIMPLE)
@@ -490,14 +489,16 @@ class SelectTests(ServerFixture):
         self.assertEqual(
             response,
             b"* FLAGS (\\Draft \\Flagged \\Answered \\Seen \\Deleted)\r\n"
-            b"* OK [PERMANENTFLAGS (\\Draft \\Flagged \\Answered \\Seen \\Deleted)]"
-            b" Limited\r\n"
+            b"* OK [PERMANENTFLAGS (\\Draft \\Flagged \\Answered \\Seen \\Deleted"
+            b" \\*)] Flags kept\r\n"
             b"* 2 EXISTS\r\n"
             b"* 1 RECENT\r\n"
             b"* OK [UNSEEN 2] First unseen\r\n"
             b"* OK [UIDVALIDITY %d] UIDs valid\r\n"
             b"* OK [UIDNEXT 3] Predicted next UID\r\n"
-            b"s1 OK [READ-WRITE] SELECT completed\r\n" % (validity,),
+            b"* OK [HIGHESTMODSEQ %d] Highest\r\n"
+            b"s1 OK [READ-WRITE] SELECT completed\r\n"
+            % (validity, self.store.folder(USER).highest_modseq()),
         )
 
     def test_recent_once(self) -> None:
@@ -531,10 +532,16 @@ class SelectTests(ServerFixture):
 
     def test_select_missing(self) -> None:
         """
-        Selecting a missing mailbox answers NO.
+        Selecting a missing mailbox answers NO [NONEXISTENT]; creating one
+        that exists NO [ALREADYEXISTS] (RFC 9051's response codes).
         """
         self.login()
-        self.assertEqual(self.command(b"a SELECT Nope"), b"a NO No such mailbox\r\n")
+        self.assertEqual(
+            self.command(b"a SELECT Nope"), b"a NO [NONEXISTENT] No such mailbox\r\n"
+        )
+        self.command(b"b CREATE Here")
+        self.assertIn(b"c NO [ALREADYEXISTS]", self.command(b"c CREATE Here"))
+        self.assertIn(b"d NO [NONEXISTENT]", self.command(b"d DELETE Nope"))
 
 
 class FetchTests(ServerFixture):
@@ -823,21 +830,25 @@ class StoreExpungeCopyTests(ServerFixture):
 
     def test_copy(self) -> None:
         """
-        COPY keeps the bytes and the flags; a missing target gets NO.
+        COPY keeps the bytes and the flags and names the new UIDs (UIDPLUS's
+        COPYUID); a missing target gets NO [TRYCREATE].
         """
         self.command(b"a CREATE Archive")
+        validity = self.store.folder(USER, "Archive").uidvalidity
         self.command(b"b STORE 2 +FLAGS.SILENT (\\Flagged)")
         self.assertEqual(
-            self.command(b"c COPY 2:3 Archive"), b"c OK COPY completed\r\n"
+            self.command(b"c COPY 2:3 Archive"),
+            b"c OK [COPYUID %d 2:3 1:2] COPY completed\r\n" % (validity,),
         )
         self.assertEqual(self.store.messages(USER, "Archive"), [MULTIPART, SIMPLE])
         self.assertEqual(
             self.store.folder(USER, "Archive").entry(1).flags, ("\\Flagged",)
         )
         self.assertEqual(
-            self.command(b"d UID COPY 1 Archive"), b"d OK COPY completed\r\n"
+            self.command(b"d UID COPY 1 Archive"),
+            b"d OK [COPYUID %d 1 3] COPY completed\r\n" % (validity,),
         )
-        self.assertIn(b"e NO", self.command(b"e COPY 1 Missing"))
+        self.assertIn(b"e NO [TRYCREATE]", self.command(b"e COPY 1 Missing"))
 
     def test_append(self) -> None:
         """
@@ -855,7 +866,8 @@ class StoreExpungeCopyTests(ServerFixture):
         )
         self.assertEqual(
             self.send(data + b"\r\n"),
-            b"* 4 EXISTS\r\n* 3 RECENT\r\na OK APPEND completed\r\n",
+            b"* 4 EXISTS\r\n* 3 RECENT\r\na OK [APPENDUID %d 4] APPEND completed\r\n"
+            % (self.store.folder(USER).uidvalidity,),
         )
         folder = self.store.folder(USER)
         self.assertEqual(folder.read(4), data)
@@ -873,7 +885,11 @@ class StoreExpungeCopyTests(ServerFixture):
         """
         self.command(b"a CREATE Sent")
         self.command(b"b APPEND Sent {3}")
-        self.assertEqual(self.send(b"x\r\n\r\n"), b"b OK APPEND completed\r\n")
+        self.assertEqual(
+            self.send(b"x\r\n\r\n"),
+            b"b OK [APPENDUID %d 1] APPEND completed\r\n"
+            % (self.store.folder(USER, "Sent").uidvalidity,),
+        )
         self.assertEqual(self.store.messages(USER, "Sent"), [b"x\r\n"])
         self.assertEqual(
             self.command(b"c APPEND Nope {2}"),
@@ -953,7 +969,7 @@ class MailboxManagementTests(ServerFixture):
             b'* LIST (\\HasNoChildren) "." "Archive.2024"\r\n'
             b'* LIST (\\Noselect \\HasChildren) "." "Only"\r\n'
             b'* LIST (\\HasNoChildren) "." "Only.Child"\r\n'
-            b'* LIST (\\HasNoChildren) "." "Sent"\r\n'
+            b'* LIST (\\HasNoChildren \\Sent) "." "Sent"\r\n'
             b"c OK LIST completed\r\n",
         )
         self.assertEqual(
@@ -993,17 +1009,19 @@ class MailboxManagementTests(ServerFixture):
 
     def test_subscriptions(self) -> None:
         """
-        LSUB lists subscribed mailboxes only.
+        LSUB lists subscribed mailboxes only; a missing mailbox cannot be
+        subscribed to.
         """
         self.command(b"a CREATE Sent")
         self.command(b"b CREATE Junk")
         self.assertEqual(self.command(b"c SUBSCRIBE Sent"), b"c OK Subscribed\r\n")
         self.assertEqual(
             self.command(b'd LSUB "" *'),
-            b'* LSUB (\\HasNoChildren) "." "Sent"\r\nd OK LSUB completed\r\n',
+            b'* LSUB (\\HasNoChildren \\Sent) "." "Sent"\r\nd OK LSUB completed\r\n',
         )
         self.command(b"e UNSUBSCRIBE Sent")
         self.assertEqual(self.command(b'f LSUB "" *'), b"f OK LSUB completed\r\n")
+        self.assertIn(b"g NO", self.command(b"g SUBSCRIBE Missing"))
 
     def test_status(self) -> None:
         """
@@ -1233,3 +1251,107 @@ class RealmTests(ServerFixture):
         self.assertIs(iface, imap4.IAccount)
         self.assertTrue(self.store.has_user("new@netlab.test"))
         logout()
+
+
+UTF8_SUBJECT = (
+    b"From: bob@example.test\r\nSubject: =?utf-8?q?caf=C3=A9_au_lait?=\r\n\r\nbody\r\n"
+)
+
+
+class ClientSyntaxTests(ServerFixture):
+    """
+    Regressions of the command syntax real clients send: literals inside
+    SEARCH, quoted strings with escapes, C{*:*}.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        for body in (SIMPLE, UTF8_SUBJECT, SIMPLE):
+            self.store.deliver(USER, body)
+        self.login()
+
+    def test_search_literal(self) -> None:
+        """
+        C{UID SEARCH CHARSET UTF-8 SUBJECT {6}} gets a continuation request,
+        the literal's bytes are the search string (not a new command), and
+        the search matches by them.
+        """
+        self.command(b"s SELECT INBOX")
+        self.assertEqual(
+            self.command(b"a UID SEARCH CHARSET UTF-8 SUBJECT {5}"),
+            b"+ Ready for 5 octets of text\r\n",
+        )
+        self.assertEqual(
+            self.send(b"caf\xc3\xa9\r\n"), b"* SEARCH 2\r\na OK SEARCH completed\r\n"
+        )
+        self.assertEqual(
+            self.send(b"b SEARCH OR SUBJECT {6}\r\n"),
+            b"+ Ready for 6 octets of text\r\n",
+        )
+        self.assertEqual(
+            self.send(b"simple SUBJECT {3+}\r\nlai UNSEEN\r\n"),
+            b"* SEARCH 1 2 3\r\nb OK SEARCH completed\r\n",
+        )
+        self.assertEqual(self.command(b"c NOOP"), b"c OK NOOP completed\r\n")
+
+    def test_quoted_escapes(self) -> None:
+        """
+        CREATE, LIST, SELECT, RENAME, STATUS and DELETE take quoted names with
+        C{\\"} escapes; LIST quotes the name so that it can be sent back.
+        """
+        self.assertEqual(
+            self.command(b'a CREATE "foo \\"bar\\""'), b"a OK Mailbox created\r\n"
+        )
+        self.assertEqual(self.store.mailboxes(USER), ["INBOX", 'foo "bar"'])
+        listed = self.command(b'b LIST "" "foo \\"bar\\""')
+        self.assertEqual(
+            listed,
+            b'* LIST (\\HasNoChildren) "." "foo \\"bar\\""\r\nb OK LIST completed\r\n',
+        )
+        self.assertIn(b"c OK", self.command(b'c SELECT "foo \\"bar\\""'))
+        self.assertIn(
+            b'* STATUS "foo \\"bar\\"" (MESSAGES 0)',
+            self.command(b'd STATUS "foo \\"bar\\"" (MESSAGES)'),
+        )
+        self.assertIn(b"e OK", self.command(b'e RENAME "foo \\"bar\\"" "x \\"y\\""'))
+        self.assertIn(b"f OK", self.command(b'f DELETE "x \\"y\\""'))
+        self.assertEqual(self.store.mailboxes(USER), ["INBOX"])
+        self.assertIn(b"g BAD", self.command(b'g CREATE "bad \\q"'))
+        self.assertIn(b"h BAD", self.command(b'h CREATE "open'))
+
+    def test_backslash_names(self) -> None:
+        """
+        A name with a backslash (sent escaped) is created, listed escaped,
+        and selected again from the listed form.
+        """
+        self.assertIn(b"a OK", self.command(b'a CREATE "foo\\\\bar"'))
+        self.assertEqual(self.store.mailboxes(USER), ["INBOX", "foo\\bar"])
+        self.assertIn(b'"." "foo\\\\bar"\r\n', self.command(b'b LIST "" foo*'))
+        self.assertIn(b"c OK [READ-WRITE]", self.command(b'c SELECT "foo\\\\bar"'))
+
+    def test_literal_name_selectable_from_list(self) -> None:
+        """
+        A mailbox created with a literal holding C{"} is listed in a form
+        that, copied into SELECT, selects it.
+        """
+        self.command(b"a CREATE {7}")
+        self.assertEqual(self.send(b'a"b c"d\r\n'), b"a OK Mailbox created\r\n")
+        listed = self.command(b'b LIST "" *')
+        line = next(x for x in listed.split(b"\r\n") if b"INBOX" not in x)
+        name = line.split(b'"." ', 1)[1]
+        self.assertEqual(name, b'"a\\"b c\\"d"')
+        self.assertIn(b"c OK [READ-WRITE]", self.command(b"c SELECT " + name))
+
+    def test_fetch_star_star(self) -> None:
+        """
+        C{FETCH *:*} and C{UID FETCH *:*} fetch the last message.
+        """
+        self.command(b"s SELECT INBOX")
+        self.assertEqual(
+            self.command(b"a FETCH *:* (UID)"),
+            b"* 3 FETCH (UID 3)\r\na OK FETCH completed\r\n",
+        )
+        self.assertEqual(
+            self.command(b"b UID FETCH *:* (FLAGS)"),
+            b"* 3 FETCH (UID 3 FLAGS (\\Recent))\r\nb OK FETCH completed\r\n",
+        )

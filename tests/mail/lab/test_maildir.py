@@ -340,7 +340,7 @@ class FlagTests(StoreTestCase):
         """
         uid = self.store.deliver(USER, MESSAGE)
         folder = self.store.folder(USER)
-        result = folder.set_flags({uid: ["\\Seen", "\\flagged", "$Custom"]})
+        result = folder.set_flags({uid: ["\\Seen", "\\flagged", "\\Other"]})
         self.assertEqual(result, {uid: ("\\Flagged", "\\Seen")})
         self.assertEqual(self.files("new"), [])
         (name,) = self.files("cur")
@@ -529,7 +529,6 @@ class MailboxTests(StoreTestCase):
             "../x",
             "a/b",
             "/etc",
-            "a\\b",
             "x\x00y",
             "x\ny",
             "*",
@@ -540,6 +539,9 @@ class MailboxTests(StoreTestCase):
             self.assertRaises(InvalidName, self.store.create_mailbox, USER, name)
         self.assertEqual(self.store.mailboxes(USER), [INBOX])
         self.assertEqual(validate_mailbox_name("inBox"), INBOX)
+        # A backslash is an ordinary character in a POSIX file name.
+        self.store.create_mailbox(USER, "foo\\bar")
+        self.assertEqual(self.store.mailboxes(USER), [INBOX, "foo\\bar"])
 
     def test_bad_addresses_refused(self) -> None:
         """
@@ -571,3 +573,157 @@ class MailboxTests(StoreTestCase):
         self.assertEqual(
             (self.root / USER / "subscriptions").read_bytes(), b"Entw&APw-rfe\n"
         )
+
+
+class KeywordTests(StoreTestCase):
+    """
+    Keywords kept the Dovecot way: letters a-z in the file name's info and a
+    C{dovecot-keywords} file per folder.
+    """
+
+    def test_stored_in_name_and_table(self) -> None:
+        """
+        Keywords given at delivery and by C{set_flags} become info letters
+        listed in C{dovecot-keywords}; they survive a restart and are part
+        of the message's flags; removing one removes its letter only.
+        """
+        self.store.ensure_user(USER)
+        folder = self.store.folder(USER)
+        uid = folder.deliver(MESSAGE, ["$Forwarded", "\\Flagged"])
+        self.assertEqual(folder.entry(uid).flags, ("\\Flagged", "$Forwarded"))
+        folder.set_flags({uid: ["\\Flagged", "$forwarded", "abc", "$Junk"]})
+        (name,) = self.files("cur")
+        self.assertTrue(name.endswith(":2,Fabc"), name)
+        self.assertEqual(
+            (self.root / USER / "dovecot-keywords").read_text(),
+            "0 $Forwarded\n1 abc\n2 $Junk\n",
+        )
+        reopened = self.reopen().folder(USER)
+        self.assertEqual(
+            reopened.entry(uid).flags, ("\\Flagged", "$Forwarded", "abc", "$Junk")
+        )
+        reopened.set_flags({uid: ["\\Flagged", "$Junk"]})
+        (name,) = self.files("cur")
+        self.assertTrue(name.endswith(":2,Fc"), name)
+        self.assertEqual(reopened.keywords(), ["$Forwarded", "abc", "$Junk"])
+
+    def test_dovecot_table_read(self) -> None:
+        """
+        A C{dovecot-keywords} file written by Dovecot, and letters set by
+        another program, are understood.
+        """
+        self.store.ensure_user(USER)
+        uid = self.store.deliver(USER, MESSAGE)
+        (self.root / USER / "dovecot-keywords").write_text("0 Work\n3 $Label1\n")
+        (name,) = self.files("new")
+        os.rename(
+            self.root / USER / "new" / name,
+            self.root / USER / "cur" / (name + ":2,Sad"),
+        )
+        folder = self.reopen().folder(USER)
+        self.assertEqual(folder.entry(uid).flags, ("\\Seen", "Work", "$Label1"))
+
+    def test_limit(self) -> None:
+        """
+        A 27th keyword is refused (L{maildir.KeywordLimit}) and nothing
+        changes; C{can_add_keywords} says so beforehand.
+        """
+        uid = self.store.deliver(USER, MESSAGE)
+        folder = self.store.folder(USER)
+        folder.set_flags({uid: [f"k{i}" for i in range(26)]})
+        self.assertFalse(folder.can_add_keywords())
+        self.assertRaises(
+            maildir.KeywordLimit, folder.set_flags, {uid: ["\\Seen", "one-more"]}
+        )
+        self.assertEqual(len(folder.entry(uid).flags), 26)
+        self.assertRaises(maildir.InvalidName, folder.set_flags, {uid: ["a b"]})
+
+
+class ModseqTests(StoreTestCase):
+    """
+    MODSEQ and HIGHESTMODSEQ (RFC 7162), derived from UIDs for deliveries
+    and recorded for changes.
+    """
+
+    def test_grows_with_every_change(self) -> None:
+        """
+        Each delivery, flag change and expunge raises HIGHESTMODSEQ; a
+        message's MODSEQ is that of its last change; none ever goes down.
+        """
+        self.store.ensure_user(USER)
+        folder = self.store.folder(USER)
+        seen = [folder.highest_modseq()]
+        first = folder.deliver(MESSAGE)
+        seen.append(folder.highest_modseq())
+        self.assertEqual(folder.modseq(first), folder.highest_modseq())
+        second = folder.deliver(MESSAGE)
+        seen.append(folder.highest_modseq())
+        folder.set_flags({first: ["\\Seen"]})
+        seen.append(folder.highest_modseq())
+        self.assertEqual(folder.modseq(first), folder.highest_modseq())
+        self.assertLess(folder.modseq(second), folder.modseq(first))
+        third = folder.deliver(MESSAGE)
+        seen.append(folder.highest_modseq())
+        self.assertGreater(folder.modseq(third), folder.modseq(first))
+        folder.set_flags({second: ["\\Seen"]})
+        seen.append(folder.highest_modseq())
+        folder.remove([third])
+        seen.append(folder.highest_modseq())
+        self.assertEqual(seen, sorted(set(seen)))
+        # A flag "change" that changes nothing records nothing.
+        before = folder.highest_modseq()
+        folder.set_flags({first: ["\\Seen"]})
+        self.assertEqual(folder.highest_modseq(), before)
+
+    def test_survive_restart(self) -> None:
+        """
+        MODSEQs read back the same from the folder's C{netlab-modseq}
+        after a restart; deliveries write nothing there.
+        """
+        self.store.ensure_user(USER)
+        folder = self.store.folder(USER)
+        uids = [folder.deliver(MESSAGE) for _ in range(3)]
+        self.assertFalse((self.root / USER / "netlab-modseq").exists())
+        folder.set_flags({uids[1]: ["\\Answered"]})
+        folder.deliver(MESSAGE)
+        values = [folder.modseq(u) for u in folder.uids()]
+        highest = folder.highest_modseq()
+        again = self.reopen().folder(USER)
+        self.assertEqual([again.modseq(u) for u in again.uids()], values)
+        self.assertEqual(again.highest_modseq(), highest)
+
+    def test_changes_by_other_programs(self) -> None:
+        """
+        A flag change made by another Maildir program (a rename) gets a new
+        MODSEQ when the folder notices it.
+        """
+        uid = self.store.deliver(USER, MESSAGE)
+        folder = self.store.folder(USER)
+        folder.uids()
+        before = folder.modseq(uid)
+        (name,) = self.files("new")
+        os.rename(
+            self.root / USER / "new" / name, self.root / USER / "cur" / (name + ":2,S")
+        )
+        folder.refresh(force=True)
+        self.assertGreater(folder.modseq(uid), before)
+
+    def test_shared_between_stores(self) -> None:
+        """
+        Two stores on the same directory (two processes) agree: a change
+        recorded by one is seen by the other after a refresh, and MODSEQs
+        keep growing whichever records next.
+        """
+        uid = self.store.deliver(USER, MESSAGE)
+        other = self.reopen().folder(USER)
+        other.uids()
+        folder = self.store.folder(USER)
+        folder.set_flags({uid: ["\\Seen"]})
+        first = folder.modseq(uid)
+        other.refresh(force=True)
+        self.assertGreaterEqual(other.modseq(uid), first)
+        other.set_flags({uid: ["\\Seen", "\\Flagged"]})
+        folder.refresh(force=True)
+        self.assertGreater(folder.modseq(uid), first)
+        other.refresh(force=True)
+        self.assertEqual(folder.highest_modseq(), other.highest_modseq())

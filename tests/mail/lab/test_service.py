@@ -19,7 +19,7 @@ from tests.scratch import fresh_path
 from twisted_netlab.endpoints import StartupError
 from twisted_netlab.errors import NetlabError, UsageProblem
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import Envelope
+from twisted_netlab.mail.lab.maildir import Envelope, MailStore
 from twisted_netlab.mail.lab.service import LabStateError, MailLab
 from twisted_netlab.mail.lab.smtp import LabSMTPFactory
 from twisted_netlab.mail.lab.users import UsersFile
@@ -210,7 +210,8 @@ class MailLabTests(SynchronousTestCase):
     def test_first_user(self) -> None:
         """
         With create_first_user and no user, one is made in the first domain
-        and its password logged, once; it works.
+        and its password logged, once; it works; it gets the SPECIAL-USE
+        mailboxes Sent, Drafts, Trash and Junk.
         """
         self.lab(users={}, create_first_user=True).prepare()
         match = re.search(
@@ -219,6 +220,10 @@ class MailLabTests(SynchronousTestCase):
         assert match is not None
         self.assertEqual(match.group(1), "lab@example.test")
         self.assertTrue(UsersFile(self.state / "users").verify(*match.groups()))
+        self.assertEqual(
+            MailStore(self.state / "mail").mailboxes("lab@example.test"),
+            ["INBOX", "Drafts", "Junk", "Sent", "Trash"],
+        )
         self.events.clear()
         self.lab(users={}, create_first_user=True).prepare()
         self.assertNotIn("made the mail user", self.logged())

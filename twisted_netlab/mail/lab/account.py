@@ -31,6 +31,9 @@ from twisted_netlab.mail.lab.maildir import (
     SYSTEM_FLAGS,
     Folder,
     FolderChange,
+    InvalidName,
+    MailboxExists,
+    MailboxHasChildren,
     MailStore,
     MailStoreError,
     MessageGone,
@@ -40,6 +43,14 @@ from twisted_netlab.mail.lab.maildir import (
 from twisted_netlab.mail.lab.message import MessagePart, to_crlf
 
 RECENT = "\\Recent"
+#: The mailboxes LIST marks with a SPECIAL-USE attribute (RFC 6154), by name;
+#: C{twistd netlab} creates them for the user it makes.
+SPECIAL_USE = {
+    "Drafts": "\\Drafts",
+    "Junk": "\\Junk",
+    "Sent": "\\Sent",
+    "Trash": "\\Trash",
+}
 _MONTH_NAMES: tuple[str, ...] = ("jan", "feb", "mar", "apr", "may", "jun")
 _MONTH_NAMES += ("jul", "aug", "sep", "oct", "nov", "dec")
 _MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
@@ -54,7 +65,21 @@ def _ascii(text: str) -> str:
 
 
 def _mailbox_exception(error: MailStoreError) -> imap4.MailboxException:
-    return imap4.MailboxException(_ascii(str(error)))
+    """The NO for a refusal, with RFC 9051's response code for its kind."""
+    code = ""
+    for kind, name in _RESPONSE_CODES:
+        if isinstance(error, kind):
+            code = f"[{name}] "
+            break
+    return imap4.MailboxException(code + _ascii(str(error)))
+
+
+_RESPONSE_CODES: tuple[tuple[type[MailStoreError], str], ...] = (
+    (MailboxExists, "ALREADYEXISTS"),
+    (NoSuchMailbox, "NONEXISTENT"),
+    (MailboxHasChildren, "HASCHILDREN"),
+    (InvalidName, "CANNOT"),
+)
 
 
 @implementer(IRealm)
@@ -180,7 +205,12 @@ class LabAccount:
         return canonical in self.store.subscriptions(self.address)
 
     def subscribe(self, name: str) -> bool:
+        """
+        Subscribe to an existing mailbox (RFC 3501 lets the server check;
+        clients such as imapclient expect it to).
+        """
         try:
+            self.store.folder(self.address, name)
             self.store.set_subscribed(self.address, name, True)
         except MailStoreError as e:
             raise _mailbox_exception(e) from None
@@ -224,6 +254,8 @@ class LabAccount:
             attributes = ["\\HasChildren" if has_children else "\\HasNoChildren"]
             if name in implied:
                 attributes.insert(0, "\\Noselect")
+            elif name in SPECIAL_USE:
+                attributes.append(SPECIAL_USE[name])
             result.append((name, _MailboxInfo(attributes)))
         return result
 
@@ -268,6 +300,8 @@ class LabMailbox:
         self._thread = threading.get_ident()
         self._quiet = False
         self._closed = False
+        #: The UIDs saved by C{SEARCH RETURN (SAVE)} (SEARCHRES's C{$}).
+        self.saved_uids: list[int] = []
 
     # --- keeping the view up to date -----------------------------------------
 
@@ -362,10 +396,35 @@ class LabMailbox:
     # --- IMailboxInfo ----------------------------------------------------------
 
     def getFlags(self) -> list[str]:
-        return list(SYSTEM_FLAGS)
+        return [*SYSTEM_FLAGS, *self.folder.keywords()]
 
     def getHierarchicalDelimiter(self) -> str:
         return HIERARCHY_DELIMITER
+
+    def can_add_keywords(self) -> bool:
+        """Whether STORE and APPEND may still bring new keywords (C{\\*})."""
+        return self.folder.can_add_keywords()
+
+    def modseq(self, uid: int) -> int:
+        """Message C{uid}'s MODSEQ (CONDSTORE)."""
+        return self.folder.modseq(uid)
+
+    def highest_modseq(self) -> int:
+        """The mailbox's HIGHESTMODSEQ (CONDSTORE)."""
+        return self.folder.highest_modseq()
+
+    def _size(self) -> int:
+        total = 0
+        for uid in self._uids:
+            if uid in self._gone:
+                continue
+            with contextlib.suppress(MessageGone):
+                size = self.folder.size(uid)
+                total += size if size is not None else len(self.folder.read(uid))
+        return total
+
+    def _deleted_count(self) -> int:
+        return sum(1 for uid in self._uids if "\\Deleted" in self._flags_of(uid))
 
     # --- IMailbox --------------------------------------------------------------
 
@@ -407,6 +466,9 @@ class LabMailbox:
             "UIDNEXT": self.getUIDNext,
             "UIDVALIDITY": self.getUIDValidity,
             "UNSEEN": self.getUnseenCount,
+            "HIGHESTMODSEQ": self.highest_modseq,
+            "SIZE": self._size,
+            "DELETED": self._deleted_count,
         }
         result = {}
         for name in names:
@@ -462,14 +524,30 @@ class LabMailbox:
             internal_date=source.internal_date(uid),
         )
 
-    def expunge(self) -> list[int]:
+    def expunge(self, uids: Iterable[int] | None = None) -> list[int]:
+        """
+        Remove the messages flagged C{\\Deleted} (only those among C{uids},
+        if given: UID EXPUNGE); return the EXPUNGE responses to send.
+        """
         if not self.writeable:
             raise imap4.ReadOnlyMailbox()
+        wanted = None if uids is None else set(uids)
         doomed = [
             uid
             for uid in self._uids
-            if uid not in self._gone and "\\Deleted" in self._flags_of(uid)
+            if uid not in self._gone
+            and (wanted is None or uid in wanted)
+            and "\\Deleted" in self._flags_of(uid)
         ]
+        return self.remove_messages(doomed)
+
+    def remove_messages(self, doomed: list[int]) -> list[int]:
+        """
+        Remove messages C{doomed} (UIDs, ascending) whatever their flags
+        (MOVE); return the EXPUNGE responses (sequence numbers) to send.
+        """
+        if not self.writeable:
+            raise imap4.ReadOnlyMailbox()
         self._quiet = True
         try:
             removed = set(self.folder.remove(doomed))
@@ -519,11 +597,39 @@ class LabMailbox:
     ) -> dict[int, list[str]]:
         if not self.writeable:
             raise imap4.ReadOnlyMailbox()
+        uids = [self._uids[seq - 1] for seq in self._select(messages, uid)]
+        result = self.store_uids(uids, flags, mode)
+        return {self._sequence_number(u) or 0: f for u, f in result.items()}
+
+    def selected(self, messages: imap4.MessageSet, uid: bool) -> list[int]:
+        """
+        The UIDs of the messages in C{messages} (a set of UIDs if C{uid}),
+        ascending, leaving out those expunged by others.
+        """
+        return [
+            u
+            for seq in self._select(messages, uid)
+            if (u := self._uids[seq - 1]) not in self._gone
+        ]
+
+    def sequence_number(self, uid: int) -> int | None:
+        """The sequence number of message C{uid} in this view."""
+        return self._sequence_number(uid)
+
+    def store_uids(
+        self, uids: Iterable[int], flags: Iterable[str], mode: int
+    ) -> dict[int, list[str]]:
+        """
+        Replace (C{mode} 0), add (1) or remove (-1) C{flags} on messages
+        C{uids}; return each one's flags now, by UID.
+
+        @raise KeywordLimit: a new keyword finds no room.
+        """
+        if not self.writeable:
+            raise imap4.ReadOnlyMailbox()
         given = [f for f in flags if f.lower() != RECENT.lower()]
         changes: dict[int, list[str]] = {}
-        sequence = {}
-        for seq in self._select(messages, uid):
-            message_uid = self._uids[seq - 1]
+        for message_uid in uids:
             if message_uid in self._gone:
                 continue
             try:
@@ -538,13 +644,12 @@ class LabMailbox:
                 removed = {f.lower() for f in given}
                 wanted = [f for f in current if f.lower() not in removed]
             changes[message_uid] = wanted
-            sequence[message_uid] = seq
         self._quiet = True
         try:
             result = self.folder.set_flags(changes)
         finally:
             self._quiet = False
-        return {sequence[u]: self._flags_of(u) for u in result}
+        return {u: self._flags_of(u) for u in result}
 
     def set_seen(self, uid: int) -> bool:
         """
@@ -742,6 +847,10 @@ class _SearchProgram:
             key = token.decode("ascii", "replace").upper()
         else:
             key = str(token).upper()
+        if key == "$":
+            # SEARCHRES: the result the session saved last.
+            saved = set(getattr(self.mailbox, "saved_uids", ()))
+            return lambda s, m: m.uid in saved
         if key[:1].isdigit() or key[:1] == "*":
             ids = imap4.parseIdList(key.encode(), self.count)
             return lambda s, m: s in ids
@@ -755,9 +864,24 @@ class _SearchProgram:
         if key == "OLD":
             return lambda s, m: RECENT not in m.getFlags()
         if key in ("KEYWORD", "UNKEYWORD"):
-            flag = self._argument(tokens).decode("ascii", "replace")
+            flag = self._argument(tokens).decode("ascii", "replace").lower()
             present = key == "KEYWORD"
-            return lambda s, m: (flag in m.getFlags()) == present
+            return lambda s, m: (flag in _lowered(m.getFlags())) == present
+        if key == "MODSEQ":
+            # MODSEQ [entry-name entry-type] value (RFC 7162): per-flag
+            # MODSEQs are not kept, so the entry is accepted and ignored.
+            if (
+                len(tokens) >= 3
+                and isinstance(tokens[0], bytes)
+                and not (tokens[0][:1].isdigit())
+            ):
+                del tokens[:2]
+            try:
+                floor = int(self._argument(tokens))
+            except ValueError:
+                raise imap4.IllegalQueryError("MODSEQ needs a number") from None
+            mailbox = self.mailbox
+            return lambda s, m: mailbox.modseq(m.uid) >= floor
         # Text keys: the lab's one matcher, over decoded text (search.py).
         text_query: search.Query | None = None
         if key in self._HEADER_KEYS:
@@ -792,7 +916,11 @@ class _SearchProgram:
                 (sent := _sent_day(m)) is not None and compare(sent, day)
             )
         if key == "UID":
-            ids = imap4.parseIdList(self._argument(tokens), self.max_uid)
+            argument = self._argument(tokens)
+            if argument == b"$":
+                saved = set(getattr(self.mailbox, "saved_uids", ()))
+                return lambda s, m: m.uid in saved
+            ids = imap4.parseIdList(argument, self.max_uid)
             return lambda s, m: m.uid in ids
         if key == "NOT":
             test = self._parse(tokens)
@@ -812,6 +940,10 @@ class _SearchProgram:
 
     def _text(self, tokens: list[Any]) -> str:
         return self._argument(tokens).decode("utf-8", "replace").lower()
+
+
+def _lowered(flags: Iterable[str]) -> set[str]:
+    return {f.lower() for f in flags}
 
 
 def _search_date(value: bytes) -> datetime.date:

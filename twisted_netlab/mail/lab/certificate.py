@@ -121,11 +121,13 @@ def ensure_certificate(
     @raise CertificateError: it cannot be made (an unwritable directory).
     """
     directory = Path(directory)
+    hostnames = list(hostnames)
     names = list(dict.fromkeys([*DEFAULT_NAMES, *(h.lower() for h in hostnames)]))
     certificate = LabCertificate(
         directory / "cert.pem", directory / "key.pem", directory / "cert.pem"
     )
-    reason = _unusable(certificate, names)
+    expected_cn = _common_name(hostnames) if hostnames else None
+    reason = _unusable(certificate, names, expected_cn)
     if reason is None:
         return certificate
     log.info(
@@ -136,11 +138,32 @@ def ensure_certificate(
         reason=reason,
         path=str(certificate.ca_path),
     )
-    _make(certificate, names)
+    _make(certificate, names, _common_name(hostnames))
     return certificate
 
 
-def _unusable(certificate: LabCertificate, names: list[str]) -> str | None:
+def _common_name(hostnames: Iterable[str]) -> str:
+    """
+    The subject CN of a made certificate: the first host name that is not
+    an IP address (what clients such as fetchmail show), else C{localhost}.
+    """
+    for name in hostnames:
+        if name and not _is_ip(name):
+            return name.lower()[:64]
+    return DEFAULT_NAMES[0]
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _unusable(
+    certificate: LabCertificate, names: list[str], expected_cn: str | None
+) -> str | None:
     """
     Why the certificate must be made (again), or L{None} if it is fine.
     """
@@ -165,6 +188,10 @@ def _unusable(certificate: LabCertificate, names: list[str]) -> str | None:
     present |= {str(a) for a in san.value.get_values_for_type(x509.IPAddress)}
     if not all(_general_name_text(n) in present for n in names):
         return "the host names changed"
+    common = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    shown = str(common[0].value) if common else ""
+    if _is_ip(shown) or (expected_cn is not None and shown != expected_cn):
+        return "the subject does not name the host"
     return None
 
 
@@ -179,7 +206,7 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _make(certificate: LabCertificate, names: list[str]) -> None:
+def _make(certificate: LabCertificate, names: list[str], common_name: str) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     san: list[x509.GeneralName] = []
     for name in names:
@@ -190,7 +217,7 @@ def _make(certificate: LabCertificate, names: list[str]) -> None:
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "netlab mail lab"),
-            x509.NameAttribute(NameOID.COMMON_NAME, names[-1][:64]),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
     now = _now()

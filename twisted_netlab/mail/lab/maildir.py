@@ -9,6 +9,8 @@ Layout under the store's root (the state directory's C{mail/})::
                                 and the SMTP envelope of each delivered one
         netlab-uidlist.lock     taken (fcntl.flock) to assign UIDs
         netlab-uidvalidity      the last UIDVALIDITY given to a mailbox of this user
+        netlab-modseq           MODSEQs of changed messages (CONDSTORE), per folder
+        dovecot-keywords        keyword of each info letter a-z, per folder
         subscriptions           subscribed mailbox names, one a line
         .Sent/                  other mailboxes: Maildir++ folders, names in
         .Archive.2024/          modified UTF-7, hierarchy delimiter "."
@@ -30,6 +32,7 @@ the file name before the message becomes visible.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import fcntl
 import itertools
@@ -57,6 +60,8 @@ LOCK_NAME = "netlab-uidlist.lock"
 UIDVALIDITY_NAME = "netlab-uidvalidity"
 UIDVALIDITY_LOCK_NAME = "netlab-uidvalidity.lock"
 SUBSCRIPTIONS_NAME = "subscriptions"
+KEYWORDS_NAME = "dovecot-keywords"
+MODSEQ_NAME = "netlab-modseq"
 
 _UIDLIST_MAGIC = "netlab-uidlist 1"
 # Threads that write and sync the files of one batch of deliveries.
@@ -147,7 +152,7 @@ def validate_mailbox_name(name: str) -> str:
 
     Names are hierarchical with C{.} as the delimiter. A name is refused when
     it is empty, has an empty level (C{a..b}, a leading or trailing C{.}),
-    contains C{/}, C{\\}, a control character or a wildcard, or is too long:
+    contains C{/}, a control character or a wildcard, or is too long:
     whatever the name, its folder is one directory directly inside the
     user's Maildir.
 
@@ -160,8 +165,8 @@ def validate_mailbox_name(name: str) -> str:
         problem = "empty name"
     elif len(name) > _MAX_NAME_LENGTH:
         problem = "name too long"
-    elif any(c in name for c in "/\\"):
-        problem = "names may not contain / or \\"
+    elif "/" in name:
+        problem = "names may not contain /"
     elif any(c in name for c in "%*"):
         problem = "names may not contain wildcards"
     elif any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
@@ -280,6 +285,8 @@ class StoredMessage:
     @ivar subdir: C{"new"} or C{"cur"}.
     @ivar info: the Maildir info letters after C{:2,} (empty for C{new/}).
     @ivar name: the file name.
+    @ivar keywords: the keywords (IMAP flags without a backslash) its info's
+        lowercase letters stand for, in the folder's C{dovecot-keywords}.
     """
 
     uid: int
@@ -287,10 +294,12 @@ class StoredMessage:
     subdir: str
     info: str
     name: str
+    keywords: tuple[str, ...] = ()
 
     @property
     def flags(self) -> tuple[str, ...]:
-        return flags_from_info(self.info)
+        """Its system flags, then its keywords."""
+        return flags_from_info(self.info) + self.keywords
 
     @property
     def recent(self) -> bool:
@@ -447,6 +456,8 @@ class Folder:
         self._stamp: tuple[int, int] | None = None
         self._scanned = False
         self._listeners: list[FolderListener] = []
+        self._keywords = _KeywordTable(path / KEYWORDS_NAME)
+        self._modseqs = _ModseqLog(path / MODSEQ_NAME)
         #: What the folder keeps (set by its L{MailStore}); see L{prune}.
         self.retention = Retention()
         self._held: Counter[int] = Counter()
@@ -693,6 +704,7 @@ class Folder:
             ):
                 return FolderChange()
             found = self._list_files()
+            self._modseqs.load()
             vanished = [k for k in self._by_key if k not in found]
             if vanished:
                 # A file renamed during the listing can be missed: look again
@@ -713,6 +725,8 @@ class Folder:
             if not self._scanned:
                 # The first scan only learns what is there.
                 change = FolderChange()
+            elif change.flags or change.gone:
+                self._record_modseqs([*change.flags, *change.gone])
             self._stamp = stamp
             self._scanned = True
             uid_by_key = self._uids.uid_by_key
@@ -731,7 +745,9 @@ class Folder:
             if uid is None:
                 continue
             info = name.split(":2,", 1)[1] if ":2," in name else ""
-            entries[uid] = StoredMessage(uid, key, subdir, info, name)
+            entries[uid] = StoredMessage(
+                uid, key, subdir, info, name, self._keywords.names_in(info)
+            )
         old = self._entries
         new = tuple(sorted(uid for uid in entries if uid not in old))
         gone = tuple(sorted(uid for uid in old if uid not in entries))
@@ -834,6 +850,9 @@ class Folder:
         C{new/} (C{cur/} if it has flags), and the directory is synced. A
         failure leaves nothing visible.
         """
+        flags = list(flags)
+        with self._mutex:
+            self._define_keywords(flags)
         name = _unique_name(len(message), crlf_size(message))
         temporary = self.path / "tmp" / name
         try:
@@ -848,7 +867,7 @@ class Folder:
                 os.close(fd)
             if internal_date is not None:
                 os.utime(temporary, (internal_date, internal_date))
-            info = info_with_flags("", flags)
+            info = self._info_with_flags("", flags)
             if info:
                 target = self.path / "cur" / f"{name}:2,{info}"
             else:
@@ -867,7 +886,12 @@ class Folder:
         with self._mutex:
             if self._scanned:
                 self._entries[uid] = StoredMessage(
-                    uid, name, target.parent.name, info, target.name
+                    uid,
+                    name,
+                    target.parent.name,
+                    info,
+                    target.name,
+                    self._keywords.names_in(info),
                 )
                 self._by_key[name] = uid
                 self._sorted.append(uid)
@@ -881,21 +905,26 @@ class Folder:
     ) -> dict[int, tuple[str, ...]]:
         """
         Give each message C{uid} exactly the flags C{changes[uid]} (IMAP
-        system flags; others are ignored) and return the flags each now has.
-        A message in C{new/} moves to C{cur/}. Messages gone meanwhile are
-        left out of the result.
+        system flags and keywords; other backslash flags are ignored) and
+        return the flags each now has. A message in C{new/} moves to
+        C{cur/}. Messages gone meanwhile are left out of the result. Each
+        message whose flags changed gets a new MODSEQ.
+
+        @raise KeywordLimit: a keyword is new and the folder has no letter
+            left for it (nothing is changed then).
         """
         result: dict[int, tuple[str, ...]] = {}
         changed: list[int] = []
+        changes = {uid: list(flags) for uid, flags in changes.items()}
         with self._mutex:
             self._ensure_scanned()
-            for uid, flags in changes.items():
-                wanted = list(flags)
+            self._define_keywords(f for flags in changes.values() for f in flags)
+            for uid, wanted in changes.items():
                 for attempt in range(3):
                     entry = self._entries.get(uid)
                     if entry is None:
                         break
-                    info = info_with_flags(entry.info, wanted)
+                    info = self._info_with_flags(entry.info, wanted)
                     if info == entry.info and entry.subdir == "cur":
                         result[uid] = entry.flags
                         break
@@ -910,10 +939,12 @@ class Folder:
                         continue
                     before = entry.flags
                     entry.subdir, entry.info, entry.name = "cur", info, new_name
+                    entry.keywords = self._keywords.names_in(info)
                     result[uid] = entry.flags
                     if entry.flags != before:
                         changed.append(uid)
                     break
+            self._record_modseqs(changed)
         self._notify(FolderChange(flags=tuple(changed)))
         return result
 
@@ -961,6 +992,7 @@ class Folder:
             if removed:
                 gone = set(removed)
                 self._sorted = [uid for uid in self._sorted if uid not in gone]
+                self._record_modseqs(removed, sync=sync)
         if removed and sync:
             for subdir in ("new", "cur"):
                 fsync_directory(self.path / subdir)
@@ -1138,6 +1170,287 @@ class Folder:
         """
         with _ignoring_missing():
             os.unlink(f"{self._directory}/new/{name}")
+
+    # --- keywords and MODSEQ ---------------------------------------------------
+
+    def keywords(self) -> list[str]:
+        """
+        The keywords defined in this folder (its C{dovecot-keywords}).
+        """
+        with self._mutex:
+            self._keywords.load()
+            return self._keywords.names()
+
+    def can_add_keywords(self) -> bool:
+        """
+        Whether a new keyword would still get a letter (Maildir has 26).
+        """
+        with self._mutex:
+            self._keywords.load()
+            return len(self._keywords.by_index) < _MAX_KEYWORDS
+
+    def modseq(self, uid: int) -> int:
+        """
+        The MODSEQ of message C{uid} (RFC 7162): derived from its UID until
+        its flags first change, then the value recorded for that change.
+        Changes recorded by other processes are read when the folder is
+        refreshed (as their renames are).
+        """
+        with self._mutex:
+            return self._modseqs.modseq(uid)
+
+    def highest_modseq(self) -> int:
+        """
+        The folder's HIGHESTMODSEQ: above every message's MODSEQ and every
+        expunge; it grows with each delivery and each change.
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            return self._modseqs.highest(self._uids.uidnext)
+
+    def _info_with_flags(self, info: str, flags: Iterable[str]) -> str:
+        """
+        Maildir info letters for C{flags}: system flags as L{info_with_flags}
+        makes them, keywords as their C{dovecot-keywords} letters (defined
+        beforehand by L{_define_keywords}); other letters of C{info} kept.
+        """
+        flags = list(flags)
+        base = info_with_flags(info, flags)
+        letters = {c for c in base if not ("a" <= c <= "z")}
+        for flag in flags:
+            if flag and not flag.startswith("\\"):
+                letter = self._keywords.letter_of(flag)
+                if letter is not None:
+                    letters.add(letter)
+        return "".join(sorted(letters))
+
+    def _define_keywords(self, flags: Iterable[str]) -> None:
+        """
+        Give every keyword among C{flags} a letter, writing
+        C{dovecot-keywords} under the folder's lock if one is new.
+
+        @raise KeywordLimit: no letter is left for a new keyword.
+        @raise InvalidName: a keyword that cannot be stored (space, control
+            character, parenthesis...).
+        """
+        wanted = [f for f in flags if f and not f.startswith("\\")]
+        if not wanted:
+            return
+        self._keywords.load()
+        missing = [f for f in wanted if self._keywords.letter_of(f) is None]
+        if not missing:
+            return
+        for name in missing:
+            if any(c in name for c in ' ()"{%*]\\') or not name.isprintable():
+                raise InvalidName(f"not a usable keyword: {name!r}")
+        with self._locked():
+            self._keywords.define(missing)
+
+    def _record_modseqs(self, uids: Iterable[int], *, sync: bool = False) -> None:
+        """
+        Give messages C{uids} (changed or expunged) one new MODSEQ. Synced
+        to disk only with C{sync} (expunges, whose removals are synced too);
+        a flag change is a rename that is not synced either, and a FETCH of
+        C{BODY[]} changes one message's flags at a time. Call without the
+        UID list lock held.
+        """
+        uids = list(uids)
+        if not uids:
+            return
+        with self._locked():
+            self._sync_uidlist(locked=True)
+            self._modseqs.record(uids, self._uids.uidnext, sync=sync)
+
+
+class KeywordLimit(MailStoreError):
+    """
+    A folder already has 26 keywords, as many as Maildir has letters for.
+    """
+
+
+_MAX_KEYWORDS = 26
+
+
+class _KeywordTable:
+    """
+    A folder's C{dovecot-keywords} file, as Dovecot keeps it: one line
+    C{<index> <keyword>} per keyword; keyword C{i} is the info letter
+    C{chr(ord("a") + i)} in message file names.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.by_index: dict[int, str] = {}
+        self._by_name: dict[str, int] = {}
+        self._stamp: tuple[int, int, int] | None = None
+
+    def load(self) -> None:
+        """Read the file again if it changed."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self.by_index, self._by_name, self._stamp = {}, {}, None
+            return
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if stamp == self._stamp:
+            return
+        by_index: dict[int, str] = {}
+        try:
+            text = self.path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            text = ""
+        for line in text.splitlines():
+            index, _, name = line.partition(" ")
+            if index.isdigit() and int(index) < _MAX_KEYWORDS and name:
+                by_index[int(index)] = name
+        self.by_index = by_index
+        self._by_name = {name.lower(): i for i, name in by_index.items()}
+        self._stamp = stamp
+
+    def names(self) -> list[str]:
+        return [self.by_index[i] for i in sorted(self.by_index)]
+
+    def names_in(self, info: str) -> tuple[str, ...]:
+        """The keywords that the lowercase letters of C{info} stand for."""
+        indexes = sorted({ord(c) - 97 for c in info if "a" <= c <= "z"})
+        if not indexes:
+            return ()
+        if any(i not in self.by_index for i in indexes):
+            self.load()
+        return tuple(self.by_index[i] for i in indexes if i in self.by_index)
+
+    def letter_of(self, name: str) -> str | None:
+        index = self._by_name.get(name.lower())
+        return None if index is None else chr(97 + index)
+
+    def define(self, names: list[str]) -> None:
+        """
+        Add C{names} (under the folder's lock) and write the file.
+
+        @raise KeywordLimit: there is no room for them.
+        """
+        self.load()
+        added = False
+        for name in names:
+            if name.lower() in self._by_name:
+                continue
+            free = [i for i in range(_MAX_KEYWORDS) if i not in self.by_index]
+            if not free:
+                raise KeywordLimit(
+                    f"no room for keyword {name!r}: a folder holds {_MAX_KEYWORDS}"
+                )
+            self.by_index[free[0]] = name
+            self._by_name[name.lower()] = free[0]
+            added = True
+        if added:
+            text = "".join(f"{i} {n}\n" for i, n in sorted(self.by_index.items()))
+            replace_file(self.path, text.encode("utf-8"))
+            self._stamp = None
+            self.load()
+
+
+_MODSEQ_MAGIC = "netlab-modseq 1"
+
+
+class _ModseqLog:
+    """
+    A folder's MODSEQs (RFC 7162), kept so that a delivery costs nothing.
+
+    A message that never changed has a MODSEQ derived from its UID: each
+    change recorded in the log file (C{<uidnext> <modseq> <uid>}, appended
+    under the folder's lock) also marks where UIDs stood, and messages
+    delivered after it count on from its MODSEQ. A changed message's MODSEQ
+    is the last one recorded for it. So MODSEQs only grow, deliveries
+    included, and only flag changes and expunges write.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._inode = -1
+        self._loaded = False
+        self._starts: list[int] = []
+        self._values: list[int] = []
+        self._by_uid: dict[int, int] = {}
+
+    def load(self) -> None:
+        """Read what was appended since the last look."""
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115  closed below
+        except FileNotFoundError:
+            self._loaded = True
+            return
+        with f:
+            st = os.fstat(f.fileno())
+            if st.st_ino != self._inode or st.st_size < self._offset:
+                self._offset, self._inode = 0, st.st_ino
+                self._starts, self._values, self._by_uid = [], [], {}
+            if st.st_size > self._offset:
+                f.seek(self._offset)
+                data = f.read()
+            else:
+                data = b""
+        self._loaded = True
+        end = data.rfind(b"\n") + 1
+        for line in data[:end].split(b"\n")[:-1]:
+            fields = line.split(b" ")
+            if len(fields) != 3 or not all(x.isdigit() for x in fields):
+                continue
+            start, value, uid = (int(x) for x in fields)
+            if self._values and value < self._values[-1]:
+                continue
+            self._starts.append(start)
+            self._values.append(value)
+            self._by_uid[uid] = value
+        self._offset += end
+
+    def _delivered(self, uid: int) -> int:
+        i = bisect.bisect_right(self._starts, uid) - 1
+        if i < 0:
+            return uid + 1
+        return self._values[i] + uid - self._starts[i] + 1
+
+    def modseq(self, uid: int) -> int:
+        if not self._loaded:
+            self.load()
+        value = self._by_uid.get(uid)
+        return value if value is not None else self._delivered(uid)
+
+    def highest(self, uidnext: int) -> int:
+        if not self._loaded:
+            self.load()
+        if not self._starts:
+            return max(uidnext, 1)
+        return self._values[-1] + max(0, uidnext - self._starts[-1])
+
+    def record(self, uids: list[int], uidnext: int, *, sync: bool = False) -> int:
+        """
+        Give C{uids} the next MODSEQ (under the folder's lock), synced to
+        disk if C{sync}.
+        """
+        self.load()
+        value = self.highest(uidnext) + 1
+        data = "".join(f"{uidnext} {value} {uid}\n" for uid in uids).encode("ascii")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            st = os.fstat(fd)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if st.st_ino == self._inode and st.st_size == self._offset:
+            # Nobody else writes under the lock: what we wrote is all that is new.
+            self._offset += len(data)
+            for uid in uids:
+                self._starts.append(uidnext)
+                self._values.append(value)
+                self._by_uid[uid] = value
+        else:
+            self.load()
+        return value
 
 
 def _next_uidvalidity(user_directory: Path | None) -> int:
@@ -1695,6 +2008,7 @@ __all__ = [
     "Folder",
     "FolderChange",
     "InvalidName",
+    "KeywordLimit",
     "MailStore",
     "MailStoreError",
     "MailboxExists",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from twisted_netlab.endpoints import (
     parse_endpoint,
 )
 from twisted_netlab.errors import NetlabError, UsageProblem
-from twisted_netlab.mail.lab.account import LabRealm
+from twisted_netlab.mail.lab.account import SPECIAL_USE, LabRealm
 from twisted_netlab.mail.lab.catalog import CapturedMessage, Catalog, Entry
 from twisted_netlab.mail.lab.certificate import (
     LabCertificate,
@@ -58,6 +59,7 @@ from twisted_netlab.mail.lab.imap import LabIMAPFactory
 from twisted_netlab.mail.lab.maildir import (
     Delivery,
     Envelope,
+    MailboxExists,
     MailStore,
     MailStoreError,
     MessageGone,
@@ -229,6 +231,9 @@ class MailLab(MultiService):
         C{Host} check), besides C{hostname} and the loopback names.
     """
 
+    #: The user made by the lab itself, who gets the SPECIAL-USE mailboxes.
+    _special_use_for: str | None = None
+
     def __init__(
         self,
         reactor: Any,
@@ -340,6 +345,11 @@ class MailLab(MultiService):
         try:
             for address in self.users.addresses():
                 self.store.ensure_user(address)
+            if self._special_use_for is not None:
+                # What mail clients look for (SPECIAL-USE): Sent, Drafts...
+                for name in SPECIAL_USE:
+                    with suppress(MailboxExists):
+                        self.store.create_mailbox(self._special_use_for, name)
         except OSError as e:
             raise LabStateError(
                 f"cannot make mailboxes in {self.store.root}: {e.strerror}"
@@ -430,7 +440,9 @@ class MailLab(MultiService):
         )
 
     def _make_first_user(self) -> None:
-        self._make_user(f"lab@{self.domains[0]}")
+        address = f"lab@{self.domains[0]}"
+        self._make_user(address)
+        self._special_use_for = address
 
     def _make_user(self, address: str) -> None:
         password = secrets.token_urlsafe(12)
