@@ -55,6 +55,19 @@ with connect(1143) as sock:
     imap.flush()
     capability = imap.readline()
     assert b"STARTTLS" in capability and b"LOGINDISABLED" in capability, capability
+with connect(1110) as sock:
+    pop3 = sock.makefile("rwb")
+    greeting = pop3.readline()
+    assert greeting.startswith(b"+OK"), greeting
+    pop3.write(b"CAPA\r\n")
+    pop3.flush()
+    capabilities = [pop3.readline()]
+    while capabilities[-1] != b".\r\n":
+        capabilities.append(pop3.readline())
+    assert b"STLS\r\n" in capabilities, capabilities
+    assert b"USER\r\n" not in capabilities, capabilities
+    pop3.write(b"QUIT\r\n")
+    pop3.flush()
 with connect(8025) as sock:
     sock.sendall(b"GET /api/v1/messages HTTP/1.0\r\nHost: localhost\r\n\r\n")
     answer = read_all(sock)
@@ -62,5 +75,5 @@ with connect(8025) as sock:
     assert b'"messages"' in answer, answer[:500]
 print(
     "the suite answers on 7070 (hello), 7071 (echo), 2525 (SMTP), 1143 (IMAP), "
-    "8025 (HTTP API)"
+    "1110 (POP3), 8025 (HTTP API)"
 )

@@ -108,3 +108,36 @@ class MemoryMailLabTests(SynchronousTestCase):
         self.assertRaises(
             LookupError, connect_in_memory, lab, "imap", imap4.IMAP4Client()
         )
+
+
+class MemoryMailLabPOP3Tests(SynchronousTestCase):
+    def test_twisted_pop3_client_in_memory(self) -> None:
+        """
+        The in-memory lab serves POP3 too: Twisted's POP3 client, connected
+        in memory, logs in (plaintext allowed), lists the unique ids, reads
+        the message back as it was stored, and deletes it at QUIT.
+        """
+        from twisted.mail.pop3 import AdvancedPOP3Client
+
+        lab = memory_mail_lab(self, allow_plaintext_auth=True)
+        lab.store.deliver("alice@example.test", MESSAGE)
+        client = AdvancedPOP3Client()
+        client.allowInsecureLogin = True
+        pump = connect_in_memory(lab, "pop3", client)
+        login = client.login(b"alice@example.test", b"alice-password")
+        pump.flush()
+        self.successResultOf(login)
+        uids = client.listUID()
+        pump.flush()
+        self.assertEqual(len(self.successResultOf(uids)), 1)
+        lines = client.retrieve(0)
+        pump.flush()
+        self.assertEqual(
+            b"".join(line + b"\r\n" for line in self.successResultOf(lines)),
+            MESSAGE,
+        )
+        client.delete(0)
+        done = client.quit()
+        pump.flush()
+        self.successResultOf(done)
+        self.assertEqual(lab.messages("alice@example.test"), [])

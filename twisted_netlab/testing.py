@@ -15,11 +15,12 @@ memory (L{twisted.test.iosim}), synchronously::
 
 With pytest and pytest-twisted, the C{mail_lab} fixture is a lab on real
 loopback ports (C{mail_lab.smtp_port}, C{mail_lab.imap_port},
-C{mail_lab.http_port}, C{mail_lab.ca_path}; C{await mail_lab.wait_for(query)}
-for the messages a test expects); override the C{mail_lab_options} fixture
-to choose its domains and users. One lab serves the tests that share their
-options, reset between them. Blocking clients (smtplib, imaplib) must run in
-a thread (C{deferToThread}), never in the reactor thread.
+C{mail_lab.http_port}, C{mail_lab.pop3_port}, C{mail_lab.ca_path}; C{await
+mail_lab.wait_for(query)} for the messages a test expects); override the
+C{mail_lab_options} fixture to choose its domains and users. One lab serves
+the tests that share their options, reset between them. Blocking clients
+(smtplib, imaplib, poplib) must run in a thread (C{deferToThread}), never in
+the reactor thread.
 
 Tests that run no reactor use L{lab_in_thread}: a lab on a reactor of its
 own in a background thread, with blocking C{wait_for}, C{search}, C{clear}.
@@ -81,6 +82,7 @@ def memory_mail_lab(
     # Not test_case.mktemp(): under pytest that writes into the checkout.
     directory = Path(tempfile.mkdtemp(prefix="netlab-mail-lab-"))
     test_case.addCleanup(shutil.rmtree, directory, True)
+    options.setdefault("pop3", ["tcp:0:interface=127.0.0.1"])
     lab = MailLab(
         MemoryReactorClock(),
         state=directory / "state",
@@ -102,8 +104,8 @@ def connect_in_memory(
 ) -> IOPump:
     """
     Connect protocol C{client} in memory to the lab's first C{kind}
-    (C{"smtp"} or C{"imap"}) server, as from C{client_address}, and deliver
-    the server's greeting; pump the returned L{IOPump} to move more bytes.
+    (C{"smtp"}, C{"imap"} or C{"pop3"}) server, as from C{client_address},
+    and deliver the server's greeting; pump the returned L{IOPump} to move more bytes.
 
     There is no TLS in memory (no STARTTLS is offered): to log in, make the
     lab with C{allow_plaintext_auth=True} (the client is on loopback).
@@ -355,6 +357,7 @@ if pytest is not None:
         options = dict(mail_lab_options)
         fresh = bool(options.pop("fresh", False))
         options.setdefault("http", (EPHEMERAL,))
+        options.setdefault("pop3", (EPHEMERAL,))
         if fresh:
             options.setdefault("state", tmp_path / "mail-lab")
             lab = MailLab(reactor, **options)

@@ -231,8 +231,12 @@ def test_suite_makes_first_user(tmp_path: Path) -> None:
         LOOPBACK,
         "--imap",
         LOOPBACK,
+        "--pop3",
+        LOOPBACK,
+        "--http",
+        LOOPBACK,
     ]
-    with twistd(*args, ports=4, cwd=tmp_path, timeout=60) as server:
+    with twistd(*args, ports=6, cwd=tmp_path, timeout=60) as server:
         ports = lab_ports(server)
         made = re.findall(
             r"made the mail user (lab@netlab\.test) with password (\S+) ", server.log
@@ -248,7 +252,7 @@ def test_suite_makes_first_user(tmp_path: Path) -> None:
             imap.starttls(ssl_context=ssl.create_default_context(cafile=str(ca)))
             imap.login(address, password)
             assert imap.select("INBOX")[1] == [b"1"]
-    with twistd(*args, ports=4, cwd=tmp_path, timeout=60) as server:
+    with twistd(*args, ports=6, cwd=tmp_path, timeout=60) as server:
         lab_ports(server)
         assert "made the mail user" not in server.log
         assert password not in server.log

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import re
 import shutil
 import socket
 import subprocess
@@ -373,12 +374,22 @@ def test_netlab_suite_plugin(tmp_path: Path) -> None:
         "tcp:0:interface=127.0.0.1",
         "--imap",
         "tcp:0:interface=127.0.0.1",
-        ports=4,
+        "--pop3",
+        "tcp:0:interface=127.0.0.1",
+        "--http",
+        "tcp:0:interface=127.0.0.1",
+        ports=6,
         cwd=tmp_path,
     ) as server:
         hello_port, echo_port, smtp_port, imap_port = server.ports[:4]
+        server.wait_for_log("POP3 on ")
+        found = re.search(r"POP3 on 127\.0\.0\.1:(\d+)", server.log)
+        assert found is not None, server.log
+        pop3_port = int(found.group(1))
         with socket.create_connection(("127.0.0.1", smtp_port)) as sock:
             assert recv_until(sock, 4).startswith(b"220 ")
+        with socket.create_connection(("127.0.0.1", pop3_port)) as sock:
+            assert recv_until(sock, 4).startswith(b"+OK ")
         with socket.create_connection(("127.0.0.1", imap_port)) as sock:
             assert recv_until(sock, 4).startswith(b"* OK")
         with socket.create_connection(("127.0.0.1", hello_port)) as sock:

@@ -198,3 +198,63 @@ class LoopbackEndpointTests(SynchronousTestCase):
             self.assertFalse(
                 mail.is_loopback_endpoint(reactor, description), description
             )
+
+
+class POP3OptionsTests(SynchronousTestCase):
+    def test_no_pop3_by_default(self) -> None:
+        """
+        twistd netlab-mail serves POP3 only when asked.
+        """
+        options = parse(*BASE)
+        self.assertEqual((options["pop3"], options["pop3s"]), ([], []))
+
+    def test_pop3_listeners(self) -> None:
+        """
+        --pop3 and --pop3s are repeatable and reach the lab as POP3 (STLS)
+        and implicit-TLS POP3 listeners.
+        """
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        from twisted_netlab.mail.lab.pop3 import LabPOP3Factory
+
+        state = fresh_path(self)
+        options = parse(
+            "--state",
+            str(state),
+            "--domain",
+            "example.test",
+            "--pop3",
+            "tcp:1110:interface=127.0.0.1",
+            "--pop3",
+            "tcp:1111:interface=127.0.0.1",
+            "--pop3s",
+            "tcp:9950:interface=127.0.0.1",
+        )
+        self.assertEqual(len(options["pop3"]), 2)
+        lab = mail.make_lab(options, MemoryReactor(), "netlab-mail")
+        pop3, _ = lab.factories["pop3"]
+        [pop3s] = lab.factories["pop3s"]
+        self.assertIsInstance(pop3, LabPOP3Factory)
+        self.assertFalse(pop3.implicit_tls)
+        self.assertIsNotNone(pop3.tls)
+        self.assertIsInstance(pop3s, TLSMemoryBIOFactory)
+        self.assertTrue(pop3s.wrappedFactory.implicit_tls)
+
+    def test_bad_pop3_endpoint(self) -> None:
+        """
+        A bad --pop3 or --pop3s endpoint is a usage error naming it.
+        """
+        for option in ("--pop3", "--pop3s"):
+            with self.assertRaises(usage.UsageError) as caught:
+                parse(*BASE, option, "tcp:notaport")
+            self.assertIn("tcp:notaport", str(caught.exception))
+
+    def test_plaintext_auth_needs_pop3_on_loopback(self) -> None:
+        """
+        --allow-plaintext-auth is refused when a POP3 listener is not on
+        loopback.
+        """
+        for listener in [("--pop3", "tcp:1110"), ("--pop3s", "tcp:995:interface=::")]:
+            with self.assertRaises(usage.UsageError) as caught:
+                parse(*BASE, "--allow-plaintext-auth", *listener)
+            self.assertIn(listener[1], str(caught.exception))

@@ -84,3 +84,35 @@ class SuiteTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, options.parseOptions, ["--echo", "bogus:"])
         options = suite.Options()
         self.assertRaises(usage.UsageError, options.parseOptions, ["--imap", "bogus:"])
+
+
+class SuitePOP3Tests(SynchronousTestCase):
+    setUp = SuiteTests.setUp
+
+    def test_pop3_default(self) -> None:
+        """
+        twistd netlab serves POP3 on loopback port 1110 unless told
+        otherwise.
+        """
+        from twisted_netlab.mail.lab.pop3 import LabPOP3Factory
+
+        options = suite.Options()
+        options.parseOptions([])
+        self.assertEqual(options["pop3"], ["tcp:1110:interface=127.0.0.1"])
+        reactor = MemoryReactor()
+        service = suite.makeService(options, reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        servers = {
+            (port, interface): type(factory)
+            for port, factory, _, interface in reactor.tcpServers
+        }
+        self.assertEqual(servers[(1110, "127.0.0.1")], LabPOP3Factory)
+
+    def test_pop3_option(self) -> None:
+        """
+        --pop3 replaces the suite's POP3 listener.
+        """
+        options = suite.Options()
+        options.parseOptions(["--pop3", "tcp:0:interface=127.0.0.1"])
+        self.assertEqual(options["pop3"], ["tcp:0:interface=127.0.0.1"])

@@ -20,7 +20,7 @@ NetlabEcho = ServiceMaker(
 NetlabMail = ServiceMaker(
     "netlab-mail",
     "twisted_netlab.tap.mail",
-    "The mail lab: SMTP + IMAP over Maildir, for labs and tests.",
+    "The mail lab: SMTP, IMAP and POP3 over Maildir, for labs and tests.",
     "netlab-mail",
 )
 

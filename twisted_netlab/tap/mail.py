@@ -1,5 +1,5 @@
 """
-C{twistd netlab-mail}: the mail lab, an SMTP + IMAP server over Maildir.
+C{twistd netlab-mail}: the mail lab, an SMTP + IMAP (+ POP3) server over Maildir.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from twisted_netlab.tap import PluginOptions, int_option
 DEFAULT_SMTP = "tcp:2525:interface=127.0.0.1"
 DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
 
-LISTENERS = ("smtp", "imap", "smtps", "imaps", "http", "https")
+LISTENERS = ("smtp", "imap", "smtps", "imaps", "http", "https", "pop3", "pop3s")
 #: Where the HTTP API listens for C{twistd netlab} and in capture mode.
 DEFAULT_HTTP = "tcp:8025:interface=127.0.0.1"
 
@@ -168,6 +168,14 @@ class LabOptions(PluginOptions):
         """Another host name the HTTP API answers for (Host check), repeatable."""
         self.setdefault("http-host", []).append(name)
 
+    def opt_pop3(self, description: str) -> None:
+        """POP3 (STLS) endpoint, repeatable [default: none]."""
+        self["pop3"].append(description)
+
+    def opt_pop3s(self, description: str) -> None:
+        """POP3 endpoint with implicit TLS, repeatable [default: none]."""
+        self["pop3s"].append(description)
+
     def postOptions(self) -> None:
         from twisted.internet import reactor
 
@@ -239,6 +247,7 @@ class Options(LabOptions):
     synopsis = (
         "--state DIR --domain DOMAIN [--domain DOMAIN]... [--smtp ENDPOINT]... "
         "[--imap ENDPOINT]... [--smtps ENDPOINT]... [--imaps ENDPOINT]... "
+        "[--pop3 ENDPOINT]... [--pop3s ENDPOINT]... "
         "[--max-message-size BYTES] [--user ADDRESS:PASSWORD]... "
         "[--hostname NAME] [--tls-cert FILE --tls-key FILE] "
         "[--allow-plaintext-auth] [--require-auth] [--catch-all ADDRESS] "
@@ -250,7 +259,8 @@ class Options(LabOptions):
         "--catch-all, for every address, kept and never relayed); "
         f"{DEFAULT_SMTP} "
         f"(SMTP) and {DEFAULT_IMAP} (IMAP) unless told otherwise. Logins need "
-        "TLS (STARTTLS, or --smtps/--imaps); on first start a self-signed "
+        "TLS (STARTTLS/STLS, or --smtps/--imaps/--pop3s); POP3 only with "
+        "--pop3/--pop3s; on first start a self-signed "
         "certificate is made in DIR/tls, which clients trust with --cafile "
         "DIR/tls/cert.pem. Users: netlab mail-user add --state DIR ADDRESS "
         "(--user is for throwaway labs: other local users can read it with ps)."
@@ -277,6 +287,8 @@ def make_lab(config: LabOptions, reactor: Any, program: str, **extra: Any) -> An
         http=config["http"],
         https=config["https"],
         http_hosts=config.get("http-host", []),
+        pop3=config["pop3"],
+        pop3s=config["pop3s"],
         max_message_size=config["max-message-size"],
         hostname=config["hostname"],
         tls_cert=config["tls-cert"],

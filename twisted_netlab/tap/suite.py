@@ -18,6 +18,7 @@ from twisted_netlab.tap import mail as mail_tap
 
 DEFAULT_STATE = "netlab-state"
 DEFAULT_DOMAIN = "netlab.test"
+DEFAULT_POP3 = "tcp:1110:interface=127.0.0.1"
 
 
 class Options(mail_tap.LabOptions):
@@ -30,8 +31,9 @@ class Options(mail_tap.LabOptions):
         "Run every netlab server at once: the greeting server on "
         f"{hello_tap.DEFAULT_LISTEN}, the echo server on "
         f"{echo_tap.DEFAULT_LISTEN}, and the mail lab (SMTP on "
-        f"{mail_tap.DEFAULT_SMTP}, IMAP on {mail_tap.DEFAULT_IMAP}, the HTTP API "
-        f"and inbox page on {mail_tap.DEFAULT_HTTP}) with its "
+        f"{mail_tap.DEFAULT_SMTP}, IMAP on {mail_tap.DEFAULT_IMAP}, POP3 on "
+        f"{DEFAULT_POP3}, the HTTP API and inbox page on {mail_tap.DEFAULT_HTTP}) "
+        "with its "
         f"state in ./{DEFAULT_STATE} for the domain {DEFAULT_DOMAIN}. When the "
         "lab has no user yet, one is made and its password logged once. The "
         "lab captures: mail for any address at any domain is kept (in the "
@@ -67,6 +69,7 @@ class Options(mail_tap.LabOptions):
         self["hello"] = self["hello"] or [hello_tap.DEFAULT_LISTEN]
         self["echo"] = self["echo"] or [echo_tap.DEFAULT_LISTEN]
         check_endpoints(self["hello"] + self["echo"])
+        self["pop3"] = self["pop3"] or [DEFAULT_POP3]
         if self["no-catch-all"] and self["catch-all"]:
             raise usage.UsageError("give --catch-all or --no-catch-all, not both")
         super().postOptions()

@@ -283,3 +283,41 @@ class MailLabTests(SynchronousTestCase):
         self.assertIsInstance(smtp, LabSMTPFactory)
         self.assertEqual(len(reactor.stopped), 1)
         self.assertEqual(lab.ports["smtp"], [])
+
+
+class MailLabPOP3Tests(SynchronousTestCase):
+    def test_pop3_listeners(self) -> None:
+        """
+        POP3 listens only when asked; a pop3 listener serves the store with
+        STLS, a pop3s one behind TLS, with the lab's login rules, and their
+        ports are reported.
+        """
+        from twisted_netlab.mail.lab.pop3 import LabMaildropRealm, LabPOP3Factory
+
+        state = fresh_path(self)
+        default = MailLab(MemoryReactorClock(), state=state, domains=["example.test"])
+        self.assertEqual(default.descriptions["pop3"], [])
+        reactor = MemoryReactorClock()
+        lab = MailLab(
+            reactor,
+            state=state,
+            domains=["example.test"],
+            users=USERS,
+            smtp=[],
+            imap=[],
+            pop3=["tcp:1110"],
+            pop3s=["tcp:9950"],
+            allow_plaintext_auth=True,
+        )
+        self.successResultOf(lab.start())
+        factories: dict[int, Any] = {port: f for port, f, _, _ in reactor.tcpServers}
+        pop3 = factories[1110]
+        self.assertIsInstance(pop3, LabPOP3Factory)
+        self.assertFalse(pop3.implicit_tls)
+        self.assertTrue(pop3.allow_plaintext_auth)
+        self.assertIsNotNone(pop3.tls)
+        self.assertIsInstance(pop3.portal.realm, LabMaildropRealm)
+        self.assertIs(pop3.portal.realm.store, lab.store)
+        self.assertIsInstance(factories[9950], TLSMemoryBIOFactory)
+        self.assertTrue(factories[9950].wrappedFactory.implicit_tls)
+        self.assertEqual((lab.pop3_port, lab.pop3s_port), (1110, 9950))

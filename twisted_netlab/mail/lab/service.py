@@ -1,6 +1,6 @@
 """
-L{MailLab}: the mail lab's SMTP and IMAP servers over one state directory, as
-one Twisted service.
+L{MailLab}: the mail lab's SMTP, IMAP and POP3 servers over one state
+directory, as one Twisted service.
 
 C{twistd netlab-mail} and C{twistd netlab} run it; tests start it in-process
 on ephemeral loopback ports (L{MailLab.start}) and read back what was
@@ -65,6 +65,7 @@ from twisted_netlab.mail.lab.maildir import (
     MessageGone,
     Retention,
 )
+from twisted_netlab.mail.lab.pop3 import LabMaildropRealm, LabPOP3Factory
 from twisted_netlab.mail.lab.search import parse_query
 from twisted_netlab.mail.lab.smtp import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -82,7 +83,7 @@ from twisted_netlab.mail.lab.web.api import APIResource, LabAPI, make_site
 #: Where an embedded lab listens unless told otherwise: a free loopback port.
 EPHEMERAL = "tcp:0:interface=127.0.0.1"
 #: The kinds of listeners, in the order they start.
-KINDS = ("smtp", "imap", "smtps", "imaps", "http", "https")
+KINDS = ("smtp", "imap", "smtps", "imaps", "http", "https", "pop3", "pop3s")
 _LABELS = {
     "smtp": "SMTP",
     "imap": "IMAP",
@@ -90,6 +91,8 @@ _LABELS = {
     "imaps": "IMAPS (implicit TLS)",
     "http": "HTTP API",
     "https": "HTTPS API (implicit TLS)",
+    "pop3": "POP3",
+    "pop3s": "POP3S (implicit TLS)",
 }
 
 log = Logger()
@@ -202,8 +205,9 @@ class MailLab(MultiService):
     @param users: address -> password (or pairs): users added to the users
         file (or given that password) when the lab is prepared.
     @param smtp: endpoint descriptions for SMTP with STARTTLS (default: one
-        free loopback port); likewise C{imap}; C{smtps} and C{imaps} listen
-        with implicit TLS (default: none).
+        free loopback port); likewise C{imap}; C{pop3} listens for POP3 with
+        STLS (default: none); C{smtps}, C{imaps} and C{pop3s} listen with
+        implicit TLS (default: none).
     @param max_message_size: the SMTP size limit, in bytes.
     @param hostname: the servers' name; the lab certificate names it.
     @param tls_cert: a certificate (PEM) to use instead of the lab's own,
@@ -245,6 +249,8 @@ class MailLab(MultiService):
         imap: Sequence[str] = (EPHEMERAL,),
         smtps: Sequence[str] = (),
         imaps: Sequence[str] = (),
+        pop3: Sequence[str] = (),
+        pop3s: Sequence[str] = (),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         hostname: str = "localhost",
         tls_cert: str | Path | None = None,
@@ -276,6 +282,8 @@ class MailLab(MultiService):
             "imaps": list(imaps),
             "http": list(http),
             "https": list(https),
+            "pop3": list(pop3),
+            "pop3s": list(pop3s),
         }
         self.http_hosts = list(http_hosts)
         self.max_message_size = max_message_size
@@ -378,6 +386,14 @@ class MailLab(MultiService):
     def _factory(
         self, kind: str, tls: Any, checker: UsersChecker, portal: Portal, implicit: bool
     ) -> Factory[Any]:
+        if kind.startswith("pop3"):
+            return LabPOP3Factory(
+                portal=Portal(LabMaildropRealm(self.store), [checker]),
+                tls=tls,
+                allow_plaintext_auth=self.allow_plaintext_auth,
+                implicit_tls=implicit,
+                reactor=self.reactor,
+            )
         if kind.startswith("http"):
             return self._site(kind)
         if kind.startswith("smtp"):
@@ -605,7 +621,8 @@ class MailLab(MultiService):
     def port(self, kind: str = "smtp") -> int:
         """
         The TCP port number of the first listener of C{kind} (C{"smtp"},
-        C{"imap"}, C{"smtps"} or C{"imaps"}).
+        C{"imap"}, C{"smtps"}, C{"imaps"}, C{"http"}, C{"https"}, C{"pop3"}
+        or C{"pop3s"}).
 
         @raise LookupError: there is none (not started, or none configured).
         """
@@ -637,6 +654,14 @@ class MailLab(MultiService):
     @property
     def https_port(self) -> int:
         return self.port("https")
+
+    @property
+    def pop3_port(self) -> int:
+        return self.port("pop3")
+
+    @property
+    def pop3s_port(self) -> int:
+        return self.port("pop3s")
 
     @property
     def ca_path(self) -> Path | None:
