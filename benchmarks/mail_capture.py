@@ -81,6 +81,7 @@ def netlab_capture(state: Path) -> Callable[[int, Path], list[str]]:
             f"--imap=tcp:{free_port()}:interface={HOST}",
             f"--user={CATCH_ALL}:bench-password",
             f"--catch-all={CATCH_ALL}",
+            f"--http=tcp:{free_port()}:interface={HOST}",
         ]
 
     return argv

@@ -477,7 +477,8 @@ def test_sigkill_during_capture(tmp_path: Path) -> None:
     lock = threading.Lock()
     stop = threading.Event()
     errors: list[BaseException] = []
-    extra = ("--user", f"{CATCH}:{CATCH_PW}", "--catch-all", CATCH)
+    # --http: not capture mode's default 8025, which another lab may hold.
+    extra = ("--user", f"{CATCH}:{CATCH_PW}", "--catch-all", CATCH, "--http", LOOPBACK)
 
     def rcpts(token: str) -> list[str]:
         return [ALICE, f"x-{token}@anywhere.example", "bcc@hidden.example"]

@@ -50,6 +50,23 @@ class CatalogTests(SynchronousTestCase):
         self.assertEqual([e.facts.subject for e in self.catalog.entries(ANN)], ["one"])
         self.assertEqual(self.catalog.mailboxes(), [ANN, BOB])
 
+    def test_same_file_time_ordered_by_delivery(self) -> None:
+        """
+        Two deliveries whose files share a modification time (the file
+        system's clock is coarser than two deliveries) still list newest
+        first: the delivery time in the Maildir name breaks the tie.
+        """
+        for _ in range(5):
+            self.store.deliver(ANN, message("one"))
+            self.store.deliver(BOB, message("two"))
+            for address in (ANN, BOB):
+                for path in (self.store.user_path(address) / "new").iterdir():
+                    os.utime(path, (1_700_000_000, 1_700_000_000))
+            subjects = [
+                e.facts.subject for e in Catalog(self.store, self.clock).entries()
+            ]
+            self.assertEqual(subjects[:2], ["two", "one"])
+
     def test_ids_stable_across_restarts(self) -> None:
         """
         A new catalog over the same store (a restart) gives the same IDs;

@@ -405,6 +405,20 @@ class BoundsTests(ServerFixture):
         self.assertStillServing()
         self.assertEqual(self.flushLoggedErrors(), [])
 
+    def test_fuzzer_crashes(self) -> None:
+        """
+        The two inputs the parser fuzzer found crashing the server (a sequence
+        set with a non-ASCII byte in SEARCH and UID SEARCH, and a STATUS list
+        with mismatched parentheses) get BAD, with no error logged.
+        """
+        self.store.deliver(USER, SIMPLE)
+        self.select()
+        self.assertIn(b"a BAD", self.command(b"a SEARCH 6\xff"))
+        self.assertIn(b"b BAD", self.command(b"b UID SEARCH UID 1:\xff"))
+        self.assertIn(b"c BAD", self.command(b"c STATUS INBOX (()"))
+        self.assertStillServing()
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_disconnect_mid_append(self) -> None:
         """
         A client that disconnects in the middle of an APPEND literal leaves

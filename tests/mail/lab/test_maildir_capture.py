@@ -350,3 +350,28 @@ class DeliverBatchTests(StoreTestCase):
         self.assertEqual(self.reopen().messages(USER), [message(1), message(4)])
         self.assertEqual(os.listdir(self.root / USER / "tmp"), [])
         self.assertEqual(os.listdir(self.root / OTHER / "tmp"), [])
+
+    def test_failed_sync(self) -> None:
+        """
+        When syncing a mailbox's UID list or directory fails, the deliveries
+        with a copy there fail (their other copies taken back); the others
+        are stored.
+        """
+        self.store.ensure_user(USER)
+        self.store.ensure_user(OTHER)
+        real = maildir._sync_all
+        broken = self.root / OTHER / "new"
+
+        def failing(paths: list[Any]) -> dict[Any, BaseException]:
+            problems = real(paths)
+            problems[broken] = OSError(5, "Input/output error")
+            return problems
+
+        self.patch(maildir, "_sync_all", failing)
+        results = self.store.deliver_batch(
+            [Delivery(message(1), [USER]), Delivery(message(2), [USER, OTHER])]
+        )
+        self.assertEqual(results[0], {USER: 1})
+        self.assertIsInstance(results[1], OSError)
+        self.assertEqual(self.reopen().messages(USER), [message(1)])
+        self.assertEqual(self.reopen().messages(OTHER), [])

@@ -59,6 +59,18 @@ _APPEND_DATE = re.compile(
 )
 
 
+def _search_set(text: bytes, last: int) -> imap4.MessageSet:
+    """
+    The sequence (or UID) set of a SEARCH key; one that does not parse is
+    the query's error (the client gets BAD), not a server error.
+    """
+    try:
+        return imap4.parseIdList(text, last)
+    except (imap4.IllegalIdentifierError, ValueError):
+        shown = text.decode("ascii", "replace")
+        raise imap4.IllegalQueryError(f"bad sequence set {shown!r}") from None
+
+
 def _ascii(text: str) -> str:
     """C{text} made ASCII for a protocol line (Twisted insists on ASCII)."""
     return text.encode("ascii", "backslashreplace").decode("ascii")
@@ -852,7 +864,7 @@ class _SearchProgram:
             saved = set(getattr(self.mailbox, "saved_uids", ()))
             return lambda s, m: m.uid in saved
         if key[:1].isdigit() or key[:1] == "*":
-            ids = imap4.parseIdList(key.encode(), self.count)
+            ids = _search_set(key.encode(), self.count)
             return lambda s, m: s in ids
         if key == "ALL":
             return lambda s, m: True
@@ -920,7 +932,7 @@ class _SearchProgram:
             if argument == b"$":
                 saved = set(getattr(self.mailbox, "saved_uids", ()))
                 return lambda s, m: m.uid in saved
-            ids = imap4.parseIdList(argument, self.max_uid)
+            ids = _search_set(argument, self.max_uid)
             return lambda s, m: m.uid in ids
         if key == "NOT":
             test = self._parse(tokens)

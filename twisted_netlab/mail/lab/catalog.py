@@ -17,6 +17,7 @@ reactor to catch up.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -189,6 +190,20 @@ class _Waiter:
         self.matched = matched
         self.deferred = d
         self.timer: Any = None
+
+
+_DELIVERED_AT = re.compile(r"(\d+)\.M(\d+)")
+
+
+def newest_first(entry: Entry) -> tuple[float, int, int]:
+    """
+    The sort key of the newest-first order: the internal date, then the
+    microsecond of delivery that the Maildir file name records (two
+    deliveries to different users can share a file timestamp), then the UID.
+    """
+    match = _DELIVERED_AT.match(entry.key)
+    delivered = int(match[1]) * 1_000_000 + int(match[2]) if match else 0
+    return (entry.received, delivered, entry.uid)
 
 
 class Catalog:
@@ -373,9 +388,7 @@ class Catalog:
         """
         self.sync()
         if self._ordered is None:
-            self._ordered = sorted(
-                self._by_id.values(), key=lambda e: (e.received, e.uid), reverse=True
-            )
+            self._ordered = sorted(self._by_id.values(), key=newest_first, reverse=True)
         if mailbox is None:
             return list(self._ordered)
         wanted = mailbox.lower()
@@ -497,9 +510,7 @@ class Catalog:
             waiter.deferred.callback(self._ordered_matches(waiter))
 
     def _ordered_matches(self, waiter: _Waiter) -> list[Entry]:
-        return sorted(
-            waiter.matched.values(), key=lambda e: (e.received, e.uid), reverse=True
-        )
+        return sorted(waiter.matched.values(), key=newest_first, reverse=True)
 
     def _finish(self, waiter: _Waiter) -> None:
         if waiter in self._waiters:

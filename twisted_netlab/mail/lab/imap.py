@@ -984,10 +984,21 @@ class LabIMAPServer(imap4.IMAP4Server):
         imap4.IMAP4Server._listWork, arg_pattern, arg_pattern, 1, b"LSUB"
     )
     select_LSUB = auth_LSUB
+
+    def arg_plist(self, line: bytes) -> Any:
+        """
+        Twisted's parenthesised list, with its nesting error (C{(()}) a BAD
+        for the client instead of a logged server error.
+        """
+        try:
+            return imap4.IMAP4Server.arg_plist(self, line)
+        except imap4.MismatchedNesting as e:
+            raise imap4.IllegalClientResponse(f"mismatched parentheses: {e}") from None
+
     auth_STATUS = _command(
         imap4.IMAP4Server.do_STATUS,
         arg_mailbox,
-        imap4.IMAP4Server.arg_plist,
+        arg_plist,
     )
     select_STATUS = auth_STATUS
     auth_APPEND = _command(

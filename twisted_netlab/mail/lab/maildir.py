@@ -576,7 +576,11 @@ class Folder:
         self._sync_uidlist()
 
     def _append_uids(
-        self, keys: list[str], envelopes: list[Envelope | None] | None = None
+        self,
+        keys: list[str],
+        envelopes: list[Envelope | None] | None = None,
+        *,
+        sync: bool = True,
     ) -> list[int]:
         """
         Give each key the next UID and append them to the list, synced, each
@@ -602,7 +606,8 @@ class Folder:
         fd = os.open(self._uidlist_path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, data)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         self._sync_uidlist(locked=True)
@@ -1132,18 +1137,23 @@ class Folder:
         return name, temporary
 
     def _commit(
-        self, staged: list[tuple[str, Path]], envelopes: list[Envelope | None]
+        self,
+        staged: list[tuple[str, Path]],
+        envelopes: list[Envelope | None],
+        *,
+        sync: bool = True,
     ) -> list[int]:
         """
-        Give staged messages their UIDs (one synced append for all of them,
-        envelopes included) and rename them into C{new/}. The caller syncs
+        Give staged messages their UIDs (one append for all of them,
+        envelopes included, synced unless C{sync} is false: then the caller
+        syncs the UID list) and rename them into C{new/}. The caller syncs
         C{new/}, then L{_publish}es them (or L{_retract}s them).
         """
         if self.retention:
             self.prune(room=len(staged))
         with self._locked():
             self._sync_uidlist(locked=True)
-            uids = self._append_uids([name for name, _ in staged], envelopes)
+            uids = self._append_uids([name for name, _ in staged], envelopes, sync=sync)
             for name, temporary in staged:
                 os.rename(temporary, f"{self._directory}/new/{name}")
         return uids
@@ -1862,12 +1872,13 @@ class MailStore:
         stage_some()
         for thread in threads:
             thread.join()
-        # One synced append and one directory sync per folder.
+        # One append to each folder's UID list for all its copies.
         by_folder: dict[Path, list[int]] = {}
         for index, (i, _, folder, _) in enumerate(plans):
             if i not in failed:
                 by_folder.setdefault(folder.path, []).append(index)
         committed: dict[int, tuple[int, str]] = {}
+        done: list[tuple[Folder, list[int]]] = []
         for indexes in by_folder.values():
             folder = plans[indexes[0]][2]
             indexes = [index for index in indexes if plans[index][0] not in failed]
@@ -1877,18 +1888,31 @@ class MailStore:
                 uids = folder._commit(
                     [staged[index] for index in indexes],
                     [items[plans[index][0]].envelope for index in indexes],
+                    sync=False,
                 )
-                fsync_directory(folder.path / "new")
             except Exception as e:
+                _abandon(folder, [staged[index] for index in indexes])
                 for index in indexes:
                     failed.setdefault(plans[index][0], e)
-                    name, temporary = staged[index]
-                    with _ignoring_missing():
-                        os.unlink(temporary)
-                    folder._retract(name)
                 continue
             for index, uid in zip(indexes, uids, strict=True):
                 committed[index] = (uid, staged[index][0])
+            done.append((folder, indexes))
+        # The UID lists and the directories, synced together: a message is
+        # durable (file, UID, name in new/) once both are.
+        problems = _sync_all(
+            [f._uidlist_path for f, _ in done] + [f.path / "new" for f, _ in done]
+        )
+        for folder, indexes in done:
+            problem = problems.get(folder._uidlist_path) or problems.get(
+                folder.path / "new"
+            )
+            if problem is None:
+                continue
+            _abandon(folder, [staged[index] for index in indexes])
+            for index in indexes:
+                failed.setdefault(plans[index][0], problem)
+                committed.pop(index, None)
         # Take back the copies of deliveries that failed elsewhere; tell
         # sessions of the rest.
         retracted: set[Path] = set()
@@ -1964,6 +1988,43 @@ class MailStore:
                 if gone:
                     removed[(address, mailbox)] = gone
         return removed
+
+
+def _abandon(folder: Folder, staged: list[tuple[str, Path]]) -> None:
+    """
+    Remove staged or committed (unpublished) copies of a failed delivery.
+    """
+    for name, temporary in staged:
+        with _ignoring_missing():
+            os.unlink(temporary)
+        folder._retract(name)
+
+
+def _sync_all(paths: list[Path]) -> dict[Path, BaseException]:
+    """
+    fsync every file or directory of C{paths} at once (in threads, so that
+    the file system commits them together); return the errors by path.
+    """
+    problems: dict[Path, BaseException] = {}
+
+    def sync(path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            problems[path] = e
+
+    threads = [threading.Thread(target=sync, args=(p,), daemon=True) for p in paths[1:]]
+    for thread in threads:
+        thread.start()
+    if paths:
+        sync(paths[0])
+    for thread in threads:
+        thread.join()
+    return problems
 
 
 def _create_maildir(path: Path, *, folder: bool, exist_ok: bool = False) -> None:

@@ -362,6 +362,7 @@ class LabESMTP(smtp.ESMTP):
         self._chunk_left = 0
         self._chunk: _Chunking | None = None
         self._waiting = False
+        self._body_fast = False
 
     @property
     def _transport(self) -> Any:
@@ -456,6 +457,11 @@ class LabESMTP(smtp.ESMTP):
                 continue
             if self._waiting:
                 break
+            if self._body_fast and self.mode is smtp.DATA:
+                taken = self._body_block(buffer, position)
+                if taken:
+                    position += taken
+                    continue
             end = buffer.find(b"\r\n", position)
             if end < 0:
                 break
@@ -480,6 +486,36 @@ class LabESMTP(smtp.ESMTP):
         if self._tls_starting:
             return None
         return super().lineReceived(line)
+
+    def _body_block(self, buffer: bytes, position: int) -> int:
+        """
+        Take the whole lines of the message body at C{position} in one go
+        (up to the final dot, which is left to L{dataLineReceived}), as the
+        line-at-a-time path would: dot-unstuffed, each line at most
+        C{MAX_LENGTH}, counted against the size limit.  Returns how many
+        bytes were taken (0: none, let the line path go on).
+        """
+        if buffer.startswith(b".\r\n", position):
+            return 0
+        end = buffer.find(b"\r\n.\r\n", position)
+        if end < 0:
+            end = buffer.rfind(b"\r\n", position)
+            if end < 0:
+                return 0
+        block = buffer[position:end]
+        lines = block.split(b"\r\n")
+        if max(map(len, lines)) > self.MAX_LENGTH:
+            return 0  # the line path refuses it
+        self.resetTimeout()
+        if not self.datafailed:
+            if block.startswith(b"."):
+                block = block[1:]
+            block = block.replace(b"\r\n.", b"\r\n")
+            try:
+                self.transaction.add_bytes(block, 2)
+            except smtp.SMTPServerError as e:
+                self.datafailed = e
+        return end + 2 - position
 
     def _wait(self) -> None:
         """
@@ -670,6 +706,7 @@ class LabESMTP(smtp.ESMTP):
             return
         self.transaction = _Transaction(self)
         self._smtputf8 = False
+        self._body_fast = False
         super().do_DATA(rest)
 
     def do_BDAT(self, rest: bytes) -> None:
@@ -747,7 +784,11 @@ class LabESMTP(smtp.ESMTP):
 
     def dataLineReceived(self, line: bytes) -> Any:
         if line != b"." or self.datafailed:
-            return super().dataLineReceived(line)
+            result = super().dataLineReceived(line)
+            # Past the first line (where Twisted tells a header from a body)
+            # whole blocks of lines can be taken at once.
+            self._body_fast = self.mode is smtp.DATA
+            return result
         self._replied = False
         result = super().dataLineReceived(line)
         if not self._replied:
