@@ -3,9 +3,15 @@ Wait for the suite started by README.rst's first command and speak to each of
 its servers; exit non-zero (showing the suite's log) if one does not answer.
 """
 
+import imaplib
+import json
+import re
+import smtplib
 import socket
+import ssl
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 log_path = sys.argv[1]
@@ -73,7 +79,44 @@ with connect(8025) as sock:
     answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.0 200 "), answer[:200]
     assert b'"messages"' in answer, answer[:500]
+
+# Issue 11's newcomer: mail to anyone, Cc and Bcc included, is caught once,
+# listed by the HTTP API with its envelope recipients, and readable over IMAP
+# (STARTTLS, the lab's certificate verified) by the first user.
+made = re.search(
+    r"made the mail user (\S+) with password (\S+)", Path(log_path).read_text()
+)
+assert made, "the suite logged no first user"
+user, password = made[1], made[2].rstrip(".,;")
+subject = f"CI newcomer {time.time()}"
+with smtplib.SMTP("127.0.0.1", 2525, timeout=30) as client:
+    client.sendmail(
+        "app@example.com",
+        ["someone@anywhere.example", "cc@else.example", "hidden@bcc.example"],
+        f"From: app@example.com\r\nTo: someone@anywhere.example\r\n"
+        f"Cc: cc@else.example\r\nSubject: {subject}\r\n\r\nHello\r\n",
+    )
+listing = json.load(urllib.request.urlopen("http://localhost:8025/api/v1/messages"))
+caught = [m for m in listing["messages"] if m["Subject"] == subject]
+assert len(caught) == 1, listing
+detail = json.load(
+    urllib.request.urlopen(f"http://localhost:8025/api/v1/message/{caught[0]['ID']}")
+)
+assert set(detail["Envelope"]["RcptTo"]) == {
+    "someone@anywhere.example",
+    "cc@else.example",
+    "hidden@bcc.example",
+}, detail["Envelope"]
+context = ssl.create_default_context(cafile="netlab-state/tls/cert.pem")
+with imaplib.IMAP4("localhost", 1143, timeout=30) as imap:
+    imap.starttls(context)
+    imap.login(user, password)
+    imap.select("INBOX", readonly=True)
+    status, found = imap.search(None, "SUBJECT", f'"{subject}"')
+    assert status == "OK" and len(found[0].split()) == 1, found
+
 print(
     "the suite answers on 7070 (hello), 7071 (echo), 2525 (SMTP), 1143 (IMAP), "
-    "1110 (POP3), 8025 (HTTP API)"
+    "1110 (POP3), 8025 (HTTP API); mail to anyone is caught once, with its\n"
+    "envelope, and read over IMAP by the first user"
 )

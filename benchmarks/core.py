@@ -37,7 +37,7 @@ class Context:
     #: the CPUs the servers and the load generator are pinned to (None: any)
     server_cpus: frozenset[int] | None = None
     loadgen_cpus: frozenset[int] | None = None
-    #: experimental servers to measure too (echo: "write-now")
+    #: experimental servers to measure too (echo: "twisted-transport", "write-now")
     experiments: frozenset[str] = frozenset()
 
     def wants(self, case: str) -> bool:

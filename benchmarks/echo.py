@@ -61,15 +61,46 @@ SERVERS = [
         "stdlib asyncio Protocol echo",
         peer("asyncio_echo.py"),
     ),
+    ServerSpec(
+        "uvloop",
+        "the same asyncio Protocol echo on uvloop",
+        peer("uvloop_echo.py"),
+    ),
 ]
 
-#: Measured only when asked (--experiment write-now): netlab-echo on a Twisted
-#: patched to send at once when nothing is buffered (Twisted issue #5303),
-#: to show what Twisted's write-later transport costs per reply.
+#: Measured only when asked (--experiment NAME).  twisted-transport:
+#: netlab-echo on Twisted's own write-later transport (the write-through
+#: transport turned off), to show what it costs per reply; write-now: the
+#: monkeypatch the write-through transport grew from (Twisted issue #5303);
+#: workers: netlab-echo with two worker processes (C{--workers 2});
+#: lean-reactor: netlab-echo on an epoll reactor that calls each event's
+#: descriptor directly, not through log.callWithLogger.
 EXPERIMENTS = {
+    "twisted-transport": ServerSpec(
+        "netlab-echo/twisted",
+        "netlab-echo on Twisted's write-later transport (NETLAB_WRITE_THROUGH=0)",
+        twistd(
+            "netlab-echo",
+            "--idle-timeout=0",
+            "--max-connections=20000",
+            env=("NETLAB_WRITE_THROUGH=0",),
+        ),
+    ),
+    "workers": ServerSpec(
+        "netlab-echo/2-workers",
+        "netlab-echo --workers 2 (two worker processes on one listening socket)",
+        twistd(
+            "netlab-echo", "--idle-timeout=0", "--max-connections=20000", "--workers=2"
+        ),
+    ),
+    "lean-reactor": ServerSpec(
+        "netlab-echo/lean-reactor",
+        "experiment: netlab-echo on an epoll reactor without callWithLogger",
+        peer("netlab_echo_lean_reactor.py"),
+    ),
     "write-now": ServerSpec(
         "netlab-echo/write-now",
-        "experiment: netlab-echo, Twisted's TCP write sending at once",
+        "experiment: netlab-echo, Twisted's TCP write patched to send at once",
         peer("netlab_echo_write_now.py"),
     ),
 }
@@ -134,6 +165,12 @@ RATIO_TARGETS = [
     *((s.key, "twisted-textbook", 1.0) for s in SCENARIOS),
     ("100x10", "seed-threaded", 4.0),
     ("1000x1", "seed-threaded", 2.0),
+    # issue 14: the write-through transport
+    *((s.key, "asyncio", 1.0) for s in SCENARIOS),
+    ("1x1", "seed-threaded", 1.0),
+    ("1000x1", "seed-threaded", 1.5),
+    # issue 14's stretch goal
+    *((s.key, "uvloop", 0.9) for s in SCENARIOS),
 ]
 MAX_KIB_PER_IDLE_CONN = 2.0
 

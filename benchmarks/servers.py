@@ -44,14 +44,19 @@ class ServerSpec:
     argv: Callable[[int, Path], list[str]]
 
 
-def twistd(plugin: str, *options: str) -> Callable[[int, Path], list[str]]:
+def twistd(
+    plugin: str, *options: str, env: tuple[str, ...] = ()
+) -> Callable[[int, Path], list[str]]:
     """
     The command line of C{twistd -n PLUGIN} (epoll reactor, no pid file) with
-    the given plugin options, listening on the port it is given.
+    the given plugin options, listening on the port it is given; C{env}:
+    C{NAME=value} settings for its environment (run through C{env}, which
+    execs, so the process measured is still twistd's).
     """
 
     def argv(port: int, log: Path) -> list[str]:
         return [
+            *(["env", *env] if env else []),
             sys.executable,
             "-c",
             "import sys; sys.argv[0] = 'twistd'; "
@@ -159,14 +164,42 @@ class RunningServer:
                 f"{self.spec.name} exited with status {self.proc.returncode}:\n{tail}"
             )
 
+    def processes(self) -> list[int]:
+        """
+        The server's process and its descendants (the workers of
+        C{--workers N}), from /proc/PID/task/TID/children.
+        """
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except FileNotFoundError:
+                continue
+            for tid in tids:
+                with contextlib.suppress(FileNotFoundError):
+                    with open(f"/proc/{pid}/task/{tid}/children") as f:
+                        todo.extend(int(c) for c in f.read().split())
+        return found
+
     def cpu_times(self) -> tuple[float, float]:
         """
-        User and system CPU seconds of the whole process (all its threads).
+        User and system CPU seconds of the whole server: every thread of its
+        process and of its descendants (worker processes).
         """
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        # fields[0] is the state (field 3); utime and stime are fields 14, 15.
-        return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS
+        user = system = 0.0
+        for pid in self.processes():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:  # a worker just ended
+                continue
+            # fields[0] is the state (field 3); utime and stime are fields 14,
+            # 15.
+            user += int(fields[11]) / _CLOCK_TICKS
+            system += int(fields[12]) / _CLOCK_TICKS
+        return user, system
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{self.pid}/statm") as f:
@@ -174,12 +207,14 @@ class RunningServer:
 
     def set_cpus(self, cpus: frozenset[int]) -> None:
         """
-        Move every thread of the server onto C{cpus} (threads it starts
-        later inherit the main thread's).
+        Move every thread of the server (and of its worker processes) onto
+        C{cpus} (threads it starts later inherit the main thread's).
         """
-        for tid in os.listdir(f"/proc/{self.pid}/task"):
-            with contextlib.suppress(ProcessLookupError):  # a thread just ended
-                os.sched_setaffinity(int(tid), cpus)
+        for pid in self.processes():
+            with contextlib.suppress(FileNotFoundError):
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with contextlib.suppress(ProcessLookupError):  # just ended
+                        os.sched_setaffinity(int(tid), cpus)
 
     def fd_count(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))

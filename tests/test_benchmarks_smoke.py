@@ -100,14 +100,20 @@ class QuickRunTests(SynchronousTestCase):
 
     def test_echo_closed_loop_figures(self) -> None:
         """
-        Every echo scenario ran against all four servers, and each run's
+        Every echo scenario ran against all five servers, and each run's
         figures are sane: replies came back byte for byte, latencies are
         positive with p50 <= p99, and both the server's and the load
         generator's CPU per reply were measured.
         """
         echo = self.section("echo")
         runs = echo["raw"]["runs"]
-        servers = {"netlab-echo", "twisted-textbook", "seed-threaded", "asyncio"}
+        servers = {
+            "netlab-echo",
+            "twisted-textbook",
+            "seed-threaded",
+            "asyncio",
+            "uvloop",
+        }
         scenarios = {s["key"] for s in echo["raw"]["scenarios"]}
         self.assertEqual(scenarios, {"1x1", "100x10", "1000x1", "10x64-1KiB"})
         self.assertEqual(
@@ -135,7 +141,8 @@ class QuickRunTests(SynchronousTestCase):
         for key in ("ratios", "cpu_per_reply_ratios"):
             for scenario, ratios in raw[key].items():
                 self.assertEqual(
-                    set(ratios), {"twisted-textbook", "seed-threaded", "asyncio"}
+                    set(ratios),
+                    {"twisted-textbook", "seed-threaded", "asyncio", "uvloop"},
                 )
                 for peer, value in ratios.items():
                     self.assertIsNotNone(value, f"{key} {scenario} {peer}")
@@ -156,6 +163,7 @@ class QuickRunTests(SynchronousTestCase):
                 "twisted-textbook",
                 "seed-threaded",
                 "asyncio",
+                "uvloop",
             },
         )
         for name, c in connections.items():
@@ -184,15 +192,18 @@ class QuickRunTests(SynchronousTestCase):
 
     def test_targets(self) -> None:
         """
-        Every target of issue 6's echo part is evaluated with a measured
-        value: 1.0x textbook Twisted per scenario, 4x and 2x the seed, memory
-        per idle connection and the concurrent connections held.
+        Every echo target is evaluated with a measured value: issue 6's 1.0x
+        textbook Twisted per scenario, 4x and 2x the seed, memory per idle
+        connection and the concurrent connections held; issue 14's 1.0x
+        asyncio per scenario, 1.0x and 1.5x the seed, 0.9x uvloop.
         """
         targets = self.section("echo")["targets"]
         whats = [t["what"] for t in targets]
-        self.assertEqual(len(targets), 8, whats)
+        self.assertEqual(len(targets), 18, whats)
         self.assertEqual(sum("/ twisted-textbook" in w for w in whats), 4)
-        self.assertEqual(sum("/ seed-threaded" in w for w in whats), 2)
+        self.assertEqual(sum("/ seed-threaded" in w for w in whats), 4)
+        self.assertEqual(sum("/ asyncio" in w for w in whats), 4)
+        self.assertEqual(sum("/ uvloop" in w for w in whats), 4)
         for t in targets:
             self.assertIsNotNone(t["value"], t["what"])
             self.assertIsInstance(t["met"], bool)
@@ -208,6 +219,7 @@ class QuickRunTests(SynchronousTestCase):
             "twisted-textbook",
             "seed-threaded",
             "asyncio",
+            "uvloop",
             "netlab-hello",
             "seed-tcpserver",
             "Targets",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from twisted_netlab.mail.compose import Draft, compose
     from twisted_netlab.mail.fetch import IMAPSession, connect
     from twisted_netlab.mail.send import SendResult, send_message
+    from twisted_netlab.transport import write_through_reactor
 
 _PUBLIC = {
     "EchoFactory": "twisted_netlab.echo",
@@ -35,6 +36,7 @@ _PUBLIC = {
     "SendResult": "twisted_netlab.mail.send",
     "connect": "twisted_netlab.mail.fetch",
     "IMAPSession": "twisted_netlab.mail.fetch",
+    "write_through_reactor": "twisted_netlab.transport",
 }
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "compose",
     "connect",
     "send_message",
+    "write_through_reactor",
 ]
 
 

@@ -5,6 +5,9 @@ Every plugin takes C{--listen ENDPOINT} (repeatable) with any Twisted server
 endpoint description.  A bad description is a usage error found while the
 options are parsed; a port that cannot be bound ends twistd with a one-line
 message and exit status 1 instead of twistd's traceback.
+
+The listeners' TCP, TLS and UNIX connections use the write-through transport
+of L{twisted_netlab.transport} (C{NETLAB_WRITE_THROUGH=0} turns it off).
 """
 
 from __future__ import annotations
@@ -28,18 +31,21 @@ from twisted.internet.protocol import Factory
 from twisted.python import usage
 
 from twisted_netlab.errors import NetlabError
+from twisted_netlab.transport import write_through_reactor
 
 
 def parse_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
     """
-    Parse a server endpoint description.
+    Parse a server endpoint description.  Its connections (C{tcp:},
+    C{tcp6:}, C{ssl:}, C{unix:}, C{systemd:}...) use the write-through
+    transport when C{reactor} is a real one and it is not turned off.
 
     @raise usage.UsageError: with a one-line message naming the description,
         when it is malformed, of an unknown type, or names files (TLS
         certificates, for instance) that cannot be read.
     """
     try:
-        return serverFromString(reactor, description)
+        return serverFromString(write_through_reactor(reactor), description)
     except IndexError as e:
         if description.startswith("systemd:"):
             reason = "systemd passed no listening socket with that index"

@@ -5,11 +5,14 @@ instead of waiting for the next reactor iteration (what Twisted issue #5303
 asks for).  It measures how much of netlab-echo's cost per reply is Twisted's
 write-later design: two epoll_ctl calls and one more event per reply.
 
-``python netlab_echo_write_now.py PORT BACKLOG`` (plain TCP only).
+``python netlab_echo_write_now.py PORT BACKLOG`` (plain TCP only).  It
+turns netlab's own write-through transport off (C{NETLAB_WRITE_THROUGH=0}),
+so that the patched Twisted transport is the one measured.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -40,6 +43,7 @@ def write(self: Any, data: bytes) -> None:
 tcp.Connection.write = write  # type: ignore[method-assign]
 
 if __name__ == "__main__":
+    os.environ["NETLAB_WRITE_THROUGH"] = "0"
     from twisted.scripts.twistd import run
 
     port, backlog = sys.argv[1], sys.argv[2]

@@ -22,6 +22,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.scratch import fresh_path
 from twisted_netlab.cli import fetch as fetch_cli
 from twisted_netlab.errors import ServerRefused
+from twisted_netlab.mail import fetch as imap_api
+from twisted_netlab.mail import store as store_api
 from twisted_netlab.mail.fetch import (
     Mailbox,
     MessageSummary,
@@ -51,6 +53,100 @@ def summary(uid: int, **kw: Any) -> MessageSummary:
     }
     values.update(kw)
     return MessageSummary(**values)
+
+
+#: Runs the netlab command, then prints the modules it imported.
+COUNT_MODULES = (
+    "import atexit, json, sys\n"
+    "atexit.register(lambda: sys.__stderr__.write("
+    "'MODULES ' + json.dumps(sorted(sys.modules)) + '\\n'))\n"
+    "from twisted_netlab.cli import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+
+def imported_by(*args: str) -> set[str]:
+    """
+    The modules the C{netlab ARGS} command imports, in a process of its
+    own.
+    """
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", COUNT_MODULES, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PW": "secret"},
+    )
+    for line in result.stderr.splitlines():
+        if line.startswith("MODULES "):
+            return set(json.loads(line.removeprefix("MODULES ")))
+    raise AssertionError(f"no module list from netlab {args}: {result.stderr}")
+
+
+#: What reading mail never needs: the SMTP client, the mail lab, the web.
+NEVER_FOR_FETCH = {
+    "twisted.mail.smtp",
+    "twisted.web",
+    "twisted_netlab.mail.lab",
+    "twisted_netlab.mail.send",
+    "twisted_netlab.mail.smtpclient",
+    "twisted_netlab.mail.compose",
+}
+
+
+class ImportTests(SynchronousTestCase):
+    def test_help_is_light(self) -> None:
+        """
+        C{netlab fetch --help} (and a usage error) imports neither the
+        reactor nor Deferreds, TLS, the IMAP client or the store: only the
+        options.
+        """
+        for args in (["fetch", "--help"], ["fetch", "--limit", "x"]):
+            modules = imported_by(*args)
+            self.assertIn("twisted_netlab.cli.fetch", modules, args)
+            heavy = {
+                "twisted.internet.reactor",
+                "twisted.internet.defer",
+                "twisted.internet.endpoints",
+                "OpenSSL",
+                "twisted.mail.imap4",
+                "twisted_netlab.mail.fetch",
+                "twisted_netlab.mail.store",
+                *NEVER_FOR_FETCH,
+            }
+            self.assertEqual(heavy & modules, set(), args)
+
+    def test_fetch_imports(self) -> None:
+        """
+        A fetch that saves to a Maildir (here one that fails to connect, so
+        as to need no server: the whole command up to the connection) loads
+        the IMAP client, TLS and the store, and never the SMTP side, the
+        lab, the web, the C{mailbox} module or the email package's policies
+        (summaries only).
+        """
+        target = fresh_path(self)
+        modules = imported_by(
+            "fetch", *BASE[:1], "127.0.0.1:1", *BASE[2:],
+            "--save", f"maildir:{target}", "--timeout", "5",
+        )  # fmt: skip
+        for needed in (
+            "twisted.internet.reactor",
+            "OpenSSL",
+            "twisted_netlab.mail.fetch",
+            "twisted_netlab.mail.store",
+        ):
+            self.assertIn(needed, modules)
+        unwanted = {*NEVER_FOR_FETCH, "mailbox", "email.policy"}
+        self.assertEqual(unwanted & modules, set())
+
+    def test_default_ports(self) -> None:
+        """
+        The command's default ports (kept apart so that --help needs no IMAP
+        client) are the client's.
+        """
+        self.assertEqual(fetch_cli.DEFAULT_PORTS, imap_api.DEFAULT_PORTS)
 
 
 class OptionsTests(SynchronousTestCase):
@@ -280,7 +376,7 @@ class RunTests(SynchronousTestCase):
             self.connects.append({"host": host, "port": port, **kw})
             return self.session
 
-        self.patch(fetch_cli, "connect", connect)
+        self.patch(imap_api, "connect", connect)
 
     def run_(self, *args: str) -> Deferred[int]:
         return Deferred.fromCoroutine(
@@ -369,7 +465,7 @@ class RunTests(SynchronousTestCase):
             seen.update(kw, store=store)
             return SaveReport("INBOX", str(store.target), 3, 0, 7, 3, False)
 
-        self.patch(fetch_cli, "save_messages", save_messages)
+        self.patch(store_api, "save_messages", save_messages)
         target = str(fresh_path(self))
         self.successResultOf(self.run_("--save", f"maildir:{target}", "--new-only"))
         self.assertEqual(

@@ -90,3 +90,34 @@ class MainTests(SynchronousTestCase):
         self.assertNotIn("Traceback", result.stderr)
         self.assertEqual(result.stderr, "")
         self.assertEqual(result.returncode, 1)
+
+
+class ReactorTests(SynchronousTestCase):
+    def test_commands_get_write_through_reactor(self) -> None:
+        """
+        A subcommand's C{run} gets the reactor wrapped for the write-through
+        transport, so that C{netlab send} and C{netlab fetch} connect with
+        it.
+        """
+        import types
+
+        from twisted.internet import reactor
+
+        from twisted_netlab.transport import write_through_reactor
+
+        seen: list[object] = []
+
+        async def run(r: object, options: object) -> int:
+            seen.append(r)
+            return 0
+
+        module = types.ModuleType("fake_netlab_command")
+        module.run = run  # type: ignore[attr-defined]
+        self.patch(sys, "modules", {**sys.modules, "fake_netlab_command": module})
+        self.patch(cli, "COMMANDS", {"fake": ("fake_netlab_command", "")})
+        coroutine = cli._run(reactor, "fake", None)  # type: ignore[arg-type]
+        e = self.assertRaises(SystemExit, coroutine.send, None)
+        self.assertEqual(e.code, 0)
+        self.assertEqual(len(seen), 1)
+        self.assertIsNot(seen[0], reactor)
+        self.assertIs(write_through_reactor(seen[0]), seen[0])

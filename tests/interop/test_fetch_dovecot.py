@@ -473,3 +473,41 @@ async def test_command_prompts(server: Dovecot) -> None:
     assert "C: 0001 LOGIN alice ****" in output
     assert '(\\HasNoChildren) "." INBOX' in output
     assert server.password not in output
+
+
+@pytest_twisted.ensureDeferred
+async def test_saved_maildir_served_by_dovecot(tmp_path: Path) -> None:
+    """
+    A Maildir that netlab saved is mail Dovecot serves as it is: saved into
+    a mailbox of a second Dovecot, imaplib (not our client) reads there
+    every message, byte for byte, as new (\\Recent) mail.
+    """
+    import imaplib
+    import ssl
+
+    with Dovecot() as source, Dovecot() as reader:
+        sent = source.fill(make_message(i, size=2000 + i) for i in range(1, 41))
+        s = await session(source)
+        await s.select("INBOX")
+        store = open_store(SaveTarget("maildir", reader.mailbox_path("Copied")))
+        try:
+            report = await save_messages(reactor(), s, store)
+        finally:
+            store.close()
+        await s.logout()
+        assert report.saved == len(sent)
+
+        context = ssl.create_default_context(cafile=str(reader.ca))
+        client = imaplib.IMAP4_SSL("localhost", reader.imaps_port, ssl_context=context)
+        try:
+            client.login(reader.user, reader.password)
+            status, data = client.select("Copied", readonly=True)
+            assert (status, int(data[0] or 0)) == ("OK", len(sent))
+            status, recent = client.response("RECENT")
+            assert recent == [str(len(sent)).encode()]
+            status, parts = client.uid("FETCH", "1:*", "(BODY.PEEK[])")
+            assert status == "OK"
+            served = [p[1] for p in parts if isinstance(p, tuple)]
+        finally:
+            client.logout()
+    assert sorted(served) == sorted(sent)

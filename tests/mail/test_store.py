@@ -103,8 +103,8 @@ class StoreTests(SynchronousTestCase):
     def test_maildir_write_fails(self) -> None:
         """
         A message that cannot be written and synced is not delivered: nothing
-        appears in new/ (a file left in tmp/ is not mail; Maildir readers
-        ignore it and clean it up), and the failure says why.
+        appears in new/, its file in tmp/ is removed, and the failure says
+        why.
         """
         target = self.target("maildir")
         store = open_store(target)
@@ -120,6 +120,201 @@ class StoreTests(SynchronousTestCase):
         self.assertIn("(the target is full)", str(failure))
         self.assertEqual(os.listdir(target.path / "new"), [])
         self.assertEqual(os.listdir(target.path / "cur"), [])
+        self.assertEqual(os.listdir(target.path / "tmp"), [])
+
+    def test_maildir_short_writes(self) -> None:
+        """
+        A message written in pieces (C{os.write} may write less than asked)
+        is saved whole, byte for byte, and C{mailbox.Maildir} reads it as
+        new mail, headers and all.
+        """
+        import twisted_netlab.mail.store as store_module
+
+        target = self.target("maildir")
+        store = open_store(target)
+        self.addCleanup(store.close)
+        real_write = os.write
+        self.patch(store_module.os, "write", lambda fd, data: real_write(fd, data[:7]))
+        big = ODD + b"x" * 100_000 + b"\r\n"
+        self.assertEqual(store.add_all([message(1, big)]), ({1}, None))
+        self.patch(store_module.os, "write", real_write)
+        box = mailbox.Maildir(target.path, create=False)
+        [key] = box.keys()
+        self.assertEqual(box.get_bytes(key), big)
+        self.assertEqual(box.get_message(key).get_subdir(), "new")
+        self.assertEqual(box.get_message(key)["Subject"], "odd")
+
+    def test_maildir_synced_before_visible(self) -> None:
+        """
+        Each message file is fsynced before it is linked into new/ (so a
+        crash never leaves part of a message visible), L{MaildirStore.sync}
+        fsyncs new/ itself, and with a state, both happen before the state
+        on disk advances past the batch.
+        """
+        import twisted_netlab.mail.store as store_module
+
+        events: list[tuple[str, str]] = []
+        real_fsync, real_link, real_replace = (
+            os.fsync,
+            os.link,
+            store_module.replace_file,
+        )
+
+        def fsync(fd: int) -> None:
+            events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+            real_fsync(fd)
+
+        def link(source: str, destination: str) -> None:
+            events.append(("link", os.path.realpath(destination)))
+            real_link(source, destination)
+
+        def replace_file(path: Path, data: bytes, **kw: Any) -> None:
+            events.append(("state", str(json.loads(data)["last_uid"])))
+            real_replace(path, data, **kw)
+
+        self.patch(os, "fsync", fsync)
+        self.patch(os, "link", link)
+        self.patch(store_module, "replace_file", replace_file)
+        state = FetchState.open(fresh_path(self), "alice@h", "INBOX")
+        self.addCleanup(state.close)
+        state.restart(7)
+        target = self.target("maildir")
+        store = open_store(target)
+        store.writers = 1
+        self.addCleanup(store.close)
+        events.clear()
+        self.assertEqual(
+            save_batch(store, [message(1), message(2)], state=state), (2, 0)
+        )
+        new = os.path.realpath(target.path / "new")
+        tmp = os.path.realpath(target.path / "tmp")
+        kinds = [kind for kind, _ in events]
+        # the journal first, then per message: its file synced, then linked
+        self.assertEqual(events[0], ("state", "0"))
+        links = [i for i, (kind, _) in enumerate(events) if kind == "link"]
+        self.assertEqual(len(links), 2)
+        for i in links:
+            kind, path = events[i - 1]
+            self.assertEqual(kind, "fsync")
+            self.assertEqual(os.path.basename(path), os.path.basename(events[i][1]))
+            self.assertEqual(os.path.dirname(path), tmp)
+            self.assertEqual(os.path.dirname(events[i][1]), new)
+        # then new/ synced, then (and only then) the state advances
+        directory_sync = events.index(("fsync", new))
+        advance = events.index(("state", "2"))
+        self.assertLess(links[-1], directory_sync)
+        self.assertLess(directory_sync, advance)
+        self.assertEqual(kinds.count("state"), 2)
+        self.assertEqual(
+            maildir_contents(target.path), [message(1).data, message(2).data]
+        )
+
+    def test_maildir_failure_mid_batch(self) -> None:
+        """
+        A write that fails part-way through a batch (the disk fills in the
+        middle of the third message) leaves nothing half-visible: new/
+        holds the two messages before it, whole, tmp/ is empty, and the
+        state covers those two only, the rest of the batch pending.
+        """
+        import twisted_netlab.mail.store as store_module
+
+        state = FetchState.open(fresh_path(self), "alice@h", "INBOX")
+        self.addCleanup(state.close)
+        state.restart(7)
+        target = self.target("maildir")
+        store = open_store(target)
+        store.writers = 1
+        self.addCleanup(store.close)
+        real_write = os.write
+        calls = []
+
+        def write(fd: int, data: bytes) -> int:
+            calls.append(fd)
+            if len(calls) == 3:
+                real_write(fd, bytes(data[:5]))
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_write(fd, data)
+
+        self.patch(store_module.os, "write", write)
+        batch = [message(uid) for uid in (1, 2, 3, 4)]
+        error = self.assertRaises(
+            LocalWriteFailed, save_batch, store, batch, state=state
+        )
+        self.assertIn("(the target is full)", str(error))
+        self.assertEqual(
+            maildir_contents(target.path), [message(1).data, message(2).data]
+        )
+        self.assertEqual(os.listdir(target.path / "tmp"), [])
+        self.assertEqual((state.last_uid, state.pending), (2, [3, 4]))
+        box = mailbox.Maildir(target.path, create=False)
+        self.assertEqual(len(box), 2)
+
+    def test_maildir_link_fails(self) -> None:
+        """
+        A message whose link into new/ fails is not saved, and its file in
+        tmp/ is removed.
+        """
+        target = self.target("maildir")
+        store = open_store(target)
+        self.addCleanup(store.close)
+
+        def link(source: str, destination: str) -> None:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+        self.patch(os, "link", link)
+        written, failure = store.add_all([message(1)])
+        self.assertEqual(written, set())
+        assert failure is not None
+        self.assertIn("Input/output error", str(failure))
+        for sub in ("tmp", "new", "cur"):
+            self.assertEqual(os.listdir(target.path / sub), [], sub)
+
+    def test_maildir_without_hard_links(self) -> None:
+        """
+        On a file system without hard links (C{link} refused with EPERM),
+        the message is renamed into new/ instead, as C{mailbox} does.
+        """
+        target = self.target("maildir")
+        store = open_store(target)
+        self.addCleanup(store.close)
+
+        def link(source: str, destination: str) -> None:
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+        self.patch(os, "link", link)
+        self.assertEqual(store.add_all([message(1)]), ({1}, None))
+        self.assertEqual(maildir_contents(target.path), [message(1).data])
+        self.assertEqual(os.listdir(target.path / "tmp"), [])
+
+    def test_maildir_name_taken(self) -> None:
+        """
+        A name already taken in tmp/ or in new/ is never overwritten: the
+        message gets the next name; after three taken names the write fails
+        and leaves nothing of its own behind.
+        """
+        import twisted_netlab.mail.store as store_module
+
+        target = self.target("maildir")
+        store = open_store(target)
+        self.addCleanup(store.close)
+        names = iter("abcdefg")
+        self.patch(store_module, "maildir_name", lambda: next(names))
+        (target.path / "tmp" / "a").write_bytes(b"someone else's")
+        (target.path / "new" / "b").write_bytes(b"an older message")
+        self.assertEqual(store.add_all([message(1)]), ({1}, None))
+        self.assertEqual((target.path / "new" / "c").read_bytes(), message(1).data)
+        self.assertEqual((target.path / "new" / "b").read_bytes(), b"an older message")
+        self.assertEqual(os.listdir(target.path / "tmp"), ["a"])
+
+        for name in "de":
+            (target.path / "tmp" / name).write_bytes(b"taken")
+        (target.path / "new" / "f").write_bytes(b"taken")
+        written, failure = store.add_all([message(2)])
+        self.assertEqual(written, set())
+        assert failure is not None
+        self.assertIn("no unique name", str(failure))
+        self.assertEqual(sorted(os.listdir(target.path / "tmp")), ["a", "d", "e"])
+        self.assertEqual((target.path / "new" / "f").read_bytes(), b"taken")
 
     def test_maildir_existing_directory(self) -> None:
         """

@@ -4,22 +4,21 @@ with L{twisted.internet.task.react}.
 
 A subcommand is a module with an C{Options} class and an
 C{async def run(reactor, options) -> int}; it is named in L{COMMANDS} and
-imported only when used.  Failures reach the user as one line on standard
-error and an exit status (see L{twisted_netlab.errors}); a traceback only
-with C{-v}.
+imported only when used.  It gets the reactor wrapped by
+L{twisted_netlab.transport.write_through_reactor}, so that its connections
+write at once (C{NETLAB_WRITE_THROUGH=0} turns that off).  Failures reach
+the user as one line on standard error and an exit status (see
+L{twisted_netlab.errors}); a traceback only with C{-v}.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import twisted
-from twisted.internet.defer import Deferred
-from twisted.internet.task import react
 from twisted.python import usage
 
 from twisted_netlab import __version__
@@ -86,9 +85,11 @@ def _verbose(options: Any) -> bool:
 
 
 async def _run(reactor: Any, name: str, options: usage.Options) -> None:
+    from twisted_netlab.transport import write_through_reactor
+
     module = importlib.import_module(COMMANDS[name][0])
     try:
-        code = await module.run(reactor, options)
+        code = await module.run(write_through_reactor(reactor), options)
     except NetlabError as e:
         sys.stderr.write(f"netlab {name}: {e}\n")
         raise SystemExit(e.exit_code) from None
@@ -98,6 +99,8 @@ async def _run(reactor: Any, name: str, options: usage.Options) -> None:
         exit_for_closed_stdout()
     except Exception as e:
         if _verbose(options):
+            import traceback
+
             traceback.print_exc()
         sys.stderr.write(
             f"netlab {name}: unexpected error: {type(e).__name__}: {e}"
@@ -123,4 +126,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.exit(EXIT_USAGE)
     name, sub = options.subCommand, options.subOptions
     assert name is not None
+    # Only now the reactor: --help and usage errors do without it.
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import react
+
     react(lambda reactor: Deferred.fromCoroutine(_run(reactor, name, sub)))

@@ -11,29 +11,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from twisted.python import usage
 
 from twisted_netlab.cli.connection import ServerConnectionOptions, read_password
 from twisted_netlab.errors import EXIT_OK, UsageProblem
-from twisted_netlab.mail.fetch import (
-    DEFAULT_PORTS,
-    Mailbox,
-    MessageSummary,
-    SearchQuery,
-    connect,
-)
-from twisted_netlab.mail.store import (
-    FetchState,
-    MessageStore,
-    SaveReport,
-    SaveTarget,
-    account_name,
-    default_state_directory,
-    open_store,
-    save_messages,
-)
+
+if TYPE_CHECKING:
+    from twisted_netlab.mail.fetch import Mailbox, MessageSummary
+    from twisted_netlab.mail.store import FetchState, MessageStore, SaveReport
+
+# The IMAP client, TLS and the store are imported when a fetch runs, not
+# for --help or a usage error (python -X importtime: about half of the
+# start-up; tests/cli/test_fetch.py pins what each imports).
+
+#: The default port for each --tls mode (L{twisted_netlab.mail.fetch}'s
+#: C{DEFAULT_PORTS}, which a test holds this to).
+DEFAULT_PORTS = {"implicit": 993, "starttls": 143, "none": 143}
 
 #: Fetches of at least this many messages show progress on a terminal.
 PROGRESS_THRESHOLD = 200
@@ -114,6 +109,9 @@ class Options(ServerConnectionOptions):
                 raise usage.UsageError("--limit must be a whole number above 0")
         if self["new-only"] and not self["save"]:
             raise usage.UsageError("--new-only needs --save")
+        from twisted_netlab.mail.fetch import SearchQuery
+        from twisted_netlab.mail.store import SaveTarget
+
         try:
             self["target"] = SaveTarget.parse(self["save"]) if self["save"] else None
             self["query"] = SearchQuery.parse(self["search"])
@@ -257,7 +255,14 @@ def report_line(report: SaveReport, new_only: bool) -> str:
 
 
 def _open_save(options: Any) -> tuple[MessageStore | None, FetchState | None]:
-    target: SaveTarget | None = options["target"]
+    from twisted_netlab.mail.store import (
+        FetchState,
+        account_name,
+        default_state_directory,
+        open_store,
+    )
+
+    target = options["target"]
     if target is None:
         return None, None
     store = open_store(target)
@@ -276,6 +281,9 @@ def _open_save(options: Any) -> tuple[MessageStore | None, FetchState | None]:
 
 
 async def run(reactor: Any, options: Any) -> int:
+    from twisted_netlab.mail.fetch import connect
+    from twisted_netlab.mail.store import save_messages
+
     out = sys.stdout
     store, state = _open_save(options)
     try:

@@ -29,9 +29,6 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.parser import BytesHeaderParser
-from email.policy import compat32
-from email.policy import default as default_policy
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -303,6 +300,9 @@ def _header(parsed: Any, headers: bytes, name: str) -> str:
         value = parsed.get(name)
         text = "" if value is None else str(value)
     except Exception:  # the email package gives up on some malformed fields
+        from email.parser import BytesHeaderParser
+        from email.policy import compat32
+
         raw = str(BytesHeaderParser(policy=compat32).parsebytes(headers).get(name, ""))
         try:
             text = str(email.header.make_header(email.header.decode_header(raw)))
@@ -313,6 +313,12 @@ def _header(parsed: Any, headers: bytes, name: str) -> str:
 
 
 def _summary(uid: int, items: dict[str, Any]) -> MessageSummary:
+    # Only summaries parse headers: a fetch that saves messages whole does
+    # without the email package's policies (a few ms of start-up).
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+    from email.policy import default as default_policy
+
     headers = items.get("BODY[HEADER.FIELDS]") or items.get("RFC822.HEADER")
     headers = headers if isinstance(headers, bytes) else b""
     parsed = BytesHeaderParser(policy=default_policy).parsebytes(headers)

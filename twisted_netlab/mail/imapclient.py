@@ -199,6 +199,32 @@ def flag_names(value: Any) -> tuple[str, ...]:
 
 
 _FETCH = re.compile(rb"(\d+) FETCH ", re.IGNORECASE)
+#: The two answers a whole-mailbox fetch is made of, as servers send them:
+#: C{N FETCH (UID n RFC822.SIZE s)} and C{N FETCH (UID n BODY[] {s}CRLF...)}.
+_FETCH_SIZE = re.compile(rb"(\d+) FETCH \(UID (\d+) RFC822\.SIZE (\d+)\)\Z")
+_FETCH_BODY = re.compile(rb"(\d+) FETCH \(UID (\d+) BODY\[\] \{(\d+)\}\r\n")
+
+
+def _common_fetch(line: bytes) -> tuple[int, dict[str, Any]] | None:
+    """
+    C{line} read without the general parser, if it is one of the two
+    answers of L{_FETCH_SIZE} and L{_FETCH_BODY} (as parsed: atoms as
+    bytes); L{None} for anything else.
+    """
+    match = _FETCH_BODY.match(line)
+    if match is not None:
+        start = match.end()
+        end = start + int(match.group(3))
+        if line[end:] != b")":
+            return None
+        return int(match.group(1)), {"UID": match.group(2), "BODY[]": line[start:end]}
+    match = _FETCH_SIZE.match(line)
+    if match is not None:
+        return int(match.group(1)), {
+            "UID": match.group(2),
+            "RFC822.SIZE": match.group(3),
+        }
+    return None
 
 
 def fetch_items(lines: Iterable[bytes]) -> dict[int, dict[str, Any]]:
@@ -210,6 +236,10 @@ def fetch_items(lines: Iterable[bytes]) -> dict[int, dict[str, Any]]:
     """
     by_number: dict[int, dict[str, Any]] = {}
     for line in lines:
+        common = _common_fetch(line)
+        if common is not None:
+            by_number.setdefault(common[0], {}).update(common[1])
+            continue
         match = _FETCH.match(line)
         if match is None:
             continue

@@ -25,7 +25,7 @@ DEFAULT_LISTEN = "tcp:7071:interface=127.0.0.1"
 class Options(ListenOptions):
     synopsis = (
         "[--listen ENDPOINT]... [--prefix S:] [--max-line-length N] "
-        "[--idle-timeout S] [--max-connections N]"
+        "[--idle-timeout S] [--max-connections N] [--workers N]"
     )
     longdesc = (
         "Answer every line with a prefix and the line, byte for byte (the "
@@ -56,7 +56,15 @@ class Options(ListenOptions):
             "max-connections",
             None,
             str(DEFAULT_MAX_CONNECTIONS),
-            "Connections served at once; more are closed at once and logged.",
+            "Connections served at once (by all workers together); more are "
+            "closed at once and logged.",
+        ],
+        [
+            "workers",
+            None,
+            "1",
+            "Worker processes sharing the listening sockets (1: serve in this "
+            "process).",
         ],
     ]
 
@@ -69,6 +77,7 @@ class Options(ListenOptions):
         self["max-line-length"] = int_option(self, "max-line-length", 1)
         self["idle-timeout"] = seconds_option(self, "idle-timeout")
         self["max-connections"] = int_option(self, "max-connections", 1)
+        self["workers"] = int_option(self, "workers", 1)
 
 
 def make_factory(config: Options, reactor: Any) -> EchoFactory:
@@ -81,9 +90,35 @@ def make_factory(config: Options, reactor: Any) -> EchoFactory:
     )
 
 
+def worker_options(config: Options, index: int) -> list[str]:
+    """
+    The options of worker C{index} of C{--workers N}: the same settings, and
+    its share of C{--max-connections}.
+    """
+    from twisted_netlab.workers import shares
+
+    share = shares(config["max-connections"], config["workers"])[index]
+    return [
+        f"--prefix={config['prefix']}",
+        f"--max-line-length={config['max-line-length']}",
+        f"--idle-timeout={config['idle-timeout']!r}",
+        f"--max-connections={share}",
+    ]
+
+
 def makeService(config: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor
+    if config["workers"] > 1:
+        from twisted_netlab.workers import WorkerPool
+
+        return WorkerPool(
+            "netlab-echo",
+            reactor,
+            config["listen"],
+            config["workers"],
+            lambda index: worker_options(config, index),
+        )
     return multi_service(
         listening_services(
             "netlab-echo", reactor, config["listen"], make_factory(config, reactor)
