@@ -6,8 +6,8 @@ JSON file of the raw figures.  Run ``python -m benchmarks --help``.
 A benchmark is a module with a C{NAME} and C{run(context) -> Section} (see
 L{benchmarks.core}); L{MODULES} lists them in the order they run.  The mail
 benchmarks (mail_fetch, mail_smtp, mail_imap, mail_capture, mail_api:
-docs/benchmarks-mail.rst) run
-after echo and hello.
+docs/benchmarks-mail.rst) run after echo and hello; the web inbox in Chromium
+against MailDev 3's UI (web_inbox: docs/web-inbox.rst) last.
 """
 
 MODULES = [
@@ -18,4 +18,5 @@ MODULES = [
     "benchmarks.mail_imap",
     "benchmarks.mail_capture",
     "benchmarks.mail_api",
+    "benchmarks.web_inbox",
 ]

@@ -407,15 +407,17 @@ class BoundsTests(ServerFixture):
 
     def test_fuzzer_crashes(self) -> None:
         """
-        The two inputs the parser fuzzer found crashing the server (a sequence
-        set with a non-ASCII byte in SEARCH and UID SEARCH, and a STATUS list
-        with mismatched parentheses) get BAD, with no error logged.
+        The inputs the parser fuzzer found crashing the server (a sequence
+        set with a non-ASCII byte in SEARCH and UID SEARCH, a STATUS list
+        with mismatched parentheses or a nested list) get BAD, with no error
+        logged.
         """
         self.store.deliver(USER, SIMPLE)
         self.select()
         self.assertIn(b"a BAD", self.command(b"a SEARCH 6\xff"))
         self.assertIn(b"b BAD", self.command(b"b UID SEARCH UID 1:\xff"))
         self.assertIn(b"c BAD", self.command(b"c STATUS INBOX (()"))
+        self.assertIn(b"d BAD", self.command(b"d STATUS INBOX (BODY[])"))
         self.assertStillServing()
         self.assertEqual(self.flushLoggedErrors(), [])
 

@@ -1007,13 +1007,17 @@ class LabIMAPServer(imap4.IMAP4Server):
 
     def arg_plist(self, line: bytes) -> Any:
         """
-        Twisted's parenthesised list, with its nesting error (C{(()}) a BAD
-        for the client instead of a logged server error.
+        Twisted's parenthesised list of atoms (STATUS items), with a nesting
+        error (C{(()}) or a nested list (C{(BODY[])}) a BAD for the client
+        instead of a logged server error.
         """
         try:
-            return imap4.IMAP4Server.arg_plist(self, line)
+            items, rest = imap4.IMAP4Server.arg_plist(self, line)
         except imap4.MismatchedNesting as e:
             raise imap4.IllegalClientResponse(f"mismatched parentheses: {e}") from None
+        if not all(isinstance(item, bytes) for item in items):
+            raise imap4.IllegalClientResponse("a nested list is not allowed here")
+        return items, rest
 
     auth_STATUS = _command(
         imap4.IMAP4Server.do_STATUS,

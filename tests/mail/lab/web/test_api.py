@@ -299,7 +299,7 @@ async def test_delete_all_and_info(mail_lab: MailLab) -> None:
 async def test_views(mail_lab: MailLab) -> None:
     """
     /view/ID.html is the HTML body under a CSP that runs no script and
-    loads nothing remote, inline images pointed at their parts;
+    loads nothing remote, inline images inside it as data: URIs;
     /view/ID.txt is the text; latest works; no HTML part is 404.
     """
     mail_lab.store.deliver(BOB, ATTACHED)
@@ -310,7 +310,7 @@ async def test_views(mail_lab: MailLab) -> None:
     assert "default-src 'none'" in csp and "script-src" not in csp
     assert "sandbox" in csp and "allow-scripts" not in csp
     message_id = mail_lab.catalog.entries()[0].id
-    assert f"/api/v1/message/{message_id}/part/2".encode() in answer.body
+    assert b'<img src="data:image/png;base64,iVBORw0KGgo=">' in answer.body
     text = await get(mail_lab, f"/view/{message_id}.txt")
     assert text.body.strip() == "café text".encode()
     mail_lab.store.deliver(BOB, plain("no html"))

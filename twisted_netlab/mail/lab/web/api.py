@@ -23,6 +23,7 @@ that runs no script and loads nothing remote; parts are always downloads.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import re
@@ -66,12 +67,22 @@ VIEW_CSP = (
     "font-src data:; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox"
 )
+#: The same with remote images, styles and fonts allowed (the inbox page's
+#: "load remote content", C{/view/ID.html?remote=1}): still no script.
+VIEW_REMOTE_CSP = (
+    VIEW_CSP.replace(
+        "style-src 'unsafe-inline'", "style-src 'unsafe-inline' http: https:"
+    )
+    .replace("img-src 'self' data:", "img-src 'self' data: http: https:")
+    .replace("font-src data:", "font-src data: http: https:")
+)
 #: The policy of every other answer from the API (JSON, raw, parts).
 API_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 #: The policy of the inbox page (static files of our own).
 PAGE_CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-    "frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+    "frame-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; "
     "frame-ancestors 'none'"
 )
 KEEP_ALIVE_SECONDS = 15.0
@@ -466,15 +477,21 @@ class LabAPI:
         parsed = self._parsed(entry)
         if not parsed.html:
             raise NotFound(f"message {message_id} has no HTML part")
-        cids = {p.content_id: p.part_id for p in parsed.inline if p.content_id}
+        cids = {p.content_id: p for p in parsed.inline if p.content_id}
 
         def link(match: re.Match[str]) -> str:
-            part_id = cids.get(urllib.parse.unquote(match.group(2)))
-            if part_id is None:
+            part = cids.get(urllib.parse.unquote(match.group(2)))
+            if part is None:
                 return match.group(0)
+            if part.content_type.lower().startswith("image/"):
+                # Inline images travel inside the view: the inbox page shows
+                # it in a sandboxed (opaque-origin) frame, which the parts'
+                # Cross-Origin-Resource-Policy (same-origin) rightly refuses.
+                data = base64.b64encode(bytes(part.content)).decode("ascii")
+                return f"{match.group(1)}data:{part.content_type};base64,{data}"
             return (
                 f"{match.group(1)}/api/v1/message/{entry.id}/part/"
-                f"{urllib.parse.quote(part_id)}"
+                f"{urllib.parse.quote(part.part_id)}"
             )
 
         return _CID.sub(link, parsed.html)
@@ -719,7 +736,9 @@ class APIResource:
             name = path[1]
             if name.endswith(".html"):
                 html = api.view_html(name[: -len(".html")])
-                request.setHeader(b"content-security-policy", VIEW_CSP.encode())
+                remote = _parameter(request, "remote") == "1"
+                csp = VIEW_REMOTE_CSP if remote else VIEW_CSP
+                request.setHeader(b"content-security-policy", csp.encode())
                 request.setHeader(b"content-type", b"text/html; charset=utf-8")
                 return html.encode("utf-8")
             if name.endswith(".txt"):
@@ -838,8 +857,6 @@ class SiteRoot(Resource):
             return self.api_resource
         _security_headers(request, PAGE_CSP)
         if isinstance(self.static, static.File):
-            if name == b"":
-                return self.static
             return self.static.getChildWithDefault(name, request)
         return self.static
 
@@ -934,6 +951,7 @@ class _Refusal(Resource):
 __all__ = [
     "API_CSP",
     "VIEW_CSP",
+    "VIEW_REMOTE_CSP",
     "APIResource",
     "HostGuard",
     "LabAPI",
