@@ -476,6 +476,7 @@ def test_sigkill_during_capture(tmp_path: Path) -> None:
     acked: dict[tuple[int, int], tuple[str, bytes]] = {}
     lock = threading.Lock()
     stop = threading.Event()
+    killing = threading.Event()
     errors: list[BaseException] = []
     # --http: not capture mode's default 8025, which another lab may hold.
     extra = ("--user", f"{CATCH}:{CATCH_PW}", "--catch-all", CATCH, "--http", LOOPBACK)
@@ -506,8 +507,9 @@ def test_sigkill_during_capture(tmp_path: Path) -> None:
                         with lock:
                             uids = (int(match.group(1)), int(match.group(2)))
                             acked[uids] = (token, message)
-            except (smtplib.SMTPException, OSError):
-                pass  # the server was killed
+            except (smtplib.SMTPException, OSError) as e:
+                if not killing.is_set():  # before the kill: a real failure
+                    errors.append(e)
             except BaseException as e:  # an assertion: report it
                 errors.append(e)
 
@@ -517,6 +519,7 @@ def test_sigkill_during_capture(tmp_path: Path) -> None:
         deadline = time.monotonic() + 120
         while len(acked) < 200 and time.monotonic() < deadline and not errors:
             time.sleep(0.01)
+        killing.set()
         server.process.kill()
         server.process.wait()
         stop.set()
