@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         "NETLAB_FUZZ_EXAMPLES": str(options.examples),
         "NETLAB_MODEL_EXAMPLES": str(max(options.examples // 10, 1)),
     }
+    environment.pop("CI", None)  # random data each round (CI derandomizes)
     modules = [m for m in MODULES if os.path.exists(m)]
     rounds = 0
     while time.monotonic() < deadline:

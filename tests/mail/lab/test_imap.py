@@ -361,9 +361,7 @@ class BoundsTests(ServerFixture):
         Garbage commands, 8-bit bytes and empty lines get BAD, and the
         connection goes on.
         """
-        self.assertEqual(
-            self.command(b"\xff\xfe \x00\x01"), b"\xff\xfe BAD Unsupported command\r\n"
-        )
+        self.assertEqual(self.command(b"\xff\xfe \x00\x01"), b"* BAD Invalid tag\r\n")
         self.assertEqual(self.command(b"a FOO bar"), b"a BAD Unsupported command\r\n")
         self.assertEqual(self.command(b"a"), b"a BAD Missing command\r\n")
         self.assertEqual(self.command(b""), b"* BAD Null command\r\n")
@@ -418,6 +416,10 @@ class BoundsTests(ServerFixture):
         self.assertIn(b"b BAD", self.command(b"b UID SEARCH UID 1:\xff"))
         self.assertIn(b"c BAD", self.command(b"c STATUS INBOX (()"))
         self.assertIn(b"d BAD", self.command(b"d STATUS INBOX (BODY[])"))
+        # Not tags: refused untagged, never run ("* IDLE" started an IDLE).
+        for bad in (b"* IDLE", b"+ NOOP", b"t( NOOP", b"\xff NOOP"):
+            self.assertEqual(self.command(bad), b"* BAD Invalid tag\r\n")
+        self.assertIn(b"e OK", self.command(b"e NOOP"))
         self.assertStillServing()
         self.assertEqual(self.flushLoggedErrors(), [])
 

@@ -88,6 +88,8 @@ DEFAULT_IDLE_TIMEOUT = 30 * 60.0
 DEFAULT_POLL_INTERVAL = 10.0
 # Commands a client may queue behind a FETCH that is still being sent.
 _MAX_QUEUED_COMMANDS = 1000
+#: A command tag: ASCII, no SP, CTL, "(", ")", "{", "%", "*", '"', "\\" or "+".
+_TAG = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\+]+\Z')
 # Bytes of FETCH responses gathered before one write.
 _FETCH_CHUNK = 256 * 1024
 
@@ -463,6 +465,13 @@ class LabIMAPServer(imap4.IMAP4Server):
         super().lineReceived(line)
 
     def parse_command(self, line: bytes) -> Any:
+        words = line.split(None, 1)
+        if words and not _TAG.match(words[0]):
+            # Not a tag (RFC 3501: ASTRING-CHARs but "+"): never run it, or
+            # "* IDLE" would start an IDLE whose answers no client can match.
+            self.sendBadResponse(None, b"Invalid tag")
+            self._discard_unread_literal(line)
+            return None
         result = super().parse_command(line)
         self._discard_unread_literal(line)
         return result
