@@ -13,7 +13,6 @@ acknowledged), which the table says.
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 import sys
 import tempfile
@@ -34,12 +33,10 @@ from benchmarks.core import (
     rotated,
 )
 from benchmarks.mail_fetch import filesystem
-from benchmarks.mail_smtp import aiosmtpd_server
-from benchmarks.processes import ClientError, run_client
+from benchmarks.mail_smtp import aiosmtpd_server, measure_intake
 from benchmarks.servers import (
     BACKLOG,
     HOST,
-    PEERS,
     RunningServer,
     ServerError,
     ServerSpec,
@@ -171,7 +168,15 @@ def run(context: Context) -> Section:
         for round_ in range(context.repeats):
             for name in rotated(list(servers), round_):
                 server, where = servers[name]
-                record = _measure(server, where, count, round_)
+                record = measure_intake(
+                    server,
+                    where,
+                    count,
+                    round_,
+                    "capture-disk",
+                    recipient=RECIPIENT,
+                    counter=_count,
+                )
                 runs.append(record)
                 context.progress(_describe(record))
     except ServerError as e:
@@ -181,54 +186,6 @@ def run(context: Context) -> Section:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)
     return _section(context, [spec.name for spec, _ in specs], runs, kind, notes, count)
-
-
-def _measure(
-    server: RunningServer, where: Path, count: int, round_: int
-) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "round": round_,
-        "scenario": "capture-disk",
-        "server": server.spec.name,
-        "error": None,
-    }
-    try:
-        server.check_alive()
-        server.wait_closed()
-        before = _count(where)
-        user0, system0 = server.cpu_times()
-        done = run_client(
-            [
-                sys.executable,
-                str(PEERS / "smtp_senders.py"),
-                str(server.port),
-                str(SENDERS),
-                str(count),
-                str(PER_CONNECTION),
-                str(MESSAGE_SIZE),
-                RECIPIENT,
-            ]
-        ).check("the SMTP senders")
-        user1, system1 = server.cpu_times()
-        result = json.loads(done.stdout)
-        if result["error"]:
-            raise ClientError(f"a sender failed: {result['error']}")
-        stored = _count(where) - before
-        if result["accepted"] != count or stored != count:
-            raise ClientError(
-                f"{result['accepted']} messages accepted and {stored} stored, "
-                f"not {count}"
-            )
-        record.update(
-            seconds=result["seconds"],
-            per_second=count / result["seconds"],
-            server_cpu_ms_per_message=(user1 + system1 - user0 - system0)
-            / count
-            * 1000,
-        )
-    except (ClientError, ServerError, OSError, ValueError, KeyError) as e:
-        record["error"] = str(e)
-    return record
 
 
 def _describe(record: dict[str, Any]) -> str:

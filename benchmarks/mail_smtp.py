@@ -160,7 +160,9 @@ def run(context: Context) -> Section:
                 for round_ in range(context.repeats):
                     for name in rotated(list(servers), round_):
                         server, where = servers[name]
-                        record = _measure(server, where, count, round_, scenario)
+                        record = measure_intake(
+                            server, where, count, round_, scenario.key
+                        )
                         runs.append(record)
                         context.progress(_describe(record, kinds[scenario.disk], count))
             except ServerError as e:
@@ -181,19 +183,33 @@ def run(context: Context) -> Section:
     return _section(context, scenarios, runs, kinds, notes, count)
 
 
-def _measure(
-    server: RunningServer, where: Path, count: int, round_: int, scenario: Scenario
+def measure_intake(
+    server: RunningServer,
+    where: Path,
+    count: int,
+    round_: int,
+    scenario: str,
+    *,
+    recipient: str = RECIPIENT,
+    counter: Callable[[Path], int] | None = None,
 ) -> dict[str, Any]:
+    """
+    One round of the SMTP intake load against C{server}: C{count} messages
+    to C{recipient} from the concurrent senders, checked against what
+    C{counter} (default: a Maildir's files) counts under C{where}. The
+    capture benchmark uses it too.
+    """
+    count_stored = _stored if counter is None else counter
     record: dict[str, Any] = {
         "round": round_,
-        "scenario": scenario.key,
+        "scenario": scenario,
         "server": server.spec.name,
         "error": None,
     }
     try:
         server.check_alive()
         server.wait_closed()
-        before_files = _stored(where)
+        before_files = count_stored(where)
         user0, system0 = server.cpu_times()
         done = run_client(
             [
@@ -204,14 +220,14 @@ def _measure(
                 str(count),
                 str(PER_CONNECTION),
                 str(MESSAGE_SIZE),
-                RECIPIENT,
+                recipient,
             ]
         ).check("the SMTP senders")
         user1, system1 = server.cpu_times()
         result = json.loads(done.stdout)
         if result["error"]:
             raise ClientError(f"a sender failed: {result['error']}")
-        stored = _stored(where) - before_files
+        stored = count_stored(where) - before_files
         if result["accepted"] != count or stored != count:
             raise ClientError(
                 f"{result['accepted']} messages accepted and {stored} stored, "
