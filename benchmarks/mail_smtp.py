@@ -192,12 +192,14 @@ def measure_intake(
     *,
     recipient: str = RECIPIENT,
     counter: Callable[[Path], int] | None = None,
+    per_connection: int = PER_CONNECTION,
 ) -> dict[str, Any]:
     """
     One round of the SMTP intake load against C{server}: C{count} messages
     to C{recipient} from the concurrent senders, checked against what
-    C{counter} (default: a Maildir's files) counts under C{where}. The
-    capture benchmark uses it too.
+    C{counter} (default: a Maildir's files) counts under C{where},
+    C{per_connection} messages on each connection. The capture benchmark
+    uses it too.
     """
     count_stored = _stored if counter is None else counter
     record: dict[str, Any] = {
@@ -218,7 +220,7 @@ def measure_intake(
                 str(server.port),
                 str(SENDERS),
                 str(count),
-                str(PER_CONNECTION),
+                str(per_connection),
                 str(MESSAGE_SIZE),
                 recipient,
             ]

@@ -25,7 +25,8 @@ class QuickCaptureRunTests(SynchronousTestCase):
     def test_quick_run(self) -> None:
         """
         C{python -m benchmarks --quick --only mail_capture} exits 0 with the
-        three servers measured, every message of the load stored by each,
+        three servers measured in both loads (10 messages a connection, and
+        one), every message of the load stored by each,
         and both targets (against aiosmtpd and MailDev) computed.
         """
         if not sys.platform.startswith("linux"):
@@ -69,8 +70,16 @@ class QuickCaptureRunTests(SynchronousTestCase):
             {r["server"] for r in raw["runs"]},
             {"netlab-mail --catch-all", "aiosmtpd Mailbox", "MailDev 3"},
         )
+        self.assertEqual(
+            {r["scenario"] for r in raw["runs"]}, {"capture-disk", "capture-disk-1"}
+        )
+        self.assertEqual(raw["load"]["capture-disk"]["per_connection"], 10)
+        self.assertEqual(raw["load"]["capture-disk-1"]["per_connection"], 1)
         for r in raw["runs"]:
             self.assertIsNone(r["error"], r["server"])
             self.assertGreater(r["per_second"], 0)
-        self.assertEqual(set(raw["ratios"]), {"aiosmtpd Mailbox", "MailDev 3"})
-        self.assertEqual(len(section["targets"]), 2)
+        for scenario in ("capture-disk", "capture-disk-1"):
+            self.assertEqual(
+                set(raw["ratios"][scenario]), {"aiosmtpd Mailbox", "MailDev 3"}
+            )
+        self.assertEqual(len(section["targets"]), 4)

@@ -55,6 +55,21 @@ read was measured too: it served fewer echo replies per second in every
 scenario and cost more CPU per reply in three of four (docs/benchmarks.rst,
 "The write-through transport"), so it is not kept.
 
+Nagle
+=====
+
+Writing at once needs C{TCP_NODELAY}, which asyncio sets on every TCP
+transport for the same reason.  With Nagle's algorithm on, the kernel holds
+a small segment back while an earlier one is unacknowledged; a reply written
+in several sends (an SMTP C{EHLO} reply, an IMAP C{SELECT}: untagged lines,
+then the tagged one) then waits for the peer's delayed ACK, about 40 ms on
+Linux, before its last part leaves.  Twisted's own transport never meets
+this because it sends everything written in one iteration with one
+C{send}.  Measured on loopback with imaplib against the lab: C{SELECT} took
+44 ms with write-through and Nagle, 0.9 ms with Twisted's transport, and
+0.9 ms with write-through and C{TCP_NODELAY}.  So every TCP connection these
+classes make, server or client, has C{TCP_NODELAY} set.
+
 Getting it
 ==========
 
@@ -71,7 +86,9 @@ it off, for comparison.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from errno import EINTR, ENOBUFS, EWOULDBLOCK
 from typing import Any
 
@@ -247,10 +264,24 @@ class _WriteThrough:
         return super().doWrite()  # type: ignore[misc]
 
 
+def _no_delay(sock: socket.socket) -> socket.socket:
+    """
+    Turn Nagle's algorithm off on C{sock} (C{TCP_NODELAY}), as asyncio does
+    for its TCP transports: see "Nagle" in the module docstring.
+    """
+    with suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 class WriteThroughServer(_WriteThrough, tcp.Server):
     """
-    A server TCP connection that writes at once when nothing is buffered.
+    A server TCP connection that writes at once when nothing is buffered,
+    with C{TCP_NODELAY}.
     """
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(_no_delay(sock), *args, **kwargs)
 
     #: file descriptors to send with the next bytes: only UNIX sockets have
     #: them (their sendFileDescriptor); while any wait, Twisted's buffered
@@ -260,8 +291,15 @@ class WriteThroughServer(_WriteThrough, tcp.Server):
 
 class WriteThroughClient(_WriteThrough, tcp.Client):
     """
-    A client TCP connection that writes at once when nothing is buffered.
+    A client TCP connection that writes at once when nothing is buffered,
+    with C{TCP_NODELAY}.
     """
+
+    def createInternetSocket(self) -> socket.socket:
+        """
+        The connection's socket, Nagle's algorithm off.
+        """
+        return _no_delay(super().createInternetSocket())
 
     #: file descriptors to send with the next bytes: only UNIX sockets have
     #: them (their sendFileDescriptor); while any wait, Twisted's buffered
@@ -418,8 +456,6 @@ class _WriteThroughReactor:
     def adoptStreamPort(
         self, fileDescriptor: int, addressFamily: Any, factory: Any
     ) -> Any:
-        import socket
-
         from twisted.internet import error
 
         if addressFamily == socket.AF_UNIX:

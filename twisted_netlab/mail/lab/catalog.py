@@ -224,6 +224,9 @@ class Catalog:
         self._by_id: dict[str, Entry] = {}
         self._ordered: list[Entry] | None = []
         self._dirty: set[str] = set()
+        #: UIDs that appeared and went, by user, as the store reported them:
+        #: applied without a look at the rest of the folder.
+        self._pending: dict[str, tuple[list[int], list[int]]] = {}
         self._flagged: dict[str, set[int]] = {}
         self._lock = threading.Lock()
         self._scheduled = False
@@ -248,8 +251,11 @@ class Catalog:
             return
         with self._lock:
             if change.new or change.gone:
-                # Flag changes alone need no look at the folder's UIDs.
-                self._dirty.add(address)
+                # The change names its UIDs, so catching up costs what
+                # changed, not the size of the folder.
+                new, gone = self._pending.setdefault(address, ([], []))
+                new.extend(change.new)
+                gone.extend(change.gone)
             if change.flags:
                 self._flagged.setdefault(address, set()).update(change.flags)
             if self._scheduled:
@@ -290,10 +296,14 @@ class Catalog:
             dirty = self._dirty | (set(users) - self._known_users)
             dirty |= self._known_users - set(users)
             self._dirty = set()
+            pending, self._pending = self._pending, {}
             flagged, self._flagged = self._flagged, {}
         events: list[Event] = []
         for address in sorted(dirty):
+            pending.pop(address, None)
             events.extend(self._sync_user(address, address in users))
+        for address, (new, gone) in sorted(pending.items()):
+            events.extend(self._apply(address, address in users, new, gone))
         for address, uids in flagged.items():
             entries = self._by_user.get(address, {})
             for uid in sorted(uids):
@@ -332,6 +342,67 @@ class Catalog:
             self._dirty |= self._known_users | set(self._by_user)
         self._rescanned.clear()
         self.sync()
+
+    def _apply(
+        self, address: str, exists: bool, new: list[int], gone: list[int]
+    ) -> list[Event]:
+        """
+        Apply the UIDs the store reported as C{new} and C{gone} for
+        C{address}, looking only at those; fall back to L{_sync_user} where
+        the folder is not the one the catalog knows (made anew, or gone).
+        """
+        known = self._by_user.get(address, {})
+        try:
+            folder = self.store.folder(address) if exists else None
+        except MailStoreError:
+            folder = None
+        sample = next(iter(known.values()), None)
+        if folder is None or (sample is not None and sample.folder is not folder):
+            return self._sync_user(address, exists)
+        events: list[Event] = []
+        added: list[Entry] = []
+        for uid in dict.fromkeys(new):
+            if uid in known:
+                continue
+            try:
+                stored = folder.entry(uid)
+                received = folder.internal_date(uid)
+            except MessageGone:
+                continue
+            entry = Entry(
+                message_id_for(address, stored.key),
+                address,
+                uid,
+                stored.key,
+                received,
+                folder,
+                self.cache,
+            )
+            known = self._by_user.setdefault(address, known)
+            known[uid] = entry
+            self._by_id[entry.id] = entry
+            added.append(entry)
+        removed = [known.pop(uid) for uid in dict.fromkeys(gone) if uid in known]
+        for entry in removed:
+            self._by_id.pop(entry.id, None)
+        if removed:
+            events.append(Event("delete", ids=tuple(e.id for e in removed)))
+            self._ordered = None
+        gone_now = {e.id for e in removed}
+        added = [e for e in added if e.id not in gone_now]
+        events.extend(Event("new", e) for e in added)
+        if added and self._ordered is not None:
+            added.sort(key=newest_first, reverse=True)
+            if not self._ordered or newest_first(added[-1]) > newest_first(
+                self._ordered[0]
+            ):
+                # The usual case, new mail newer than any: no sort of all.
+                self._ordered[:0] = added
+            else:
+                self._ordered = None
+        if address in self._by_user and not self._by_user[address]:
+            del self._by_user[address]
+        return events
 
     def _sync_user(self, address: str, exists: bool) -> list[Event]:
         known = self._by_user.setdefault(address, {})

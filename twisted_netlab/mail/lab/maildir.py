@@ -46,9 +46,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from twisted_netlab.durable import fsync_directory, replace_file
 from twisted_netlab.errors import ServerRefused
@@ -62,6 +64,8 @@ UIDVALIDITY_LOCK_NAME = "netlab-uidvalidity.lock"
 SUBSCRIPTIONS_NAME = "subscriptions"
 KEYWORDS_NAME = "dovecot-keywords"
 MODSEQ_NAME = "netlab-modseq"
+
+_T = TypeVar("_T")
 
 _UIDLIST_MAGIC = "netlab-uidlist 1"
 # Threads that write and sync the files of one batch of deliveries.
@@ -1852,26 +1856,7 @@ class MailStore:
             except Exception as e:
                 failed.setdefault(i, e)
 
-        pending = iter(range(len(plans)))
-        pending_lock = threading.Lock()
-
-        def stage_some() -> None:
-            while True:
-                with pending_lock:
-                    index = next(pending, None)
-                if index is None:
-                    return
-                stage(index)
-
-        threads = [
-            threading.Thread(target=stage_some, daemon=True)
-            for _ in range(min(len(plans), _STAGING_THREADS) - 1)
-        ]
-        for thread in threads:
-            thread.start()
-        stage_some()
-        for thread in threads:
-            thread.join()
+        _concurrently(stage, range(len(plans)))
         # One append to each folder's UID list for all its copies.
         by_folder: dict[Path, list[int]] = {}
         for index, (i, _, folder, _) in enumerate(plans):
@@ -2000,6 +1985,33 @@ def _abandon(folder: Folder, staged: list[tuple[str, Path]]) -> None:
         folder._retract(name)
 
 
+_io_pool: ThreadPoolExecutor | None = None
+_io_pool_lock = threading.Lock()
+
+
+def _concurrently(work: Callable[[_T], None], items: Iterable[_T]) -> None:
+    """
+    Call C{work} on every item of C{items}, at once in the threads of one
+    pool shared by every store (started on first use, so that no thread is
+    started per batch), and return when all are done. C{work} reports its
+    own errors.
+    """
+    global _io_pool
+    todo = list(items)
+    if len(todo) <= 1:
+        for item in todo:
+            work(item)
+        return
+    with _io_pool_lock:
+        if _io_pool is None:
+            _io_pool = ThreadPoolExecutor(
+                _STAGING_THREADS, thread_name_prefix="netlab-maildir-io"
+            )
+        pool = _io_pool
+    for _ in pool.map(work, todo):
+        pass
+
+
 def _sync_all(paths: list[Path]) -> dict[Path, BaseException]:
     """
     fsync every file or directory of C{paths} at once (in threads, so that
@@ -2017,13 +2029,7 @@ def _sync_all(paths: list[Path]) -> dict[Path, BaseException]:
         except OSError as e:
             problems[path] = e
 
-    threads = [threading.Thread(target=sync, args=(p,), daemon=True) for p in paths[1:]]
-    for thread in threads:
-        thread.start()
-    if paths:
-        sync(paths[0])
-    for thread in threads:
-        thread.join()
+    _concurrently(sync, paths)
     return problems
 
 

@@ -449,9 +449,12 @@ class LabESMTP(smtp.ESMTP):
                 enhanced = given.group(0).strip()
                 lines[0] = lines[0][given.end() :]
             lines = [enhanced + b" " + line if line else enhanced for line in lines]
-        for line in lines[:-1]:
-            self.sendLine(b"%03d-" % (code,) + line)
-        self.sendLine(b"%03d " % (code,) + lines[-1])
+        # One write for the whole reply: one send, one segment.
+        dash, space = b"%03d-" % (code,), b"%03d " % (code,)
+        self.transport.writeSequence(
+            [dash + line + b"\r\n" for line in lines[:-1]]
+            + [space + lines[-1] + b"\r\n"]
+        )
 
     # -- reading: lines, BDAT chunks, waiting for a delivery ------------------
 
