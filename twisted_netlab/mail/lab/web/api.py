@@ -312,6 +312,8 @@ class LabAPI:
         self._streams: list[Request] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._keep_alive: LoopingCall | None = None
+        #: More fields for C{/api/v1/info} (the lab's C{SearchFacts}).
+        self.extra_info: Callable[[], dict[str, Any]] | None = None
 
     # --- helpers ---------------------------------------------------------------
 
@@ -437,6 +439,7 @@ class LabAPI:
 
     def info(self) -> dict[str, Any]:
         total, unread = self.catalog.counts()
+        extra = self.extra_info() if self.extra_info is not None else {}
         return {
             "Version": f"twisted_netlab {__version__}",
             "LatestVersion": "",
@@ -454,7 +457,7 @@ class LabAPI:
                 "SMTPRejected": 0,
                 "SMTPIgnored": 0,
             },
-        }
+        } | extra
 
     def mailboxes(self) -> dict[str, Any]:
         entries = self.catalog.entries()
