@@ -33,7 +33,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ CREATE TABLE facts (
     mtime INTEGER NOT NULL,
     facts TEXT NOT NULL,
     PRIMARY KEY (folder, key)
-) WITHOUT ROWID
+)
 """
 
 FactsKey = tuple[str, str]
@@ -86,7 +86,9 @@ def _addresses(values: Iterable[Address]) -> list[list[str]]:
 
 
 def _unaddresses(values: list[list[str]]) -> tuple[Address, ...]:
-    return tuple(Address(name, address) for name, address in values)
+    if not values:
+        return ()
+    return tuple([Address(name, address) for name, address in values])
 
 
 def encode(facts: SearchFacts) -> str:
@@ -158,7 +160,7 @@ def decode(text: str) -> SearchFacts:
         attachment_count=attachment_count,
         inline_count=inline_count,
         size=size,
-        headers_folded=tuple((name, value) for name, value in headers),
+        headers_folded=tuple(map(tuple, headers)),
         body_folded=body,
         attachment_names_folded=attachment_names,
         addresses_folded=dict(addresses),
@@ -322,23 +324,22 @@ class FactsFile:
         except (ValueError, TypeError, KeyError):
             return None
 
-    def keys(self, folder: str) -> set[str]:
+    def rows(self, folder: str) -> Iterator[tuple[str, Stamp, str]]:
         """
-        The Maildir keys of the rows of C{folder} (its path).
+        (Maildir key, stamp, row text) of each row of C{folder} (its path).
         """
         relative = self._relative(folder)
         if relative is None or self._writer is None:
-            return set()
+            return
         try:
-            return {
-                key
-                for (key,) in self._writer.execute(
-                    "SELECT key FROM facts WHERE folder = ?", (relative,)
-                )
-            }
+            cursor = self._writer.execute(
+                "SELECT key, size, mtime, facts FROM facts WHERE folder = ?",
+                (relative,),
+            )
+            for key, size, mtime, text in cursor:
+                yield key, (size, mtime), text
         except sqlite3.Error as e:
             self._failed(e)
-            return set()
 
     def write(
         self,
@@ -541,28 +542,67 @@ class FactsKeeper:
 
     def _do_warm(self, items: list[tuple[Folder, int]]) -> None:
         try:
-            live: dict[str, set[str]] = {}
+            by_folder: dict[str, tuple[Folder, dict[str, int]]] = {}
             for folder, uid in items:
-                self._keep(folder, uid, live)
-            for path, keys in live.items():
-                gone = [(path, key) for key in self.file.keys(path) - keys]
-                self.file.write((), gone)
+                try:
+                    key = folder.entry(uid).key
+                except MailStoreError:
+                    self._count_done(1)
+                    continue
+                by_folder.setdefault(str(folder.path), (folder, {}))[1][key] = uid
+            for path, (folder, uids) in by_folder.items():
+                self._warm_folder(path, folder, uids)
         finally:
             with self._lock:
                 self._warming = False
+
+    def _warm_folder(self, path: str, folder: Folder, uids: dict[str, int]) -> None:
+        """
+        Read the folder's rows in one pass: those of files as they are now
+        go to the cache, those of messages gone are dropped; then parse the
+        messages that had no row.
+        """
+        missing = dict(uids)
+        gone: list[FactsKey] = []
+        for key, stamp, text in self.file.rows(path):
+            uid = missing.get(key)
+            if uid is None:
+                if key not in uids:
+                    gone.append((path, key))
+                continue
+            if self._stopping.is_set():
+                raise _Stopping()
+            try:
+                if folder.stamp(uid) != stamp:
+                    continue
+                facts = self.cache.peek((path, key), stamp) or decode(text)
+            except (MailStoreError, ValueError, TypeError, KeyError):
+                continue
+            self.cache.put((path, key), facts, stamp)
+            del missing[key]
+            with self._lock:
+                self.loaded += 1
+                self._pending -= 1
+        if gone:
+            self.file.write((), gone)
+        for uid in missing.values():
+            self._keep(folder, uid)
+
+    def _count_done(self, count: int) -> None:
+        with self._lock:
+            self._pending -= count
 
     def _do_new(self, job: tuple[str, str, tuple[int, ...]]) -> None:
         address, mailbox, uids = job
         try:
             folder = self.store.folder(address, mailbox)
         except MailStoreError:
-            with self._lock:
-                self._pending -= len(uids)
+            self._count_done(len(uids))
             return
         for uid in uids:
-            self._keep(folder, uid, None)
+            self._keep(folder, uid)
 
-    def _keep(self, folder: Folder, uid: int, live: dict[str, set[str]] | None) -> None:
+    def _keep(self, folder: Folder, uid: int) -> None:
         """
         Make the facts of one message ready (counted off the pending ones).
         """
@@ -575,8 +615,6 @@ class FactsKeeper:
                 stamp = folder.stamp(uid)
             except MailStoreError:
                 return
-            if live is not None:
-                live.setdefault(path, set()).add(key[1])
             if self.cache.peek(key, stamp) is not None:
                 return
             facts = self.file.load(key, stamp)
@@ -590,7 +628,7 @@ class FactsKeeper:
                 data = folder.read(uid)
             except MailStoreError:
                 return
-            facts = self.cache.parse(data)
+            facts = self.cache.make(data)
             self.cache.put(key, facts, stamp)
             with self._lock:
                 self.parsed += 1
@@ -606,8 +644,12 @@ class FactsKeeper:
             wait = self._last_delivery + self.quiet - self.clock()
             if wait <= 0:
                 return
-            if self._stopping.wait(wait):
+            if self._pause(wait):
                 raise _Stopping()
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait C{seconds} (less if stopped); whether the keeper stops."""
+        return self._stopping.wait(seconds)
 
     def _flush(self) -> None:
         with self._lock:

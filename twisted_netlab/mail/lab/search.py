@@ -263,13 +263,20 @@ class FactsCache:
             assert stamp is not None
             facts = backing.load(key, stamp)  # type: ignore[arg-type]
         if facts is None:
-            facts = self.parse(load())
-            with self._lock:
-                self.parses += 1
+            facts = self.make(load())
             if backing is not None:
                 assert stamp is not None
                 backing.save(key, stamp, facts)  # type: ignore[arg-type]
         self.put(key, facts, stamp)
+        return facts
+
+    def make(self, data: bytes) -> SearchFacts:
+        """
+        The facts of a message's bytes, parsed (and counted in C{parses}).
+        """
+        facts = self.parse(data)
+        with self._lock:
+            self.parses += 1
         return facts
 
     def put(
