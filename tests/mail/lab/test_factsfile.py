@@ -255,7 +255,7 @@ class RestartTests(SynchronousTestCase):
         one line says so and the facts are kept in memory only.
         """
         self.path.mkdir()
-        catalog, cache, keeper = self.run_lab()
+        catalog, _, keeper = self.run_lab()
         self.assertEqual(self.words(catalog, "beta"), ["beta"])
         self.assertFalse(keeper.status()["Kept"])
         self.assertEqual(len(self.log.lines), 2)
