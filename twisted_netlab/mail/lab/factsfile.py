@@ -575,13 +575,14 @@ class FactsKeeper:
             try:
                 if folder.stamp(uid) != stamp:
                     continue
-                facts = self.cache.peek((path, key), stamp) or decode(text)
+                known = self.cache.peek((path, key), stamp) is not None
+                if not known:
+                    self.cache.put((path, key), decode(text), stamp)
             except (MailStoreError, ValueError, TypeError, KeyError):
                 continue
-            self.cache.put((path, key), facts, stamp)
             del missing[key]
             with self._lock:
-                self.loaded += 1
+                self.loaded += not known
                 self._pending -= 1
         if gone:
             self.file.write((), gone)
@@ -685,7 +686,7 @@ class FactsKeeper:
         """
         with self._lock:
             pending = self._pending
-            ready = not self._warming and pending == 0 and not self._jobs
+            ready = not (self._running or self._jobs or self._writes or self._warming)
             return {
                 "File": str(self.file.path),
                 "Kept": self.file.is_open,
