@@ -96,6 +96,7 @@ class RestartTests(SynchronousTestCase):
         for word in ("alpha", "beta", "gamma"):
             self.store.deliver(ANN, message(word))
         self.log = _Log(self)
+        self.now = 0.0
 
     def run_lab(self) -> tuple[Catalog, FactsCache, FactsKeeper]:
         """
@@ -104,7 +105,7 @@ class RestartTests(SynchronousTestCase):
         keeper is stopped at cleanup.
         """
         store = MailStore(self.root / "mail")
-        cache = FactsCache()
+        cache = FactsCache(clock=lambda: self.now)
         catalog = Catalog(store, Clock(), cache=cache)
         keeper = FactsKeeper(store, self.path, Clock(), cache, quiet=0)
         keeper.start(threaded=False)
@@ -185,11 +186,13 @@ class RestartTests(SynchronousTestCase):
     def test_rewritten_while_running(self) -> None:
         """
         Facts already in memory are not served either once the file
-        changed: the next search parses it again.
+        changed: a search a second later (the cache's recheck interval)
+        parses it again.
         """
         catalog, cache, _ = self.run_lab()
         self.assertEqual(self.words(catalog, "alpha"), ["alpha"])
         self.rewrite("alpha", "delta")
+        self.now += cache.recheck
         self.assertEqual(self.words(catalog, "alpha"), [])
         self.assertEqual(self.words(catalog, "delta"), ["delta"])
         self.assertEqual(cache.parses, 4)

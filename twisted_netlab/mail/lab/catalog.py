@@ -88,10 +88,12 @@ class Entry:
 
     @property
     def facts(self) -> SearchFacts:
-        # Checked against the file as it is now: rewritten, it is parsed again.
-        return self.cache.get(
-            (str(self.folder.path), self.key), self.raw, self.folder.stamp(self.uid)
-        )
+        # Checked against the file (at most once a second): rewritten, it is
+        # parsed again.
+        return self.cache.get((str(self.folder.path), self.key), self.raw, self._stamp)
+
+    def _stamp(self) -> tuple[int, int]:
+        return self.folder.stamp(self.uid)
 
     @property
     def flags(self) -> tuple[str, ...]:

@@ -595,6 +595,8 @@ class FactsKeeper:
 
     def _do_new(self, job: tuple[str, str, tuple[int, ...]]) -> None:
         address, mailbox, uids = job
+        # Not even a look at the files while deliveries keep coming.
+        self._wait_quiet()
         try:
             folder = self.store.folder(address, mailbox)
         except MailStoreError:

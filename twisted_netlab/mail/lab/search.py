@@ -12,8 +12,9 @@ to its visible text as well). Matching is a case-insensitive substring test
 Facts are made once per stored message and kept in a L{FactsCache}, bounded
 by the amount of text it holds, keyed by the stored file (its folder and
 Maildir key) and checked against what identifies its content (its size and
-modification time), so a search over a large store reads and parses each
-message once, and a file rewritten behind the lab's back is parsed again.
+modification time, at most once a second), so a search over a large store
+reads and parses each message once, and a file rewritten behind the lab's
+back is parsed again.
 Beyond memory, the lab keeps them in its facts file (L{FactsBacking},
 L{twisted_netlab.mail.lab.factsfile}), so that they outlive a restart.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import datetime
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -177,32 +179,47 @@ def parse_facts(data: bytes) -> SearchFacts:
     return SearchFacts.from_parsed(ParsedMessage(data))
 
 
+#: How often (seconds) facts in memory are checked against their file: a
+#: file rewritten behind the lab's back is parsed again within this time (as
+#: the catalog sees files added or removed by other programs).
+RECHECK_INTERVAL = 1.0
+
+
 class FactsCache:
     """
     Facts of stored messages, least recently used dropped first once they
     hold more than C{max_chars} characters. Thread-safe.
 
-    Keys of stored messages are (folder path, Maildir key); looked up with
-    the file's L{Stamp}, facts made of a different stamp (the file was
-    rewritten) are never returned: the message is parsed again. Facts
-    missing from memory are looked up in the L{FactsBacking} attached for
-    the folder's store (L{attach}) before C{parse} runs, and what is parsed
-    is handed to it.
+    Keys of stored messages are (folder path, Maildir key), and facts are
+    kept with the L{Stamp} of the file they were made of: looked up with
+    C{stamp_of} (the file's stamp now), facts are checked against the file
+    when they were last checked more than C{recheck} seconds ago, and made
+    of a different stamp (the file was rewritten) they are never returned:
+    the message is parsed again. Facts missing from memory are looked up in
+    the L{FactsBacking} attached for the folder's store (L{attach}) before
+    C{parse} runs, and what is parsed is handed to it.
 
     @ivar parses: how many messages C{parse} was called for.
+    @param clock: monotonic seconds, for C{recheck}.
     """
 
     def __init__(
         self,
         max_chars: int = 64 * 1024 * 1024,
         parse: Callable[[bytes], SearchFacts] = parse_facts,
+        *,
+        recheck: float = RECHECK_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_chars = max_chars
         self.parse = parse
+        self.recheck = recheck
+        self.clock = clock
         self.parses = 0
-        self._entries: OrderedDict[Hashable, tuple[SearchFacts, Stamp | None]] = (
-            OrderedDict()
-        )
+        #: key -> (facts, stamp, when last checked, weight)
+        self._entries: OrderedDict[
+            Hashable, tuple[SearchFacts, Stamp | None, float, int]
+        ] = OrderedDict()
         self._chars = 0
         self._lock = threading.Lock()
         self._backings: dict[str, FactsBacking] = {}
@@ -246,17 +263,32 @@ class FactsCache:
         return found[0]
 
     def get(
-        self, key: Hashable, load: Callable[[], bytes], stamp: Stamp | None = None
+        self,
+        key: Hashable,
+        load: Callable[[], bytes],
+        stamp_of: Callable[[], Stamp] | None = None,
     ) -> SearchFacts:
         """
         The facts of the message C{key}, parsing C{load()} the first time
-        (and again once the file's C{stamp} changed).
+        (and again once the file's stamp, C{stamp_of()}, changed).
+
+        @raise MessageGone: from C{load} or C{stamp_of}.
         """
+        now = self.clock()
         with self._lock:
             found = self._entries.get(key)
-            if found is not None and (stamp is None or found[1] == stamp):
+            if found is not None and (
+                stamp_of is None or now - found[2] < self.recheck
+            ):
                 self._entries.move_to_end(key)
                 return found[0]
+        stamp = stamp_of() if stamp_of is not None else None
+        if found is not None and found[1] == stamp:
+            with self._lock:
+                if self._entries.get(key) is found:
+                    self._entries[key] = (found[0], stamp, now, found[3])
+                    self._entries.move_to_end(key)
+            return found[0]
         backing = self._backing(key) if stamp is not None else None
         facts = None
         if backing is not None:
@@ -283,21 +315,23 @@ class FactsCache:
         self, key: Hashable, facts: SearchFacts, stamp: Stamp | None = None
     ) -> None:
         """
-        Keep C{facts} of C{key} (made of C{stamp}) in memory, within the
-        budget; a message larger than an eighth of it is not kept.
+        Keep C{facts} of C{key} (made of a file with C{stamp}, checked now)
+        in memory, within the budget; a message larger than an eighth of it
+        is not kept.
         """
         weight = facts.weight
         if weight > self.max_chars // 8:
             return
+        now = self.clock()
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._chars -= old[0].weight
-            self._entries[key] = (facts, stamp)
+                self._chars -= old[3]
+            self._entries[key] = (facts, stamp, now, weight)
             self._chars += weight
             while self._chars > self.max_chars and self._entries:
-                _, (dropped, _stamp) = self._entries.popitem(last=False)
-                self._chars -= dropped.weight
+                _, dropped = self._entries.popitem(last=False)
+                self._chars -= dropped[3]
 
     def clear(self) -> None:
         with self._lock:
@@ -321,13 +355,13 @@ class StampedFolder(Protocol):
 def facts_of(folder: StampedFolder, uid: int, cache: FactsCache) -> SearchFacts:
     """
     The facts of message C{uid} of C{folder}, through C{cache}: checked
-    against the file as it is now, so a file rewritten behind the lab's back
-    is parsed again.
+    against the file (L{RECHECK_INTERVAL}), so a file rewritten behind the
+    lab's back is parsed again.
 
     @raise MessageGone: the message is gone.
     """
     key = (str(folder.path), folder.entry(uid).key)
-    return cache.get(key, lambda: folder.read(uid), folder.stamp(uid))
+    return cache.get(key, lambda: folder.read(uid), lambda: folder.stamp(uid))
 
 
 #: The process's cache, shared by IMAP SEARCH and the HTTP API.
