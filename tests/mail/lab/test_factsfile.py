@@ -80,6 +80,20 @@ class EncodingTests(SynchronousTestCase):
         self.assertEqual(again.from_ and again.from_.name, "Jürgen")
         self.assertIsNotNone(again.date and again.date.tzinfo)
 
+    def test_undecodable_text(self) -> None:
+        """
+        8-bit header bytes, and text with surrogate escapes (undecodable
+        bytes), are stored as text SQLite takes (UTF-8) and read back as
+        they were.
+        """
+        import dataclasses
+
+        data = b"Subject: caf\xe9 \xff\r\nX-Raw: \xc3\r\n\r\nbody\r\n"
+        facts = dataclasses.replace(parse_facts(data), snippet="bad \udcff byte")
+        text = encode(facts)
+        text.encode("utf-8")
+        self.assertEqual(decode(text), facts)
+
 
 class RestartTests(SynchronousTestCase):
     """

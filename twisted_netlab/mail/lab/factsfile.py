@@ -116,7 +116,8 @@ def encode(facts: SearchFacts) -> str:
             facts.subject_folded,
             facts.message_id_folded,
         ],
-        ensure_ascii=False,
+        # ASCII: text the email package decoded with surrogate escapes stays
+        # valid, as SQLite wants UTF-8.
         separators=(",", ":"),
     )
 
@@ -305,7 +306,7 @@ class FactsFile:
         The facts of C{key} if its row was made of a file with C{stamp}.
         """
         folder = self._relative(key[0])
-        if folder is None:
+        if folder is None or not _storable(folder, key[1]):
             return None
         with self._read_lock:
             if self._reader is None:
@@ -355,12 +356,12 @@ class FactsFile:
         values = []
         for (folder, key), (size, mtime), facts in rows:
             relative = self._relative(folder)
-            if relative is not None:
+            if relative is not None and _storable(relative, key):
                 values.append((relative, key, size, mtime, encode(facts)))
         dropped = []
         for folder, key in gone:
             relative = self._relative(folder)
-            if relative is not None:
+            if relative is not None and _storable(relative, key):
                 dropped.append((relative, key))
         if not values and not dropped:
             return
@@ -375,6 +376,16 @@ class FactsFile:
                 )
         except sqlite3.Error as e:
             self._failed(e)
+
+
+def _storable(*texts: str) -> bool:
+    """Whether SQLite can store C{texts} (a file name may not be UTF-8)."""
+    try:
+        for text in texts:
+            text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reason(error: BaseException) -> str:
@@ -523,19 +534,25 @@ class FactsKeeper:
         try:
             while True:
                 with self._lock:
-                    if not self._jobs or self._stopping.is_set():
+                    if self._jobs and not self._stopping.is_set():
+                        kind, job = self._jobs.popleft()
+                    elif self._writes:
+                        kind, job = "flush", None
+                    else:
+                        # Idle only once everything parsed is written.
                         self._running = False
                         break
-                    kind, job = self._jobs.popleft()
                 try:
                     getattr(self, f"_do_{kind}")(job)
                 except _Stopping:
                     pass
                 except Exception:
                     log.failure("{name}: keeping search facts failed", name=self.name)
-            self._flush()
         finally:
             self._settle()
+
+    def _do_flush(self, job: None) -> None:
+        self._flush()
 
     def _do_open(self, job: None) -> None:
         self.file.open()
