@@ -558,6 +558,8 @@ class FactsKeeper:
         self.file.open()
 
     def _do_warm(self, items: list[tuple[Folder, int]]) -> None:
+        started = time.monotonic()
+        loaded, parsed = self.loaded, self.parsed
         try:
             by_folder: dict[str, tuple[Folder, dict[str, int]]] = {}
             for folder, uid in items:
@@ -569,6 +571,15 @@ class FactsKeeper:
                 by_folder.setdefault(str(folder.path), (folder, {}))[1][key] = uid
             for path, (folder, uids) in by_folder.items():
                 self._warm_folder(path, folder, uids)
+            log.info(
+                "{name}: search facts of {count} messages ready in {took:.1f} s "
+                "({loaded} kept, {parsed} parsed)",
+                name=self.name,
+                count=len(items),
+                took=time.monotonic() - started,
+                loaded=self.loaded - loaded,
+                parsed=self.parsed - parsed,
+            )
         finally:
             with self._lock:
                 self._warming = False
