@@ -317,6 +317,42 @@ class RestartTests(SynchronousTestCase):
         self.assertEqual(waited, [0.25])
         self.assertEqual(keeper.parsed, 1)
 
+    def test_loading(self) -> None:
+        """
+        While the start-up facts are read from the file, L{loading} gives a
+        Deferred that fires once they are all read (before the missing ones
+        are parsed); otherwise None.
+        """
+        _, _, keeper = self.run_lab()
+        keeper.stop()
+        self.rewrite("alpha", "delta")
+        seen: list[Any] = []
+
+        class Keeper(FactsKeeper):
+            def _load_folder(self, *args: Any) -> list[int]:
+                d = self.loading()
+                seen.append(d)
+                missing = super()._load_folder(*args)
+                seen.append(d is not None and d.called)
+                seen.append(self.loading() is not None)
+                return missing
+
+            def _keep(self, folder: Any, uid: int) -> None:
+                seen.append(("parse", d.called if (d := seen[0]) else None))
+                super()._keep(folder, uid)
+
+        store = MailStore(self.root / "mail")
+        cache = FactsCache()
+        keeper = Keeper(store, self.path, Clock(), cache, quiet=0)
+        keeper.start(threaded=False)
+        self.addCleanup(keeper.stop)
+        self.assertIsNone(keeper.loading())
+        Catalog(store, Clock(), cache=cache).warm_up(keeper)
+        self.assertIsNotNone(seen[0])
+        # Not yet fired after the rows are read, fired before the parse.
+        self.assertEqual(seen[1:], [False, True, ("parse", True)])
+        self.assertIsNone(keeper.loading())
+
 
 class FactsFileTests(SynchronousTestCase):
     def test_only_same_stamp(self) -> None:
@@ -410,5 +446,54 @@ async def test_lab_parses_smtp_mail_and_restarts_warm(tmp_path: Path) -> None:
         assert found == str(entry.uid).encode()
         assert missing == b""
         assert facts_cache.parses == parses
+    finally:
+        await lab.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_http_search_waits_for_loading(tmp_path: Path) -> None:
+    """
+    An HTTP search that comes while the lab reads its facts file is
+    answered once that is done (from memory), not before; other requests
+    are answered meanwhile.
+    """
+    import http.client
+    import json
+
+    from twisted.internet.defer import Deferred
+
+    lab = _lab(tmp_path / "lab")
+    await lab.start()
+    try:
+        lab.store.deliver(ALICE, message("iota"))
+        loaded: Deferred[None] = Deferred()
+        asked: Deferred[None] = Deferred()
+
+        def loading() -> Deferred[None]:
+            asked.callback(None)
+            return loaded
+
+        lab.api.facts_loading = loading
+
+        def get(path: str) -> Any:
+            connection = http.client.HTTPConnection(
+                "127.0.0.1", lab.http_port, timeout=30
+            )
+            try:
+                connection.request("GET", path)
+                response = connection.getresponse()
+                return response.status, json.loads(response.read())
+            finally:
+                connection.close()
+
+        searching = deferToThread(get, "/api/v1/search?query=iota")
+        await asked
+        status, info = await deferToThread(get, "/api/v1/info")
+        assert status == 200 and "SearchFacts" in info
+        assert not searching.called
+        loaded.callback(None)
+        status, page = await searching
+        assert status == 200
+        assert [m["Subject"] for m in page["messages"]] == ["iota"]
     finally:
         await lab.stop()

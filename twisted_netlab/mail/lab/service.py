@@ -324,6 +324,7 @@ class MailLab(MultiService):
         )
         self.api = LabAPI(self.catalog, reactor, database=str(self.store.root))
         self.api.extra_info = lambda: {"SearchFacts": self.facts.status()}
+        self.api.facts_loading = self.facts.loading
         self.api_resource = APIResource(self.api)
         #: The faults every listener asks (L{Faults.add}, L{Faults.clear}).
         self.faults = Faults(faults, seed=fault_seed, reactor=reactor)
