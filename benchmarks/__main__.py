@@ -94,12 +94,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--experiment",
         action="append",
-        choices=["twisted-transport", "write-now", "workers", "lean-reactor"],
+        choices=["twisted-transport", "write-now", "workers", "twisted-reactor"],
         help="also measure an experimental server: twisted-transport is "
         "netlab-echo on Twisted's write-later transport, write-now on a "
         "Twisted whose TCP write is patched to send at once (Twisted issue "
-        "#5303), workers is netlab-echo --workers 2, lean-reactor on an epoll "
-        "reactor without log.callWithLogger per event",
+        "#5303), workers is netlab-echo --workers 2, twisted-reactor on "
+        "Twisted's EPollReactor instead of netlab's (NETLAB_LEAN_REACTOR=0)",
     )
     parser.add_argument(
         "--pin",

@@ -73,8 +73,9 @@ SERVERS = [
 #: transport turned off), to show what it costs per reply; write-now: the
 #: monkeypatch the write-through transport grew from (Twisted issue #5303);
 #: workers: netlab-echo with two worker processes (C{--workers 2});
-#: lean-reactor: netlab-echo on an epoll reactor that calls each event's
-#: descriptor directly, not through log.callWithLogger.
+#: twisted-reactor: netlab-echo on Twisted's own epoll reactor (netlab's,
+#: which calls each event's descriptor directly and not through
+#: log.callWithLogger, turned off).
 EXPERIMENTS = {
     "twisted-transport": ServerSpec(
         "netlab-echo/twisted",
@@ -93,10 +94,15 @@ EXPERIMENTS = {
             "netlab-echo", "--idle-timeout=0", "--max-connections=20000", "--workers=2"
         ),
     ),
-    "lean-reactor": ServerSpec(
-        "netlab-echo/lean-reactor",
-        "experiment: netlab-echo on an epoll reactor without callWithLogger",
-        peer("netlab_echo_lean_reactor.py"),
+    "twisted-reactor": ServerSpec(
+        "netlab-echo/twisted-reactor",
+        "netlab-echo on Twisted's EPollReactor (NETLAB_LEAN_REACTOR=0)",
+        twistd(
+            "netlab-echo",
+            "--idle-timeout=0",
+            "--max-connections=20000",
+            env=("NETLAB_LEAN_REACTOR=0",),
+        ),
     ),
     "write-now": ServerSpec(
         "netlab-echo/write-now",

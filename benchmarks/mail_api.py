@@ -99,7 +99,6 @@ def _lab(state: Path, smtp: list[int]) -> ServerSpec:
             "--nodaemon",
             "--pidfile=",
             f"--logfile={log}",
-            "--reactor=epoll",
             "netlab-mail",
             f"--state={state}",
             "--domain=bench.test",

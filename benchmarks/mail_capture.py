@@ -85,7 +85,6 @@ def netlab_capture(state: Path) -> Callable[[int, Path], list[str]]:
             "--nodaemon",
             "--pidfile=",
             f"--logfile={log}",
-            "--reactor=epoll",
             "netlab-mail",
             f"--state={state}",
             "--domain=bench.test",

@@ -81,7 +81,6 @@ def netlab_mail(state: Path, imaps_port: int) -> Callable[[int, Path], list[str]
             "--nodaemon",
             "--pidfile=",
             f"--logfile={log}",
-            "--reactor=epoll",
             "netlab-mail",
             f"--state={state}",
             "--domain=bench.test",

@@ -76,7 +76,6 @@ def netlab_mail(state: Path) -> Callable[[int, Path], list[str]]:
             "--nodaemon",
             "--pidfile=",
             f"--logfile={log}",
-            "--reactor=epoll",
             "netlab-mail",
             f"--state={state}",
             f"--domain={DOMAIN}",

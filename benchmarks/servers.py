@@ -48,8 +48,9 @@ def twistd(
     plugin: str, *options: str, env: tuple[str, ...] = ()
 ) -> Callable[[int, Path], list[str]]:
     """
-    The command line of C{twistd -n PLUGIN} (epoll reactor, no pid file) with
-    the given plugin options, listening on the port it is given; C{env}:
+    The command line of C{twistd -n PLUGIN} (on the reactor the plugin
+    installs, netlab's epoll reactor; no pid file) with the given plugin
+    options, listening on the port it is given; C{env}:
     C{NAME=value} settings for its environment (run through C{env}, which
     execs, so the process measured is still twistd's).
     """
@@ -64,7 +65,6 @@ def twistd(
             "--nodaemon",
             "--pidfile=",
             f"--logfile={log}",
-            "--reactor=epoll",
             plugin,
             f"--listen=tcp:{port}:interface={HOST}:backlog={BACKLOG}",
             *options,

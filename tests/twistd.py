@@ -67,11 +67,16 @@ def _read_lines(proc: TwistdProcess) -> None:
 
 @contextmanager
 def twistd(
-    *args: str, ports: int = 1, cwd: Path | None = None, timeout: float = 20
+    *args: str,
+    ports: int = 1,
+    cwd: Path | None = None,
+    timeout: float = 20,
+    env: dict[str, str] | None = None,
 ) -> Iterator[TwistdProcess]:
     """
-    Run C{twistd -n --pidfile= ARGS...}, wait until it has announced C{ports}
-    listening ports, and stop it (SIGTERM, then SIGKILL) afterwards.
+    Run C{twistd -n --pidfile= ARGS...} (C{env} added to the environment),
+    wait until it has announced C{ports} listening ports, and stop it
+    (SIGTERM, then SIGKILL) afterwards.
     """
     process = subprocess.Popen(
         [TWISTD, "-n", "--pidfile=", *args],
@@ -79,7 +84,7 @@ def twistd(
         stderr=subprocess.STDOUT,
         text=True,
         cwd=cwd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     proc = TwistdProcess(process)
     reader = threading.Thread(target=_read_lines, args=(proc,), daemon=True)

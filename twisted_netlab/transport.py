@@ -94,7 +94,7 @@ from typing import Any
 
 from twisted.internet import main, tcp, unix
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.interfaces import IReactorFDSet
+from twisted.internet.interfaces import IProtocol, IReactorFDSet
 from twisted.internet.posixbase import PosixReactorBase
 from zope.interface import directlyProvides, providedBy
 
@@ -280,8 +280,16 @@ class WriteThroughServer(_WriteThrough, tcp.Server):
     with C{TCP_NODELAY}.
     """
 
-    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
-        super().__init__(_no_delay(sock), *args, **kwargs)
+    def __init__(
+        self,
+        sock: socket.socket,
+        protocol: IProtocol,
+        client: tuple[object, ...],
+        server: tcp.Port,
+        sessionno: int,
+        reactor: IReactorFDSet,
+    ) -> None:
+        super().__init__(_no_delay(sock), protocol, client, server, sessionno, reactor)
 
     #: file descriptors to send with the next bytes: only UNIX sockets have
     #: them (their sendFileDescriptor); while any wait, Twisted's buffered

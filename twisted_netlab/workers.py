@@ -239,7 +239,10 @@ def _serve(spec: dict[str, Any]) -> None:
 
     from twisted.internet import epollreactor
 
-    epollreactor.install()
+    from twisted_netlab.reactor import install_default
+
+    if not install_default():
+        epollreactor.install()
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 

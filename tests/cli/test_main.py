@@ -5,8 +5,10 @@ Tests for L{twisted_netlab.cli}: the C{netlab} command itself.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -121,3 +123,37 @@ class ReactorTests(SynchronousTestCase):
         self.assertEqual(len(seen), 1)
         self.assertIsNot(seen[0], reactor)
         self.assertIs(write_through_reactor(seen[0]), seen[0])
+
+
+def test_commands_run_on_netlab_reactor(tmp_path: Path) -> None:
+    """
+    A command runs on netlab's epoll reactor (under the write-through
+    wrapper), and on Twisted's with C{NETLAB_LEAN_REACTOR=0}.
+    """
+    (tmp_path / "netlab_probe.py").write_text(
+        "from twisted.python import usage\n"
+        "class Options(usage.Options):\n"
+        "    pass\n"
+        "async def run(reactor, options):\n"
+        "    print(type(reactor._reactor).__name__)\n"
+        "    return 0\n"
+    )
+    code = (
+        "import twisted_netlab.cli as c; "
+        "c.COMMANDS['probe'] = ('netlab_probe', 'probe'); c.main(['probe'])"
+    )
+    for switch, expected in [("1", "NetlabEPollReactor"), ("0", "EPollReactor")]:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(tmp_path),
+                "NETLAB_LEAN_REACTOR": switch,
+            },
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == expected

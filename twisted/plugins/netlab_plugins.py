@@ -1,6 +1,7 @@
 # The twistd dropin for twisted_netlab.  twistd imports every dropin at each
-# start, so this imports nothing but ServiceMaker and names the tap modules,
-# which are imported only when their plugin is run.
+# start, so this imports nothing but ServiceMaker and Reactor and names the
+# tap and reactor modules, which are imported only when used.
+from twisted.application.reactors import Reactor
 from twisted.application.service import ServiceMaker
 
 NetlabHello = ServiceMaker(
@@ -29,4 +30,12 @@ Netlab = ServiceMaker(
     "twisted_netlab.tap.suite",
     "The whole netlab suite in one process: hello, echo and the mail lab.",
     "netlab",
+)
+
+# twistd --reactor=netlab-epoll (the plugins above install it by default).
+
+NetlabEPoll = Reactor(
+    "netlab-epoll",
+    "twisted_netlab.reactor",
+    "epoll without a logging context per event (netlab's default).",
 )

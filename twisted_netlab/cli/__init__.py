@@ -6,7 +6,9 @@ A subcommand is a module with an C{Options} class and an
 C{async def run(reactor, options) -> int}; it is named in L{COMMANDS} and
 imported only when used.  It gets the reactor wrapped by
 L{twisted_netlab.transport.write_through_reactor}, so that its connections
-write at once (C{NETLAB_WRITE_THROUGH=0} turns that off).  Failures reach
+write at once (C{NETLAB_WRITE_THROUGH=0} turns that off), on netlab's
+epoll reactor (L{twisted_netlab.reactor}; C{NETLAB_LEAN_REACTOR=0} keeps
+Twisted's).  Failures reach
 the user as one line on standard error and an exit status (see
 L{twisted_netlab.errors}); a traceback only with C{-v}.
 """
@@ -126,8 +128,13 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.exit(EXIT_USAGE)
     name, sub = options.subCommand, options.subOptions
     assert name is not None
-    # Only now the reactor: --help and usage errors do without it.
+    # Only now the reactor (netlab's, as the servers run on): --help and
+    # usage errors do without it.
     from twisted.internet.defer import Deferred
     from twisted.internet.task import react
+
+    from twisted_netlab.reactor import install_default
+
+    install_default()
 
     react(lambda reactor: Deferred.fromCoroutine(_run(reactor, name, sub)))

@@ -21,9 +21,17 @@ class PluginOptions(usage.Options):
     Run by twistd (which sets C{parent}), a usage error ends the program with
     one line on standard error and exit status 1, instead of twistd's full
     usage text; parsed on their own, the options raise L{usage.UsageError}.
+    Options twistd has parsed install netlab's epoll reactor
+    (L{twisted_netlab.reactor.install_default}: unless C{--reactor} chose
+    one, or C{NETLAB_LEAN_REACTOR=0}).
     """
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        if getattr(self, "parent", None) is not None:
+            # Before the options' own checks, which import the reactor.
+            from twisted_netlab.reactor import install_default
+
+            install_default()
         try:
             super().parseOptions(options)
         except BrokenPipeError:

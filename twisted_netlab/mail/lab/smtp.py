@@ -451,7 +451,7 @@ class LabESMTP(smtp.ESMTP):
             lines = [enhanced + b" " + line if line else enhanced for line in lines]
         # One write for the whole reply: one send, one segment.
         dash, space = b"%03d-" % (code,), b"%03d " % (code,)
-        self.transport.writeSequence(
+        self._transport.writeSequence(
             [dash + line + b"\r\n" for line in lines[:-1]]
             + [space + lines[-1] + b"\r\n"]
         )
