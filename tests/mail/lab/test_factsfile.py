@@ -19,8 +19,9 @@ from typing import Any
 import pytest_twisted
 from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from twisted_netlab.mail.lab.catalog import Catalog
 from twisted_netlab.mail.lab.factsfile import (
@@ -53,6 +54,7 @@ def message(word: str) -> bytes:
     ).encode() + body
 
 
+@implementer(ILogObserver)
 class _Log:
     """The text of every log event while installed."""
 
