@@ -2,9 +2,9 @@
 Capture intake: C{twistd netlab-mail --catch-all} against aiosmtpd with its
 Maildir handler and MailDev 3 (npm C{maildev}, a competing test inbox), each
 its own process on loopback, in the same run.  The load is the SMTP one
-(C{benchmarks/peers/smtp_senders.py}: 10 concurrent smtplib senders, 10
-messages per connection) to an address at a domain none of them serves, so
-the lab routes every message through its catch-all.  netlab-mail and
+(C{benchmarks/peers/smtp_senders.py}: 10 concurrent smtplib senders), with
+10 messages per connection and with one, to an address at a domain none of
+them serves, so the lab routes every message through its catch-all.  netlab-mail and
 aiosmtpd sync every message to disk before its 250; MailDev writes its
 C{.eml} files without syncing (it is not durable: a crash loses mail it
 acknowledged), which the table says.
