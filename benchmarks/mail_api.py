@@ -7,6 +7,9 @@ this process, one request at a time:
 - latency of a list (the newest 50), a get (one message's detail) and a
   decoded-text search over the whole store (the first search after start,
   and the following ones);
+- the first search after a restart: once the lab has parsed the store and
+  kept the facts in its facts file (C{/api/v1/info}'s C{SearchFacts} is
+  C{Ready}), it is stopped and started again over the same state;
 - wait latency: a long-poll C{/api/v1/wait} is open when a message is sent
   with smtplib; the time from smtplib's 250 to the long-poll's answer.
 
@@ -41,6 +44,8 @@ REQUESTS, QUICK_REQUESTS = 30, 3
 WAITS, QUICK_WAITS = 20, 2
 USER = "inbox@bench.test"
 SEARCH_GOAL = 1.0
+RESTART_SEARCH_GOAL = 1.0
+READY_TIMEOUT = 600.0
 WAIT_GOAL = 0.050
 
 
@@ -121,6 +126,33 @@ def _get(port: int, path: str) -> tuple[float, Any]:
         connection.close()
 
 
+def _wait_ready(port: int, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+    """
+    Poll C{/api/v1/info} until the lab's search facts are all made and
+    written to its facts file; return its C{SearchFacts}.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        facts = _get(port, "/api/v1/info")[1].get("SearchFacts")
+        if facts is None:
+            raise ServerError("/api/v1/info has no SearchFacts")
+        if facts["Ready"]:
+            return dict(facts)
+        if time.monotonic() > deadline:
+            raise ServerError(f"the search facts were not ready in time: {facts}")
+        time.sleep(0.1)
+
+
+def _first_search(port: int, count: int) -> float:
+    took, found = _get(
+        port,
+        "/api/v1/search?query=" + urllib.parse.quote(f"order {count - 1:05d}"),
+    )
+    if found["messages_count"] != 1:
+        raise ServerError(f"the first search found {found['messages_count']}")
+    return took
+
+
 def _median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 
@@ -174,12 +206,12 @@ def run(context: Context) -> Section:
         try:
             port = server.port
             [smtp_port] = smtp
-            first, found = _get(
-                port,
-                "/api/v1/search?query=" + urllib.parse.quote(f"order {count - 1:05d}"),
-            )
-            if found["messages_count"] != 1:
-                raise ServerError(f"the first search found {found['messages_count']}")
+            first = _first_search(port, count)
+            # The warm figures once the lab's thread has parsed and written
+            # every message's facts (not while it competes for the CPU).
+            kept = _wait_ready(port)
+            if not kept["Kept"]:
+                raise ServerError(f"the lab keeps no facts file: {kept}")
             lists, gets, searches = [], [], []
             listed = _get(port, "/api/v1/messages")[1]["messages"]
             for r in range(requests):
@@ -191,6 +223,7 @@ def run(context: Context) -> Section:
                     raise ServerError(f"a search found {found['messages_count']}")
                 searches.append(took)
             latencies = [_wait_latency(port, smtp_port, i) for i in range(waits)]
+            _wait_ready(port)  # the probes' facts too
             raw.update(
                 first_search_ms=first * 1000,
                 list_ms=_median_ms(lists),
@@ -204,6 +237,22 @@ def run(context: Context) -> Section:
                 "mail api: list {list_ms:.1f} ms, get {get_ms:.1f} ms, search "
                 "{search_ms:.1f} ms (first {first_search_ms:.0f}), 250 -> "
                 "long-poll {wait_ms:.1f} ms".format(**raw)
+            )
+        finally:
+            server.stop()
+        context.progress("mail api: the lab again, over the store it has parsed")
+        server = RunningServer(_lab(state, smtp), context.log_dir)
+        try:
+            again = _first_search(server.port, count)
+            loaded = _wait_ready(server.port)
+            raw.update(
+                restart_search_ms=again * 1000,
+                restart_loaded=loaded["Loaded"],
+                restart_parsed=loaded["Parsed"],
+            )
+            context.progress(
+                "mail api: first search after a restart {restart_search_ms:.0f} ms "
+                "({restart_loaded} facts loaded, {restart_parsed} parsed)".format(**raw)
             )
         finally:
             server.stop()
@@ -236,6 +285,7 @@ def _section(raw: dict[str, Any], failures: list[str]) -> Section:
             ("get one message", "get_ms"),
             ("decoded search, whole store", "search_ms"),
             ("decoded search, first after start", "first_search_ms"),
+            ("decoded search, first after a restart", "restart_search_ms"),
             ("smtplib 250 -> long-poll answer", "wait_ms"),
             ("  the slowest of those", "wait_max_ms"),
         ]
@@ -244,12 +294,19 @@ def _section(raw: dict[str, Any], failures: list[str]) -> Section:
     count = raw.get("messages", 0)
     search = raw.get("search_ms")
     wait = raw.get("wait_ms")
+    restart = raw.get("restart_search_ms")
     targets = [
         Target(
             f"decoded search over {count:,} messages",
             f"< {SEARCH_GOAL * 1000:.0f} ms",
             search,
             search is not None and search < SEARCH_GOAL * 1000,
+        ),
+        Target(
+            "first decoded search after a restart",
+            f"< {RESTART_SEARCH_GOAL * 1000:.0f} ms",
+            restart,
+            restart is not None and restart < RESTART_SEARCH_GOAL * 1000,
         ),
         Target(
             "long-poll answer after the 250",

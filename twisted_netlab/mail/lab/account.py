@@ -782,9 +782,7 @@ class LabMessage(LabMessagePart):
     @property
     def facts(self) -> search.SearchFacts:
         """The decoded facts the lab's matcher reads (cached per file)."""
-        folder = self.mailbox.folder
-        key = (str(folder.path), folder.entry(self.uid).key)
-        return search.facts_cache.get(key, lambda: folder.read(self.uid))
+        return search.facts_of(self.mailbox.folder, self.uid, search.facts_cache)
 
     def getUID(self) -> int:
         return self.uid

@@ -88,7 +88,12 @@ class Entry:
 
     @property
     def facts(self) -> SearchFacts:
-        return self.cache.get((str(self.folder.path), self.key), self.raw)
+        # Checked against the file (at most once a second): rewritten, it is
+        # parsed again.
+        return self.cache.get((str(self.folder.path), self.key), self.raw, self._stamp)
+
+    def _stamp(self) -> tuple[int, int]:
+        return self.folder.stamp(self.uid)
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -314,12 +319,20 @@ class Catalog:
         if events:
             self._publish(events)
 
-    def warm_up(self) -> None:
+    def warm_up(self, keeper: Any = None) -> None:
         """
         Parse every message not yet in the facts cache, in a thread of the
         reactor's pool (where it has one), so that the first search over a
         large store is as fast as the next ones.
+
+        @param keeper: a L{twisted_netlab.mail.lab.factsfile.FactsKeeper}:
+            it does the work in its thread instead, loading the facts its
+            file has kept and parsing only the others. The oldest messages
+            go first: a search that comes meanwhile starts from the newest.
         """
+        if keeper is not None:
+            keeper.warm([(e.folder, e.uid) for e in reversed(self.entries())])
+            return
         if not IReactorThreads.providedBy(self.reactor):
             return
         entries = self.entries()

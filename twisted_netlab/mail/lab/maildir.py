@@ -840,6 +840,24 @@ class Folder:
         """
         return _size_from_name(self.entry(uid).key, "W=")
 
+    def stamp(self, uid: int) -> tuple[int, int]:
+        """
+        What identifies the content of message C{uid}'s file: its size and
+        modification time (nanoseconds). Flag changes (renames) keep it.
+
+        @raise MessageGone: it was expunged or removed.
+        """
+        for attempt in range(3):
+            entry = self.entry(uid)
+            try:
+                status = os.stat(self._file_path(entry))
+            except FileNotFoundError:
+                if attempt < 2:
+                    self.refresh(force=True)
+                continue
+            return (status.st_size, status.st_mtime_ns)
+        raise MessageGone(f"message UID {uid} is gone")
+
     def deliver(
         self,
         message: bytes,

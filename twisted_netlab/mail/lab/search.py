@@ -10,9 +10,13 @@ to its visible text as well). Matching is a case-insensitive substring test
 (Unicode case folding), as IMAP SEARCH asks.
 
 Facts are made once per stored message and kept in a L{FactsCache}, bounded
-by the amount of text it holds, keyed by what never changes for a stored
-file (its folder and Maildir key), so a search over a large store reads and
-parses each message once.
+by the amount of text it holds, keyed by the stored file (its folder and
+Maildir key) and checked against what identifies its content (its size and
+modification time, at most once a second), so a search over a large store
+reads and parses each message once, and a file rewritten behind the lab's
+back is parsed again.
+Beyond memory, the lab keeps them in its facts file (L{FactsBacking},
+L{twisted_netlab.mail.lab.factsfile}), so that they outlive a restart.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import datetime
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -150,17 +155,74 @@ class Candidate(Protocol):
     def mailbox(self) -> str: ...
 
 
+#: What identifies a stored file's content: its size and modification time
+#: (nanoseconds), as L{Folder.stamp} gives them.
+Stamp = tuple[int, int]
+
+
+class FactsBacking(Protocol):
+    """
+    Where a L{FactsCache} keeps facts beyond its memory (the lab's facts
+    file, L{twisted_netlab.mail.lab.factsfile.FactsFile}): looked up before a
+    message is parsed, told of every message parsed.
+    """
+
+    def load(self, key: tuple[str, str], stamp: Stamp) -> SearchFacts | None:
+        """The facts kept for C{key} if they were made of the same C{stamp}."""
+
+    def save(self, key: tuple[str, str], stamp: Stamp, facts: SearchFacts) -> None:
+        """Keep C{facts} of C{key} as it is at C{stamp} (without blocking)."""
+
+
+def parse_facts(data: bytes) -> SearchFacts:
+    """The facts of a message's bytes (the email package parses them)."""
+    return SearchFacts.from_parsed(ParsedMessage(data))
+
+
+#: How often (seconds) facts in memory are checked against their file: a
+#: file rewritten behind the lab's back is parsed again within this time (as
+#: the catalog sees files added or removed by other programs).
+RECHECK_INTERVAL = 1.0
+
+
 class FactsCache:
     """
     Facts of stored messages, least recently used dropped first once they
     hold more than C{max_chars} characters. Thread-safe.
+
+    Keys of stored messages are (folder path, Maildir key), and facts are
+    kept with the L{Stamp} of the file they were made of: looked up with
+    C{stamp_of} (the file's stamp now), facts are checked against the file
+    when they were last checked more than C{recheck} seconds ago, and made
+    of a different stamp (the file was rewritten) they are never returned:
+    the message is parsed again. Facts missing from memory are looked up in
+    the L{FactsBacking} attached for the folder's store (L{attach}) before
+    C{parse} runs, and what is parsed is handed to it.
+
+    @ivar parses: how many messages C{parse} was called for.
+    @param clock: monotonic seconds, for C{recheck}.
     """
 
-    def __init__(self, max_chars: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        max_chars: int = 64 * 1024 * 1024,
+        parse: Callable[[bytes], SearchFacts] = parse_facts,
+        *,
+        recheck: float = RECHECK_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_chars = max_chars
-        self._entries: OrderedDict[Hashable, SearchFacts] = OrderedDict()
+        self.parse = parse
+        self.recheck = recheck
+        self.clock = clock
+        self.parses = 0
+        #: key -> (facts, stamp, when last checked, weight)
+        self._entries: OrderedDict[
+            Hashable, tuple[SearchFacts, Stamp | None, float, int]
+        ] = OrderedDict()
         self._chars = 0
         self._lock = threading.Lock()
+        self._backings: dict[str, FactsBacking] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -169,32 +231,137 @@ class FactsCache:
     def chars(self) -> int:
         return self._chars
 
-    def get(self, key: Hashable, load: Callable[[], bytes]) -> SearchFacts:
+    def attach(self, root: str, backing: FactsBacking) -> None:
         """
-        The facts of the message C{key}, parsing C{load()} the first time.
+        Look up and keep the facts of folders under the directory C{root}
+        in C{backing}.
         """
         with self._lock:
-            facts = self._entries.get(key)
-            if facts is not None:
+            self._backings[root.rstrip("/") + "/"] = backing
+
+    def detach(self, root: str) -> None:
+        with self._lock:
+            self._backings.pop(root.rstrip("/") + "/", None)
+
+    def _backing(self, key: Hashable) -> FactsBacking | None:
+        if not self._backings or not isinstance(key, tuple):
+            return None
+        folder = key[0]
+        for root, backing in list(self._backings.items()):
+            if folder.startswith(root):
+                return backing
+        return None
+
+    def peek(self, key: Hashable, stamp: Stamp | None = None) -> SearchFacts | None:
+        """
+        The facts of C{key} in memory (made of C{stamp}, if given), or None.
+        """
+        with self._lock:
+            found = self._entries.get(key)
+        if found is None or (stamp is not None and found[1] != stamp):
+            return None
+        return found[0]
+
+    def get(
+        self,
+        key: Hashable,
+        load: Callable[[], bytes],
+        stamp_of: Callable[[], Stamp] | None = None,
+    ) -> SearchFacts:
+        """
+        The facts of the message C{key}, parsing C{load()} the first time
+        (and again once the file's stamp, C{stamp_of()}, changed).
+
+        @raise MessageGone: from C{load} or C{stamp_of}.
+        """
+        now = self.clock()
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and (
+                stamp_of is None or now - found[2] < self.recheck
+            ):
                 self._entries.move_to_end(key)
-                return facts
-        facts = SearchFacts.from_parsed(ParsedMessage(load()))
+                return found[0]
+        stamp = stamp_of() if stamp_of is not None else None
+        if found is not None and found[1] == stamp:
+            with self._lock:
+                if self._entries.get(key) is found:
+                    self._entries[key] = (found[0], stamp, now, found[3])
+                    self._entries.move_to_end(key)
+            return found[0]
+        backing = self._backing(key) if stamp is not None else None
+        facts = None
+        if backing is not None:
+            assert stamp is not None
+            facts = backing.load(key, stamp)  # type: ignore[arg-type]
+        if facts is None:
+            facts = self.make(load())
+            if backing is not None:
+                assert stamp is not None
+                backing.save(key, stamp, facts)  # type: ignore[arg-type]
+        self.put(key, facts, stamp)
+        return facts
+
+    def make(self, data: bytes) -> SearchFacts:
+        """
+        The facts of a message's bytes, parsed (and counted in C{parses}).
+        """
+        facts = self.parse(data)
+        with self._lock:
+            self.parses += 1
+        return facts
+
+    def put(
+        self, key: Hashable, facts: SearchFacts, stamp: Stamp | None = None
+    ) -> None:
+        """
+        Keep C{facts} of C{key} (made of a file with C{stamp}, checked now)
+        in memory, within the budget; a message larger than an eighth of it
+        is not kept.
+        """
         weight = facts.weight
         if weight > self.max_chars // 8:
-            return facts
+            return
+        now = self.clock()
         with self._lock:
-            if key not in self._entries:
-                self._entries[key] = facts
-                self._chars += weight
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._chars -= old[3]
+            self._entries[key] = (facts, stamp, now, weight)
+            self._chars += weight
             while self._chars > self.max_chars and self._entries:
                 _, dropped = self._entries.popitem(last=False)
-                self._chars -= dropped.weight
-        return facts
+                self._chars -= dropped[3]
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
             self._chars = 0
+
+
+class StampedFolder(Protocol):
+    """What L{facts_of} needs of a store folder (L{maildir.Folder})."""
+
+    @property
+    def path(self) -> Any: ...
+
+    def entry(self, uid: int) -> Any: ...
+
+    def read(self, uid: int) -> bytes: ...
+
+    def stamp(self, uid: int) -> Stamp: ...
+
+
+def facts_of(folder: StampedFolder, uid: int, cache: FactsCache) -> SearchFacts:
+    """
+    The facts of message C{uid} of C{folder}, through C{cache}: checked
+    against the file (L{RECHECK_INTERVAL}), so a file rewritten behind the
+    lab's back is parsed again.
+
+    @raise MessageGone: the message is gone.
+    """
+    key = (str(folder.path), folder.entry(uid).key)
+    return cache.get(key, lambda: folder.read(uid), lambda: folder.stamp(uid))
 
 
 #: The process's cache, shared by IMAP SEARCH and the HTTP API.
@@ -586,14 +753,19 @@ __all__ = [
     "AddressContains",
     "BodyContains",
     "Candidate",
+    "FactsBacking",
     "FactsCache",
     "HeaderContains",
     "Query",
     "QueryError",
     "SearchFacts",
+    "Stamp",
+    "StampedFolder",
     "TextContains",
     "contains",
     "facts_cache",
+    "facts_of",
+    "parse_facts",
     "parse_moment",
     "parse_query",
     "parse_size",

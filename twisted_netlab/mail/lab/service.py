@@ -10,6 +10,9 @@ delivered (L{MailLab.messages}).  The state directory holds::
     tls/cert.pem    the lab's self-signed certificate; clients' --cafile
     tls/key.pem     its key
     mail/ADDRESS/   each user's Maildir (L{twisted_netlab.mail.lab.maildir})
+    search-facts.sqlite3
+                    the parsed search facts of the messages, kept across
+                    restarts (L{twisted_netlab.mail.lab.factsfile}); a cache
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ from twisted_netlab.mail.lab.certificate import (
     ensure_certificate,
     load_certificate,
 )
+from twisted_netlab.mail.lab.factsfile import FILE_NAME as FACTS_FILE_NAME
+from twisted_netlab.mail.lab.factsfile import FactsKeeper
 from twisted_netlab.mail.lab.faults import Fault, Faults
 from twisted_netlab.mail.lab.imap import LabIMAPFactory
 from twisted_netlab.mail.lab.maildir import (
@@ -67,7 +72,7 @@ from twisted_netlab.mail.lab.maildir import (
     Retention,
 )
 from twisted_netlab.mail.lab.pop3 import LabMaildropRealm, LabPOP3Factory
-from twisted_netlab.mail.lab.search import parse_query
+from twisted_netlab.mail.lab.search import facts_cache, parse_query
 from twisted_netlab.mail.lab.smtp import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAX_RECIPIENTS,
@@ -308,7 +313,18 @@ class MailLab(MultiService):
         self.store = MailStore(self.state / "mail")
         #: Every user's INBOX as the HTTP and Python APIs see it.
         self.catalog = Catalog(self.store, reactor)
+        #: Keeps the messages' search facts in the state directory's facts
+        #: file, and parses delivered mail before anyone searches.
+        self.facts = FactsKeeper(
+            self.store,
+            self.state / FACTS_FILE_NAME,
+            reactor,
+            facts_cache,
+            name=program,
+        )
         self.api = LabAPI(self.catalog, reactor, database=str(self.store.root))
+        self.api.extra_info = lambda: {"SearchFacts": self.facts.status()}
+        self.api.facts_loading = self.facts.loading
         self.api_resource = APIResource(self.api)
         #: The faults every listener asks (L{Faults.add}, L{Faults.clear}).
         self.faults = Faults(faults, seed=fault_seed, reactor=reactor)
@@ -562,7 +578,11 @@ class MailLab(MultiService):
             self._checker.pool = self._pool
         self._group_commit.start(f"{self.program} deliveries")
         super().startService()
-        self.catalog.warm_up()
+        if IReactorFromThreads.providedBy(self.reactor):
+            self.facts.start()
+            self.catalog.warm_up(self.facts)
+        else:
+            self.catalog.warm_up()
         max_age = self.store.retention.max_age
         if (
             max_age is not None
@@ -592,6 +612,7 @@ class MailLab(MultiService):
 
         def stopped(result: object) -> None:
             self._group_commit.stop()
+            self.facts.stop()
             if self._pool is not None:
                 self._checker.pool = None
                 self._pool.stop()

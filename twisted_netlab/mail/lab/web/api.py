@@ -312,6 +312,11 @@ class LabAPI:
         self._streams: list[Request] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._keep_alive: LoopingCall | None = None
+        #: More fields for C{/api/v1/info} (the lab's C{SearchFacts}).
+        self.extra_info: Callable[[], dict[str, Any]] | None = None
+        #: While the lab loads its search facts, a Deferred that fires once
+        #: it is done (else None): searches wait for it.
+        self.facts_loading: Callable[[], Deferred[None] | None] | None = None
 
     # --- helpers ---------------------------------------------------------------
 
@@ -371,9 +376,16 @@ class LabAPI:
         mailbox = _parameter(request, "mailbox") or None
         return self._page(request, self.catalog.entries(mailbox))
 
-    def search(self, request: Request) -> dict[str, Any]:
+    def search(self, request: Request) -> dict[str, Any] | Deferred[dict[str, Any]]:
         query = self._query(request, required=True)
-        return self._page(request, self.catalog.search(query))
+        loading = self.facts_loading() if self.facts_loading is not None else None
+        if loading is None:
+            return self._page(request, self.catalog.search(query))
+        # Right after a start, the facts are being read from the facts file:
+        # searching once they are is quicker than reading them row by row.
+        return loading.addCallback(
+            lambda _: self._page(request, self.catalog.search(query))
+        )
 
     def delete_search(self, request: Request) -> str:
         query = self._query(request, required=True)
@@ -437,6 +449,7 @@ class LabAPI:
 
     def info(self) -> dict[str, Any]:
         total, unread = self.catalog.counts()
+        extra = self.extra_info() if self.extra_info is not None else {}
         return {
             "Version": f"twisted_netlab {__version__}",
             "LatestVersion": "",
@@ -454,7 +467,7 @@ class LabAPI:
                 "SMTPRejected": 0,
                 "SMTPIgnored": 0,
             },
-        }
+        } | extra
 
     def mailboxes(self) -> dict[str, Any]:
         entries = self.catalog.entries()
@@ -758,7 +771,10 @@ class APIResource:
             raise _MethodNotAllowed()
         if rest == ["search"]:
             if method == b"GET":
-                return _send_json(request, api.search(request))
+                found = api.search(request)
+                if isinstance(found, Deferred):
+                    return found
+                return _send_json(request, found)
             if method == b"DELETE":
                 return _send_text(request, api.delete_search(request))
             raise _MethodNotAllowed()
