@@ -45,7 +45,6 @@ Getting it
 from __future__ import annotations
 
 import errno
-import os
 import select
 import sys
 from typing import Any
@@ -54,6 +53,8 @@ from twisted.internet import epollreactor
 from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST, installReactor
 from twisted.internet.posixbase import _NO_FILEDESC
 from twisted.python import failure, log
+
+from twisted_netlab.switches import switched_on
 
 __all__ = ["SWITCH", "NetlabEPollReactor", "enabled", "install", "install_default"]
 
@@ -129,12 +130,7 @@ def enabled() -> bool:
     Whether the plugins install L{NetlabEPollReactor} (unless
     C{NETLAB_LEAN_REACTOR} says otherwise).
     """
-    return os.environ.get(SWITCH, "1").strip().lower() not in (
-        "0",
-        "no",
-        "off",
-        "false",
-    )
+    return switched_on(SWITCH)
 
 
 def install() -> NetlabEPollReactor:

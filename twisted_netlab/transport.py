@@ -85,7 +85,6 @@ it off, for comparison.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
@@ -97,6 +96,8 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import IProtocol, IReactorFDSet
 from twisted.internet.posixbase import PosixReactorBase
 from zope.interface import directlyProvides, providedBy
+
+from twisted_netlab.switches import switched_on
 
 __all__ = [
     "WriteThroughClient",
@@ -123,12 +124,7 @@ def enabled() -> bool:
     Whether the write-through transport is on (it is unless
     C{NETLAB_WRITE_THROUGH} says otherwise).
     """
-    return os.environ.get(SWITCH, "1").strip().lower() not in (
-        "0",
-        "no",
-        "off",
-        "false",
-    )
+    return switched_on(SWITCH)
 
 
 def _write(self: Any, data: bytes) -> None:

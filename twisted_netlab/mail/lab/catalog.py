@@ -377,20 +377,9 @@ class Catalog:
         for uid in dict.fromkeys(new):
             if uid in known:
                 continue
-            try:
-                stored = folder.entry(uid)
-                received = folder.internal_date(uid)
-            except MessageGone:
+            entry = self._entry(address, folder, uid)
+            if entry is None:
                 continue
-            entry = Entry(
-                message_id_for(address, stored.key),
-                address,
-                uid,
-                stored.key,
-                received,
-                folder,
-                self.cache,
-            )
             known = self._by_user.setdefault(address, known)
             known[uid] = entry
             self._by_id[entry.id] = entry
@@ -417,6 +406,26 @@ class Catalog:
             del self._by_user[address]
         return events
 
+    def _entry(self, address: str, folder: Folder, uid: int) -> Entry | None:
+        """
+        The catalog's entry for message C{uid} of C{address}'s C{folder}, or
+        L{None} if it is gone.
+        """
+        try:
+            stored = folder.entry(uid)
+            received = folder.internal_date(uid)
+        except MessageGone:
+            return None
+        return Entry(
+            message_id_for(address, stored.key),
+            address,
+            uid,
+            stored.key,
+            received,
+            folder,
+            self.cache,
+        )
+
     def _sync_user(self, address: str, exists: bool) -> list[Event]:
         known = self._by_user.setdefault(address, {})
         try:
@@ -441,20 +450,9 @@ class Catalog:
             for uid in uids:
                 if uid in known and known[uid].folder is folder:
                     continue
-                try:
-                    stored = folder.entry(uid)
-                    received = folder.internal_date(uid)
-                except MessageGone:
+                entry = self._entry(address, folder, uid)
+                if entry is None:
                     continue
-                entry = Entry(
-                    message_id_for(address, stored.key),
-                    address,
-                    uid,
-                    stored.key,
-                    received,
-                    folder,
-                    self.cache,
-                )
                 known[uid] = entry
                 self._by_id[entry.id] = entry
                 events.append(Event("new", entry))
