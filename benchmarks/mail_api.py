@@ -65,7 +65,7 @@ def _message(i: int) -> bytes:
 
 
 def _fill(state: Path, count: int) -> None:
-    from twisted_netlab.mail.lab.maildir import MailStore
+    from twisted_netlab.mail.lab.store.maildir import MailStore
 
     store = MailStore(state / "mail")
     store.ensure_user(USER)

@@ -154,7 +154,7 @@ def run(context: Context) -> Section:
     missing = skip_reason()
     if missing:
         return _not_run(missing)
-    from twisted_netlab.mail.lab.maildir import MailStore
+    from twisted_netlab.mail.lab.store.maildir import MailStore
 
     messages = [make_message(i, size=MESSAGE_SIZE) for i in range(count)]
     expect_bytes = sum(len(m) for m in messages)

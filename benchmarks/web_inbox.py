@@ -135,7 +135,7 @@ class NetlabInbox(Peer):
     name = NETLAB
 
     def serve(self, base: Path, count: int, log_dir: Path) -> Any:
-        from twisted_netlab.mail.lab.maildir import MailStore
+        from twisted_netlab.mail.lab.store.maildir import MailStore
 
         state = base / "netlab"
         store = MailStore(state / "mail")

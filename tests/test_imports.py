@@ -1,6 +1,7 @@
 """
-The package's layout rules, read from its source: no import cycle, and the
-greeting server imported only by its own users.
+The package's layout rules, read from its source: no import cycle, the mail
+lab's store below its protocol servers and web side, and the greeting server
+imported only by its own users.
 
 Every import statement counts, wherever it stands: at the top of a module,
 inside a function (the lazy imports that keep a reactor from being
@@ -235,6 +236,108 @@ class ImportCycleTests(SynchronousTestCase):
         graph = import_graph(root, "pkg")
         self.assertEqual(graph["pkg.api"], {"pkg", "pkg.proto"})
         self.assertEqual(import_cycles(graph), [])
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> dict[str, str]:
+    """
+    Every module that C{start} imports, directly or through others, each
+    with the module that imports it on one shortest path from C{start}.
+    """
+    seen: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for other in sorted(graph[node]):
+                if other != start and other not in seen:
+                    seen[other] = node
+                    following.append(other)
+        frontier = following
+    return seen
+
+
+def layer_violations(
+    graph: dict[str, set[str]], lower: str, upper: Iterable[str]
+) -> list[str]:
+    """
+    Each import chain by which a module of the package C{lower} reaches a
+    module in (or under) one of C{upper}, as C{"a -> b -> c"}.
+    """
+    above = tuple(upper)
+
+    def is_above(name: str) -> bool:
+        return any(name == top or name.startswith(top + ".") for top in above)
+
+    found = []
+    for module in sorted(graph):
+        if module != lower and not module.startswith(lower + "."):
+            continue
+        via = reachable(graph, module)
+        for target in sorted(via):
+            if is_above(target):
+                chain = [target]
+                while chain[-1] != module:
+                    chain.append(via[chain[-1]])
+                found.append(" -> ".join(reversed(chain)))
+    return found
+
+
+LAB = "twisted_netlab.mail.lab"
+#: What the lab's store must never import: the protocol servers built on it,
+#: the web side, the fault model the listeners consult, and the service that
+#: assembles them all.
+ABOVE_THE_STORE = tuple(
+    f"{LAB}.{name}" for name in ("imap", "smtp", "pop3", "web", "faults", "service")
+)
+
+
+class LayerTests(SynchronousTestCase):
+    def test_store_below_the_protocols(self) -> None:
+        """
+        Nothing under C{mail.lab.store} imports, directly or through other
+        modules, a protocol server (IMAP, SMTP, POP3), the web side, the
+        fault model or the service: the store sits below them.
+        """
+        graph = import_graph(PACKAGE_ROOT, "twisted_netlab")
+        self.assertIn(f"{LAB}.store.maildir", graph)
+        violations = layer_violations(graph, f"{LAB}.store", ABOVE_THE_STORE)
+        self.assertFalse(violations, "the store imports:\n" + "\n".join(violations))
+
+    def test_protocols_use_the_store(self) -> None:
+        """
+        The rule has something to hold: the protocol servers and the web API
+        import the store.
+        """
+        graph = import_graph(PACKAGE_ROOT, "twisted_netlab")
+        for user in (f"{LAB}.imap.account", f"{LAB}.smtp", f"{LAB}.web.api"):
+            self.assertTrue(
+                any(t.startswith(f"{LAB}.store.") for t in graph[user]), user
+            )
+
+    def test_violation_found_through_another_module(self) -> None:
+        """
+        A store module that reaches a protocol module through a third module
+        (here a lazy import inside a function) breaks the rule, and the chain
+        is shown.
+        """
+        root = fresh_path(self, "pkg")
+        _write(
+            root,
+            {
+                "__init__.py": "",
+                "store/__init__.py": "",
+                "store/folder.py": "from pkg import helper\n",
+                "store/clean.py": "import os\n",
+                "helper.py": "def f():\n    from pkg.imap import server\n",
+                "imap/__init__.py": "",
+                "imap/server.py": "from pkg.store import folder\n",
+            },
+        )
+        graph = import_graph(root, "pkg")
+        self.assertEqual(
+            layer_violations(graph, "pkg.store", ["pkg.imap"]),
+            ["pkg.store.folder -> pkg.helper -> pkg.imap.server"],
+        )
 
 
 class HelloImportTests(SynchronousTestCase):

@@ -49,9 +49,9 @@ if TYPE_CHECKING:
     from twisted.test.iosim import IOPump
     from twisted.trial.unittest import SynchronousTestCase
 
-    from twisted_netlab.mail.lab.catalog import CapturedMessage
     from twisted_netlab.mail.lab.faults import FaultHandle
     from twisted_netlab.mail.lab.service import MailLab
+    from twisted_netlab.mail.lab.store.catalog import CapturedMessage
 
 #: The lab's defaults for tests: one domain, two users.
 DEFAULT_DOMAINS = ("example.test",)
@@ -170,7 +170,7 @@ class ThreadedLab:
     ) -> list[CapturedMessage]:
         """
         The messages matching C{query} once at least C{count} do (newest
-        first); raises L{twisted_netlab.mail.lab.catalog.WaitTimeout} after
+        first); raises L{twisted_netlab.mail.lab.store.catalog.WaitTimeout} after
         C{timeout} seconds.
         """
         return self.call(self.lab.wait_for, query, count=count, timeout=timeout)

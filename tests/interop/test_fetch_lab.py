@@ -16,7 +16,7 @@ import pytest_twisted
 from tests.mail.lab.imaptesting import MULTIPART, PASSWORD, SIMPLE, USER
 from twisted_netlab.errors import AuthenticationFailed
 from twisted_netlab.mail.fetch import connect
-from twisted_netlab.mail.lab.maildir import MailStore
+from twisted_netlab.mail.lab.store.maildir import MailStore
 from twisted_netlab.mail.store import (
     FetchState,
     SaveTarget,

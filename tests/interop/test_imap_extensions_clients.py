@@ -24,8 +24,8 @@ import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
-from twisted_netlab.mail.lab.maildir import MailStore
 from twisted_netlab.mail.lab.service import EPHEMERAL, MailLab
+from twisted_netlab.mail.lab.store.maildir import MailStore
 
 T = TypeVar("T")
 

@@ -470,7 +470,7 @@ def test_sigkill_during_capture(tmp_path: Path) -> None:
     its 250 is in both mailboxes under the UIDs the reply named, once each,
     with its whole envelope (every RCPT TO, the Bcc too) on disk.
     """
-    from twisted_netlab.mail.lab.maildir import MailStore
+    from twisted_netlab.mail.lab.store.maildir import MailStore
 
     state = tmp_path / "state"
     acked: dict[tuple[int, int], tuple[str, bytes]] = {}

@@ -122,7 +122,7 @@ def _ensure_mailbox(state: Path, address: str) -> None:
     """
     Make the user's mailbox now, so that IMAP clients find an empty INBOX.
     """
-    from twisted_netlab.mail.lab.maildir import MailStore
+    from twisted_netlab.mail.lab.store.maildir import MailStore
 
     try:
         MailStore(state / "mail").ensure_user(address)

@@ -15,9 +15,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_netlab.mail.lab.account import LabRealm
-from twisted_netlab.mail.lab.imap import LabIMAPFactory, LabIMAPServer
-from twisted_netlab.mail.lab.maildir import MailStore
+from twisted_netlab.mail.lab.imap.account import LabRealm
+from twisted_netlab.mail.lab.imap.server import LabIMAPFactory, LabIMAPServer
+from twisted_netlab.mail.lab.store.maildir import MailStore
 
 USER = "alice@netlab.test"
 PASSWORD = b"correct horse"

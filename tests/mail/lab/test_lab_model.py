@@ -42,10 +42,10 @@ from tests.mail.lab.imapwire import (
     parse_tokens,
     smtp_conversation,
 )
-from twisted_netlab.mail.lab.account import LabRealm
-from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import INBOX, Envelope, MailStore
+from twisted_netlab.mail.lab.imap.account import LabRealm
+from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
 from twisted_netlab.mail.lab.smtp import LabSMTPFactory
+from twisted_netlab.mail.lab.store.maildir import INBOX, Envelope, MailStore
 from twisted_netlab.mail.lab.users import UsersFile
 
 USER = "alice@example.test"

@@ -46,10 +46,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from tests.mail.lab.test_lab_model import PASSWORD, USER, shared_users_file
-from twisted_netlab.mail.lab.account import LabRealm
-from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import Envelope, MailStore
+from twisted_netlab.mail.lab.imap.account import LabRealm
+from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
 from twisted_netlab.mail.lab.smtp import LabSMTPFactory
+from twisted_netlab.mail.lab.store.maildir import Envelope, MailStore
 
 EXAMPLES = int(os.environ.get("NETLAB_FUZZ_EXAMPLES", "60"))
 FUZZ_SETTINGS = settings(
@@ -211,7 +211,7 @@ def smtp_lines(draw: Any) -> list[bytes]:
 #: the exception and the function that raised it.  Remove an entry when its
 #: fix lands (the fuzzer then guards it).
 # Crashes the fuzzer found are fixed and pinned by regression tests
-# (test_imap.py's test_fuzzer_crashes); list here only one not fixed yet,
+# (imap/test_server.py's test_fuzzer_crashes); list here only one not fixed yet,
 # as (exception class name, function it was raised in).
 KNOWN_CRASHES: set[tuple[str, str]] = set()
 

@@ -25,9 +25,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import Interface, implementer
 
-from twisted_netlab.mail.lab.account import LabRealm
-from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import MailStore, Retention
+from twisted_netlab.mail.lab.imap.account import LabRealm
+from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
 from twisted_netlab.mail.lab.pop3 import (
     LabMaildrop,
     LabMaildropRealm,
@@ -37,6 +36,7 @@ from twisted_netlab.mail.lab.pop3 import (
     top_of,
     uidl_of,
 )
+from twisted_netlab.mail.lab.store.maildir import MailStore, Retention
 
 USER = "alice@netlab.test"
 PASSWORD = b"correct horse"

@@ -38,8 +38,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.mail.lab.test_pop3 import FIRST, SECOND, THIRD, TLSStringTransport
-from twisted_netlab.mail.lab.maildir import MailStore
 from twisted_netlab.mail.lab.pop3 import LabMaildropRealm, LabPOP3Factory, pop3_lines
+from twisted_netlab.mail.lab.store.maildir import MailStore
 
 USER = b"alice@netlab.test"
 PASSWORD = b"secret pass"

@@ -18,10 +18,10 @@ from tests.certs import make_server_certificate
 from tests.scratch import fresh_path
 from twisted_netlab.endpoints import StartupError
 from twisted_netlab.errors import NetlabError, UsageProblem
-from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import Envelope, MailStore
+from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
 from twisted_netlab.mail.lab.service import LabStateError, MailLab
 from twisted_netlab.mail.lab.smtp import LabSMTPFactory
+from twisted_netlab.mail.lab.store.maildir import Envelope, MailStore
 from twisted_netlab.mail.lab.users import UsersFile
 
 USERS = {"alice@example.test": "alice-pw"}

@@ -16,15 +16,15 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.scratch import fresh_path
 from twisted_netlab.errors import UsageProblem
-from twisted_netlab.mail.lab.maildir import (
+from twisted_netlab.mail.lab.service import GroupCommit, MailLab
+from twisted_netlab.mail.lab.smtp import LabSMTPFactory
+from twisted_netlab.mail.lab.store.maildir import (
     Delivery,
     Envelope,
     InvalidName,
     MailStore,
     Retention,
 )
-from twisted_netlab.mail.lab.service import GroupCommit, MailLab
-from twisted_netlab.mail.lab.smtp import LabSMTPFactory
 from twisted_netlab.mail.lab.users import UsersFile
 
 USERS = {"alice@example.test": "alice-pw"}

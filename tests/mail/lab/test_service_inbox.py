@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from twisted_netlab.mail.lab.catalog import WaitTimeout
-from twisted_netlab.mail.lab.maildir import Envelope
-from twisted_netlab.mail.lab.search import QueryError
 from twisted_netlab.mail.lab.service import MailLab
+from twisted_netlab.mail.lab.store.catalog import WaitTimeout
+from twisted_netlab.mail.lab.store.maildir import Envelope
+from twisted_netlab.mail.lab.store.search import QueryError
 from twisted_netlab.mail.lab.web.api import detail
 
 ALICE = "alice@example.test"

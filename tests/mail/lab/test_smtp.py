@@ -22,8 +22,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import alsoProvides, implementer
 
 from tests.scratch import fresh_path
-from twisted_netlab.mail.lab.maildir import Envelope
 from twisted_netlab.mail.lab.smtp import MAX_RECIPIENTS, LabSMTPFactory
+from twisted_netlab.mail.lab.store.maildir import Envelope
 from twisted_netlab.mail.lab.users import UsersFile
 
 # One users file for every test: hashing passwords is deliberately slow.

@@ -11,7 +11,7 @@ from twisted.internet.address import UNIXAddress
 from twisted.internet.defer import Deferred
 
 from tests.mail.lab.test_smtp import MESSAGE, STORED_BODY, SMTPTestCase
-from twisted_netlab.mail.lab.maildir import Envelope
+from twisted_netlab.mail.lab.store.maildir import Envelope
 
 CATCH_ALL = "catch@example.test"
 

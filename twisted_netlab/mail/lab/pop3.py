@@ -54,7 +54,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_netlab.addresses import describe_address
-from twisted_netlab.mail.lab.maildir import (
+from twisted_netlab.mail.lab.store.maildir import (
     INBOX,
     Folder,
     MailStore,

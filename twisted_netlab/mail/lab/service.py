@@ -9,10 +9,10 @@ delivered (L{MailLab.messages}).  The state directory holds::
     users           the users file (L{twisted_netlab.mail.lab.users})
     tls/cert.pem    the lab's self-signed certificate; clients' --cafile
     tls/key.pem     its key
-    mail/ADDRESS/   each user's Maildir (L{twisted_netlab.mail.lab.maildir})
+    mail/ADDRESS/   each user's Maildir (L{twisted_netlab.mail.lab.store.maildir})
     search-facts.sqlite3
                     the parsed search facts of the messages, kept across
-                    restarts (L{twisted_netlab.mail.lab.factsfile}); a cache
+                    restarts (L{twisted_netlab.mail.lab.store.factsfile}); a cache
 """
 
 from __future__ import annotations
@@ -51,18 +51,24 @@ from twisted_netlab.endpoints import (
     parse_endpoint,
 )
 from twisted_netlab.errors import NetlabError, UsageProblem
-from twisted_netlab.mail.lab.account import SPECIAL_USE, LabRealm
-from twisted_netlab.mail.lab.catalog import CapturedMessage, Catalog, Entry
 from twisted_netlab.mail.lab.certificate import (
     LabCertificate,
     ensure_certificate,
     load_certificate,
 )
-from twisted_netlab.mail.lab.factsfile import FILE_NAME as FACTS_FILE_NAME
-from twisted_netlab.mail.lab.factsfile import FactsKeeper
 from twisted_netlab.mail.lab.faults import Fault, Faults
-from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import (
+from twisted_netlab.mail.lab.imap.account import SPECIAL_USE, LabRealm
+from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
+from twisted_netlab.mail.lab.pop3 import LabMaildropRealm, LabPOP3Factory
+from twisted_netlab.mail.lab.smtp import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_RECIPIENTS,
+    LabSMTPFactory,
+)
+from twisted_netlab.mail.lab.store.catalog import CapturedMessage, Catalog, Entry
+from twisted_netlab.mail.lab.store.factsfile import FILE_NAME as FACTS_FILE_NAME
+from twisted_netlab.mail.lab.store.factsfile import FactsKeeper
+from twisted_netlab.mail.lab.store.maildir import (
     Delivery,
     Envelope,
     MailboxExists,
@@ -71,13 +77,7 @@ from twisted_netlab.mail.lab.maildir import (
     MessageGone,
     Retention,
 )
-from twisted_netlab.mail.lab.pop3 import LabMaildropRealm, LabPOP3Factory
-from twisted_netlab.mail.lab.search import facts_cache, parse_query
-from twisted_netlab.mail.lab.smtp import (
-    DEFAULT_MAX_MESSAGE_SIZE,
-    MAX_RECIPIENTS,
-    LabSMTPFactory,
-)
+from twisted_netlab.mail.lab.store.search import facts_cache, parse_query
 from twisted_netlab.mail.lab.users import (
     UsersChecker,
     UsersFile,

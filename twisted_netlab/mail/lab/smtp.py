@@ -49,7 +49,7 @@ from twisted_netlab.mail.lab.faults import (
     smtp_fault,
     smtp_message_fault,
 )
-from twisted_netlab.mail.lab.maildir import Envelope
+from twisted_netlab.mail.lab.store.maildir import Envelope
 from twisted_netlab.mail.lab.users import (
     BadAddress,
     UsersChecker,

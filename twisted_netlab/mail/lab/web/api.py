@@ -48,10 +48,10 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
 from twisted_netlab import __version__
-from twisted_netlab.mail.lab.catalog import Catalog, Entry, Event, WaitTimeout
-from twisted_netlab.mail.lab.maildir import MessageGone
-from twisted_netlab.mail.lab.parsed import Address, ParsedMessage
-from twisted_netlab.mail.lab.search import (
+from twisted_netlab.mail.lab.store.catalog import Catalog, Entry, Event, WaitTimeout
+from twisted_netlab.mail.lab.store.maildir import MessageGone
+from twisted_netlab.mail.lab.store.parsed import Address, ParsedMessage
+from twisted_netlab.mail.lab.store.search import (
     AllOf,
     InMailbox,
     Query,

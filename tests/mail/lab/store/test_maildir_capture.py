@@ -1,5 +1,5 @@
 """
-Tests for the capture side of L{twisted_netlab.mail.lab.maildir}: envelopes
+Tests for the capture side of L{twisted_netlab.mail.lab.store.maildir}: envelopes
 kept in the UID list, delivery of one message to several mailboxes (one copy
 each, all or nothing), retention pruning and the "in use" registry.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tests.mail.lab.test_maildir import USER, StoreTestCase, message
-from twisted_netlab.mail.lab import maildir
-from twisted_netlab.mail.lab.maildir import (
+from tests.mail.lab.store.test_maildir import USER, StoreTestCase, message
+from twisted_netlab.mail.lab.store import maildir
+from twisted_netlab.mail.lab.store.maildir import (
     UIDLIST_NAME,
     Delivery,
     Envelope,

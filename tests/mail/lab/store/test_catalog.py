@@ -1,5 +1,5 @@
 """
-Tests for L{twisted_netlab.mail.lab.catalog}: every user's INBOX as one view,
+Tests for L{twisted_netlab.mail.lab.store.catalog}: every user's INBOX as one view,
 its IDs, events and waiters.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_netlab.mail.lab.catalog import Catalog, Event, WaitTimeout
-from twisted_netlab.mail.lab.maildir import MailStore
-from twisted_netlab.mail.lab.search import Everything, FactsCache, parse_query
+from twisted_netlab.mail.lab.store.catalog import Catalog, Event, WaitTimeout
+from twisted_netlab.mail.lab.store.maildir import MailStore
+from twisted_netlab.mail.lab.store.search import Everything, FactsCache, parse_query
 
 ANN = "ann@example.test"
 BOB = "bob@example.test"

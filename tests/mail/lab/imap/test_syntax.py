@@ -1,5 +1,5 @@
 """
-Tests for L{twisted_netlab.mail.lab.imapsyntax}: the pieces of the IMAP
+Tests for L{twisted_netlab.mail.lab.imap.syntax}: the pieces of the IMAP
 command grammar the lab's server reads itself.
 """
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_netlab.mail.lab.imapsyntax import (
+from twisted_netlab.mail.lab.imap.syntax import (
     IMAPSyntaxError,
     Literal,
     LiteralAnnouncement,

@@ -1,5 +1,5 @@
 """
-Tests for L{twisted_netlab.mail.lab.account}: the IMAP account, mailbox and
+Tests for L{twisted_netlab.mail.lab.imap.account}: the IMAP account, mailbox and
 message objects over the store, used directly.
 """
 
@@ -10,7 +10,7 @@ import email.utils
 from twisted.mail import imap4
 
 from tests.mail.lab.imaptesting import MULTIPART, SIMPLE, USER, StoreFixture
-from twisted_netlab.mail.lab.account import LabAccount, parse_append_date
+from twisted_netlab.mail.lab.imap.account import LabAccount, parse_append_date
 
 
 class AccountTests(StoreFixture):

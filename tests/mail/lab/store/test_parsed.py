@@ -1,5 +1,5 @@
 """
-Tests for L{twisted_netlab.mail.lab.parsed}: the parsed view of a message.
+Tests for L{twisted_netlab.mail.lab.store.parsed}: the parsed view of a message.
 """
 
 from __future__ import annotations
@@ -9,7 +9,11 @@ import datetime
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_netlab.mail.lab.parsed import Address, decode_header_value, parse_message
+from twisted_netlab.mail.lab.store.parsed import (
+    Address,
+    decode_header_value,
+    parse_message,
+)
 
 MIXED = (
     b"""\

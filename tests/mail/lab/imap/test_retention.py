@@ -1,5 +1,5 @@
 """
-Tests for retention pruning seen through L{twisted_netlab.mail.lab.imap}: a
+Tests for retention pruning seen through L{twisted_netlab.mail.lab.imap.server}: a
 FETCH holds its messages against pruning while it sends them, and pruned
 messages are expunged from open sessions.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.mail.lab.imaptesting import SIMPLE, USER, ServerFixture
-from twisted_netlab.mail.lab.maildir import Retention
+from twisted_netlab.mail.lab.store.maildir import Retention
 
 
 class FetchHoldsTests(ServerFixture):

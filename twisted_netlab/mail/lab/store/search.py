@@ -16,7 +16,7 @@ modification time, at most once a second), so a search over a large store
 reads and parses each message once, and a file rewritten behind the lab's
 back is parsed again.
 Beyond memory, the lab keeps them in its facts file (L{FactsBacking},
-L{twisted_netlab.mail.lab.factsfile}), so that they outlive a restart.
+L{twisted_netlab.mail.lab.store.factsfile}), so that they outlive a restart.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twisted_netlab.errors import NetlabError
-from twisted_netlab.mail.lab.parsed import Address, ParsedMessage, html_to_text
+from twisted_netlab.mail.lab.store.parsed import Address, ParsedMessage, html_to_text
 
 #: Headers whose decoded values the facts keep for HEADER searches of IMAP
 #: (every other header is found in the whole header text).
@@ -163,7 +163,7 @@ Stamp = tuple[int, int]
 class FactsBacking(Protocol):
     """
     Where a L{FactsCache} keeps facts beyond its memory (the lab's facts
-    file, L{twisted_netlab.mail.lab.factsfile.FactsFile}): looked up before a
+    file, L{twisted_netlab.mail.lab.store.factsfile.FactsFile}): looked up before a
     message is parsed, told of every message parsed.
     """
 

@@ -41,14 +41,14 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from twisted_netlab.mail.lab.maildir import (
+from twisted_netlab.mail.lab.store.maildir import (
     Folder,
     FolderChange,
     MailStore,
     MailStoreError,
 )
-from twisted_netlab.mail.lab.parsed import Address
-from twisted_netlab.mail.lab.search import FactsCache, SearchFacts, Stamp
+from twisted_netlab.mail.lab.store.parsed import Address
+from twisted_netlab.mail.lab.store.search import FactsCache, SearchFacts, Stamp
 
 log = Logger()
 

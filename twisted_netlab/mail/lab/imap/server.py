@@ -8,7 +8,7 @@ What this adds to, or fixes in, C{twisted.mail.imap4.IMAP4Server}:
     LOGINDISABLED and no AUTH= before. Twisted allows LOGIN when no STARTTLS
     is configured and AUTHENTICATE always. Commands pipelined behind
     STARTTLS are discarded.
-  - The command syntax (L{twisted_netlab.mail.lab.imapsyntax}): quoted
+  - The command syntax (L{twisted_netlab.mail.lab.imap.syntax}): quoted
     strings with escapes, literals anywhere in SEARCH, LITERAL+, C{*:*};
     LIST and STATUS quote names so that they can be sent back.
   - Bounds: command lines (C{max_line_length}), string literals (Twisted's
@@ -56,9 +56,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_netlab.addresses import describe_address
-from twisted_netlab.mail.lab.account import SPECIAL_USE, LabMailbox, LabMessage
 from twisted_netlab.mail.lab.faults import Faults, imap_fault
-from twisted_netlab.mail.lab.imapsyntax import (
+from twisted_netlab.mail.lab.imap.account import SPECIAL_USE, LabMailbox, LabMessage
+from twisted_netlab.mail.lab.imap.message import (
+    Section,
+    format_internal_date,
+    serialize,
+)
+from twisted_netlab.mail.lab.imap.syntax import (
     IMAPSyntaxError,
     Literal,
     Quoted,
@@ -69,16 +74,11 @@ from twisted_netlab.mail.lab.imapsyntax import (
     read_quoted,
     tokenize,
 )
-from twisted_netlab.mail.lab.maildir import (
+from twisted_netlab.mail.lab.store.maildir import (
     KeywordLimit,
     MailStoreError,
     MessageGone,
     validate_mailbox_name,
-)
-from twisted_netlab.mail.lab.message import (
-    Section,
-    format_internal_date,
-    serialize,
 )
 
 DEFAULT_MAX_LINE_LENGTH = 65536

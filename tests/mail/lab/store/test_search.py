@@ -1,5 +1,5 @@
 """
-Tests for L{twisted_netlab.mail.lab.search}: the one matcher over decoded
+Tests for L{twisted_netlab.mail.lab.store.search}: the one matcher over decoded
 text and Mailpit's search language.
 """
 
@@ -11,16 +11,15 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_netlab.mail.lab import search
-from twisted_netlab.mail.lab.parsed import ParsedMessage
-from twisted_netlab.mail.lab.search import (
+from tests.mail.lab.imaptesting import USER, ServerFixture
+from twisted_netlab.mail.lab.store import search
+from twisted_netlab.mail.lab.store.parsed import ParsedMessage
+from twisted_netlab.mail.lab.store.search import (
     FactsCache,
     QueryError,
     SearchFacts,
     parse_query,
 )
-
-from .imaptesting import USER, ServerFixture
 
 ENCODED = (
     b"From: =?utf-8?q?J=C3=BCrgen?= <jurgen@example.test>\r\n"

@@ -1,5 +1,5 @@
 """
-Tests for L{twisted_netlab.mail.lab.message}: MIME parts located in the raw
+Tests for L{twisted_netlab.mail.lab.imap.message}: MIME parts located in the raw
 bytes, sections, and the IMAP wire forms.
 """
 
@@ -10,7 +10,7 @@ import email
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.mail.lab.imaptesting import MULTIPART
-from twisted_netlab.mail.lab.message import (
+from twisted_netlab.mail.lab.imap.message import (
     Atom,
     MessagePart,
     Section,

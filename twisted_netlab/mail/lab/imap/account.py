@@ -24,8 +24,9 @@ from twisted.mail import imap4
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_netlab.mail.lab import search
-from twisted_netlab.mail.lab.maildir import (
+from twisted_netlab.mail.lab.imap.message import MessagePart, to_crlf
+from twisted_netlab.mail.lab.store import search
+from twisted_netlab.mail.lab.store.maildir import (
     HIERARCHY_DELIMITER,
     INBOX,
     SYSTEM_FLAGS,
@@ -40,7 +41,6 @@ from twisted_netlab.mail.lab.maildir import (
     NoSuchMailbox,
     validate_mailbox_name,
 )
-from twisted_netlab.mail.lab.message import MessagePart, to_crlf
 
 RECENT = "\\Recent"
 #: The mailboxes LIST marks with a SPECIAL-USE attribute (RFC 6154), by name;

@@ -1,5 +1,5 @@
 """
-Tests for L{twisted_netlab.mail.lab.imap}: the real C{IMAP4Server}
+Tests for L{twisted_netlab.mail.lab.imap.server}: the real C{IMAP4Server}
 conversation, driven over in-memory transports.
 """
 
@@ -24,8 +24,8 @@ from tests.mail.lab.imaptesting import (
     USER,
     ServerFixture,
 )
-from twisted_netlab.mail.lab.account import LabRealm
-from twisted_netlab.mail.lab.imap import LabIMAPFactory
+from twisted_netlab.mail.lab.imap.account import LabRealm
+from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
 
 
 @implementer(ITLSTransport)

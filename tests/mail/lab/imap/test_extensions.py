@@ -10,7 +10,7 @@ import base64
 import re
 
 from tests.mail.lab.imaptesting import MULTIPART, PASSWORD, SIMPLE, USER, ServerFixture
-from twisted_netlab.mail.lab.maildir import MailStore
+from twisted_netlab.mail.lab.store.maildir import MailStore
 
 FLAGGED = b"Subject: flagged\r\n\r\nbody\r\n"
 

@@ -28,7 +28,7 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from twisted_netlab.errors import NetlabError
-from twisted_netlab.mail.lab.maildir import (
+from twisted_netlab.mail.lab.store.maildir import (
     INBOX,
     Folder,
     FolderChange,
@@ -36,8 +36,8 @@ from twisted_netlab.mail.lab.maildir import (
     MailStoreError,
     MessageGone,
 )
-from twisted_netlab.mail.lab.parsed import ParsedMessage
-from twisted_netlab.mail.lab.search import (
+from twisted_netlab.mail.lab.store.parsed import ParsedMessage
+from twisted_netlab.mail.lab.store.search import (
     FactsCache,
     Query,
     SearchFacts,
@@ -325,7 +325,7 @@ class Catalog:
         reactor's pool (where it has one), so that the first search over a
         large store is as fast as the next ones.
 
-        @param keeper: a L{twisted_netlab.mail.lab.factsfile.FactsKeeper}:
+        @param keeper: a L{twisted_netlab.mail.lab.store.factsfile.FactsKeeper}:
             it does the work in its thread instead, loading the facts its
             file has kept and parsing only the others. The oldest messages
             go first: a search that comes meanwhile starts from the newest.
@@ -615,7 +615,7 @@ class Catalog:
         change after the search. Cancelling the Deferred forgets the waiter.
         """
         if mailbox is not None:
-            from twisted_netlab.mail.lab.search import AllOf, InMailbox
+            from twisted_netlab.mail.lab.store.search import AllOf, InMailbox
 
             query = AllOf((query, InMailbox(mailbox)))
 

@@ -1,5 +1,5 @@
 """
-Tests for L{twisted_netlab.mail.lab.maildir}: the Maildir store with IMAP UIDs.
+Tests for L{twisted_netlab.mail.lab.store.maildir}: the Maildir store with IMAP UIDs.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_netlab.mail.lab import maildir
-from twisted_netlab.mail.lab.maildir import (
+from twisted_netlab.mail.lab.store import maildir
+from twisted_netlab.mail.lab.store.maildir import (
     INBOX,
     FolderChange,
     InvalidName,
@@ -303,7 +303,7 @@ class UIDTests(StoreTestCase):
         self.store.ensure_user(USER)
         script = (
             "import sys\n"
-            "from twisted_netlab.mail.lab.maildir import MailStore\n"
+            "from twisted_netlab.mail.lab.store.maildir import MailStore\n"
             "store = MailStore(sys.argv[1])\n"
             "for n in range(int(sys.argv[3])):\n"
             "    store.deliver(sys.argv[2], b'Subject: %s %d\\r\\n\\r\\nx\\r\\n'"

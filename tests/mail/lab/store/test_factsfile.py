@@ -1,5 +1,5 @@
 """
-Tests for L{twisted_netlab.mail.lab.factsfile}: the search facts kept in the
+Tests for L{twisted_netlab.mail.lab.store.factsfile}: the search facts kept in the
 state directory across restarts, never served for a file that changed, a
 broken or foreign file started afresh; and the keeper that parses delivered
 mail before anyone searches.
@@ -23,8 +23,9 @@ from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from twisted_netlab.mail.lab.catalog import Catalog
-from twisted_netlab.mail.lab.factsfile import (
+from twisted_netlab.mail.lab.service import MailLab
+from twisted_netlab.mail.lab.store.catalog import Catalog
+from twisted_netlab.mail.lab.store.factsfile import (
     FILE_NAME,
     FORMAT,
     FactsFile,
@@ -32,9 +33,8 @@ from twisted_netlab.mail.lab.factsfile import (
     decode,
     encode,
 )
-from twisted_netlab.mail.lab.maildir import MailStore
-from twisted_netlab.mail.lab.search import FactsCache, facts_cache, parse_facts
-from twisted_netlab.mail.lab.service import MailLab
+from twisted_netlab.mail.lab.store.maildir import MailStore
+from twisted_netlab.mail.lab.store.search import FactsCache, facts_cache, parse_facts
 
 ANN = "ann@example.test"
 ALICE = "alice@example.test"
@@ -130,7 +130,7 @@ class RestartTests(SynchronousTestCase):
         return catalog, cache, keeper
 
     def words(self, catalog: Catalog, query: str) -> list[str]:
-        from twisted_netlab.mail.lab.search import parse_query
+        from twisted_netlab.mail.lab.store.search import parse_query
 
         return [e.facts.subject for e in catalog.search(parse_query(query))]
 

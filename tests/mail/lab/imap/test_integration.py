@@ -26,10 +26,10 @@ from twisted.mail import imap4
 
 from tests.certs import make_server_certificate
 from tests.mail.lab.imaptesting import MULTIPART, PASSWORD, SIMPLE, USER
-from twisted_netlab.mail.lab.account import LabRealm
 from twisted_netlab.mail.lab.certificate import load_certificate
-from twisted_netlab.mail.lab.imap import LabIMAPFactory
-from twisted_netlab.mail.lab.maildir import MailStore
+from twisted_netlab.mail.lab.imap.account import LabRealm
+from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
+from twisted_netlab.mail.lab.store.maildir import MailStore
 
 T = TypeVar("T")
 
