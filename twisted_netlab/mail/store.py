@@ -28,11 +28,8 @@ import errno
 import fcntl
 import functools
 import hashlib
-import itertools
 import json
 import os
-import socket
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,7 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.threads import deferToThreadPool
 
-from twisted_netlab.durable import fsync_directory, replace_file
+from twisted_netlab.durable import (
+    fsync_directory,
+    maildir_name,
+    replace_file,
+    write_new_file,
+)
 from twisted_netlab.errors import LocalWriteFailed, ServerRefused, UsageProblem
 
 if TYPE_CHECKING:
@@ -103,20 +105,6 @@ def _writing(
 def _check_writable(directory: Path) -> None:
     if not os.access(directory, os.W_OK | os.X_OK):
         raise PermissionError(errno.EACCES, "Permission denied")
-
-
-_HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
-_DELIVERIES = itertools.count(1)
-
-
-def maildir_name() -> str:
-    """
-    A unique name for a new message, made as C{mailbox.Maildir} makes them
-    (C{SECONDS.MMICROSECONDSPPIDQCOUNT.HOST}, the host's C{/} and C{:}
-    escaped): unique to this process, and among processes on this host.
-    """
-    now = time.time()
-    return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_DELIVERIES)}.{_HOST}"
 
 
 def _sha256(data: bytes) -> str:
@@ -307,20 +295,20 @@ class MaildirStore(MessageStore):
             or C{tmp/}.
         """
         for _ in range(3):
+            # Names exactly as mailbox.Maildir makes them (no random part, no
+            # S=/W= sizes: this Maildir is the user's, for any program), so a
+            # clash with another program's name is possible: try another.
             name = maildir_name()
             temporary = os.path.join(self._tmp, name)
             try:
-                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                # 0o666: the user's mail, readable as their umask allows (the
+                # lab's store keeps its files 0o600).
+                write_new_file(temporary, (data,), mode=0o666)
             except FileExistsError:
                 continue  # another program's name: make another
             try:
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                # A link, not a rename: it fails rather than replace a message
+                # another program put in new/ under the same name.
                 try:
                     os.link(temporary, os.path.join(self._new, name))
                 except FileExistsError:
@@ -363,13 +351,11 @@ class EmlStore(MessageStore):
 
     def add(self, message: FetchedMessage) -> None:
         directory = self.target.path
-        temporary = directory / f".{message.uid}.{os.getpid()}.tmp"
+        # A temporary name no other write (of this run or a killed one) has.
+        temporary = directory / f".{message.uid}.{maildir_name()}.tmp"
         with _writing(self.target):
+            write_new_file(temporary, (message.data,), mode=0o666)
             try:
-                with open(temporary, "wb") as f:
-                    f.write(message.data)
-                    f.flush()
-                    os.fsync(f.fileno())
                 for n in range(1000):
                     name = f"{message.uid}-{n}.eml" if n else f"{message.uid}.eml"
                     try:
