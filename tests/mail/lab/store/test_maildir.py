@@ -13,7 +13,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_netlab.mail.lab.store import maildir
+from twisted_netlab.mail.lab.store import maildir, uidlist
 from twisted_netlab.mail.lab.store.maildir import (
     INBOX,
     FolderChange,
@@ -276,7 +276,7 @@ class UIDTests(StoreTestCase):
         When most lines of the UID list are for vanished messages, the list
         is rewritten without them; UIDs, UIDVALIDITY and UIDNEXT stay.
         """
-        self.patch(maildir, "_COMPACT_AFTER", 3)
+        self.patch(uidlist, "_COMPACT_AFTER", 3)
         for n in range(8):
             self.store.deliver(USER, message(n))
         folder = self.store.folder(USER)

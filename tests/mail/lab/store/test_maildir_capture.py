@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from tests.mail.lab.store.test_maildir import USER, StoreTestCase, message
-from twisted_netlab.mail.lab.store import maildir
+from twisted_netlab.mail.lab.store import maildir, uidlist
 from twisted_netlab.mail.lab.store.maildir import (
     UIDLIST_NAME,
     Delivery,
@@ -101,7 +101,7 @@ class EnvelopeTests(StoreTestCase):
         """
         self.store.ensure_user(USER)
         folder = self.store.folder(USER)
-        self.patch(maildir, "_COMPACT_AFTER", 2)
+        self.patch(uidlist, "_COMPACT_AFTER", 2)
         uids = [folder.deliver(message(n), envelope=ENVELOPE) for n in range(6)]
         folder.remove(uids[:5])
         self.assertIsNone(folder.envelope(uids[0]))

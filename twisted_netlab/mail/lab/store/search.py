@@ -340,7 +340,7 @@ class FactsCache:
 
 
 class StampedFolder(Protocol):
-    """What L{facts_of} needs of a store folder (L{maildir.Folder})."""
+    """What L{facts_of} needs of a store folder (L{folder.Folder})."""
 
     @property
     def path(self) -> Any: ...

@@ -1,0 +1,97 @@
+"""
+What the mail lab's store keeps beside a message and its folders: the SMTP
+L{Envelope} it arrived with (a line of the folder's UID list), a
+L{Delivery} of one message to several mailboxes, and the L{Retention}
+limits of a mailbox.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """
+    The SMTP envelope a message arrived with, kept with the message.
+
+    @ivar mail_from: the reverse path of C{MAIL FROM} (C{""} for C{<>}).
+    @ivar rcpt_to: every accepted C{RCPT TO} address, in order (so that Bcc
+        recipients can be seen), not only those of this copy's mailbox.
+    @ivar client: the client's address (an IP address, or C{"unix"}).
+    @ivar tls: whether the session was encrypted.
+    @ivar auth_user: the address the client authenticated as, if it did.
+    @ivar received: when the message was accepted (seconds since the epoch).
+    """
+
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    client: str
+    tls: bool
+    auth_user: str | None
+    received: float
+
+    def to_json(self) -> str:
+        """
+        The envelope as one line of ASCII JSON (never a newline in it).
+        """
+        return json.dumps(
+            {
+                "from": self.mail_from,
+                "to": list(self.rcpt_to),
+                "client": self.client,
+                "tls": self.tls,
+                "auth": self.auth_user,
+                "at": self.received,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Envelope | None:
+        """
+        The envelope of a UID list line, or L{None} if it is unreadable.
+        """
+        try:
+            data = json.loads(text)
+            auth = data.get("auth")
+            envelope = cls(
+                mail_from=str(data["from"]),
+                rcpt_to=tuple(str(address) for address in data["to"]),
+                client=str(data.get("client", "")),
+                tls=bool(data.get("tls", False)),
+                auth_user=None if auth is None else str(auth),
+                received=float(data["at"]),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+        return envelope
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """
+    One message for the INBOXes of C{addresses} (see
+    L{maildir.MailStore.deliver_many}).
+    """
+
+    message: bytes
+    addresses: Iterable[str]
+    envelope: Envelope | None = None
+    prefixes: Mapping[str, bytes] | None = None
+
+
+@dataclass(frozen=True)
+class Retention:
+    """
+    How much mail a mailbox keeps: at most C{max_messages} messages, none
+    older than C{max_age} seconds (L{None}: no limit). The oldest go first.
+    """
+
+    max_messages: int | None = None
+    max_age: float | None = None
+
+    def __bool__(self) -> bool:
+        return self.max_messages is not None or self.max_age is not None

@@ -1,0 +1,797 @@
+"""
+One mailbox of the mail lab's store: a Maildir directory, the UIDs of its
+messages (L{uidlist}), their flags and keywords (L{keywords}), their MODSEQs
+(L{modseq}) and envelopes; what the protocol servers read and change.
+
+Messages are files as in any Maildir: delivered into C{tmp/}, renamed into
+C{new/}, moved to C{cur/} once an IMAP session has seen them, flags in the
+name's info (C{:2,FRS}). A message's UID is keyed by the unique part of its
+file name (before the colon), so renames by flag changes, by this server or
+by any other Maildir program, never change it. Files that other programs
+drop into the Maildir get UIDs the next time the folder is scanned, in name
+order.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from twisted_netlab.durable import fsync_directory, write_new_file
+from twisted_netlab.mail.lab.store.envelope import Envelope, Retention
+from twisted_netlab.mail.lab.store.errors import InvalidName, MessageGone, NoSuchMailbox
+from twisted_netlab.mail.lab.store.keywords import MAX_KEYWORDS, KeywordTable
+from twisted_netlab.mail.lab.store.modseq import ModseqLog
+from twisted_netlab.mail.lab.store.names import (
+    INBOX,
+    KEYWORDS_NAME,
+    LOCK_NAME,
+    MODSEQ_NAME,
+    UIDLIST_NAME,
+    crlf_size,
+    flags_from_info,
+    info_with_flags,
+    message_name,
+    size_from_name,
+)
+from twisted_netlab.mail.lab.store.uidlist import UIDList
+
+# A directory changed less than this many seconds ago may change again within
+# the same timestamp: do not trust its mtime to skip a rescan.
+_DIRTY_WINDOW = 2.0
+
+
+@dataclass
+class StoredMessage:
+    """
+    One message file of a folder, as last seen on disk.
+
+    @ivar uid: its IMAP UID.
+    @ivar key: the unique part of its file name (before the colon).
+    @ivar subdir: C{"new"} or C{"cur"}.
+    @ivar info: the Maildir info letters after C{:2,} (empty for C{new/}).
+    @ivar name: the file name.
+    @ivar keywords: the keywords (IMAP flags without a backslash) its info's
+        lowercase letters stand for, in the folder's C{dovecot-keywords}.
+    """
+
+    uid: int
+    key: str
+    subdir: str
+    info: str
+    name: str
+    keywords: tuple[str, ...] = ()
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Its system flags, then its keywords."""
+        return flags_from_info(self.info) + self.keywords
+
+    @property
+    def recent(self) -> bool:
+        return self.subdir == "new"
+
+
+@dataclass(frozen=True)
+class FolderChange:
+    """
+    What changed in a folder: sent to its listeners.
+
+    @ivar new: UIDs of messages that appeared.
+    @ivar flags: UIDs whose flags changed.
+    @ivar gone: UIDs of messages that disappeared.
+    """
+
+    new: tuple[int, ...] = ()
+    flags: tuple[int, ...] = ()
+    gone: tuple[int, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.flags or self.gone)
+
+
+#: Called with the change, for a change in one folder.
+FolderListener = Callable[[FolderChange], None]
+
+
+class Folder:
+    """
+    One mailbox: a Maildir directory and its UID list (L{UIDList}).
+
+    Methods are safe to call from several threads; the UID list is shared
+    with other processes through C{fcntl.flock}. Every change made here is
+    reported to the folder's listeners (in the thread that made it).
+    """
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.path = path
+        self.name = name
+        self._uidlist_path = path / UIDLIST_NAME
+        self._directory = str(path)
+        self._mutex = threading.RLock()
+        self._uids = UIDList(self._uidlist_path, path if name == INBOX else path.parent)
+        self._entries: dict[int, StoredMessage] = {}
+        self._by_key: dict[str, int] = {}
+        self._sorted: list[int] = []
+        self._stamp: tuple[int, int] | None = None
+        self._scanned = False
+        self._listeners: list[FolderListener] = []
+        self._keywords = KeywordTable(path / KEYWORDS_NAME)
+        self._modseqs = ModseqLog(path / MODSEQ_NAME)
+        #: What the folder keeps (set by its L{MailStore}); see L{prune}.
+        self.retention = Retention()
+        self._held: Counter[int] = Counter()
+        self._prune_pending = False
+
+    # --- listeners -----------------------------------------------------------
+
+    def add_listener(self, listener: FolderListener) -> None:
+        with self._mutex:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: FolderListener) -> None:
+        with self._mutex, suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def _notify(self, change: FolderChange) -> None:
+        if not change:
+            return
+        with self._mutex:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(change)
+
+    # --- the lock (the UID list, keywords and MODSEQs are changed under it) ----
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """
+        Hold the folder's mutex and its UID list lock (against other
+        processes and other L{Folder} objects on the same directory).
+        """
+        with self._mutex:
+            fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+    # --- scanning ------------------------------------------------------------
+
+    @property
+    def uidvalidity(self) -> int:
+        with self._mutex:
+            if not self._uids.uidvalidity:
+                self.refresh()
+            return self._uids.uidvalidity
+
+    @property
+    def uidnext(self) -> int:
+        with self._mutex:
+            if not self._scanned:
+                self.refresh()
+            return self._uids.uidnext
+
+    def _directory_stamp(self) -> tuple[int, int] | None:
+        """
+        The modification times of C{new/} and C{cur/}, or L{None} if either
+        changed too recently to be trusted (or is missing).
+        """
+        try:
+            new = os.stat(self.path / "new").st_mtime_ns
+            cur = os.stat(self.path / "cur").st_mtime_ns
+        except FileNotFoundError:
+            return None
+        if time.time() - max(new, cur) / 1e9 < _DIRTY_WINDOW:
+            return None
+        return (new, cur)
+
+    def _list_files(self) -> dict[str, tuple[str, str]]:
+        """
+        Map each message key to its (subdirectory, file name). C{new/} is
+        listed first, so a file moved to C{cur/} meanwhile is seen at least once.
+        """
+        found: dict[str, tuple[str, str]] = {}
+        for subdir in ("new", "cur"):
+            try:
+                entries = os.scandir(self.path / subdir)
+            except FileNotFoundError:
+                if not self.path.is_dir():
+                    raise NoSuchMailbox(
+                        f"mailbox {self.name} no longer exists"
+                    ) from None
+                continue
+            with entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith(".") or "\n" in name:
+                        continue
+                    key = name.split(":", 1)[0]
+                    found[key] = (subdir, name)
+        return found
+
+    def refresh(self, *, force: bool = False) -> FolderChange:
+        """
+        Bring the folder up to date with the disk: give UIDs to files that
+        have none, notice flag changes and vanished files. Cheap when the
+        directories did not change. Listeners hear of any change.
+        """
+        with self._mutex:
+            stamp = self._directory_stamp()
+            if (
+                not force
+                and self._scanned
+                and stamp is not None
+                and stamp == self._stamp
+            ):
+                return FolderChange()
+            found = self._list_files()
+            self._modseqs.load()
+            vanished = [k for k in self._by_key if k not in found]
+            if vanished:
+                # A file renamed during the listing can be missed: look again
+                # before calling anything gone.
+                again = self._list_files()
+                for key in vanished:
+                    if key in again:
+                        found[key] = again[key]
+            self._uids.read()
+            unknown = [k for k in found if k not in self._uids.uid_by_key]
+            if unknown or not self._uids.uidvalidity:
+                with self._locked():
+                    self._uids.read(locked=True)
+                    unknown = sorted(k for k in found if k not in self._uids.uid_by_key)
+                    if unknown:
+                        self._uids.append(unknown)
+            change = self._replace_entries(found)
+            if not self._scanned:
+                # The first scan only learns what is there.
+                change = FolderChange()
+            elif change.flags or change.gone:
+                self._record_modseqs([*change.flags, *change.gone])
+            self._stamp = stamp
+            self._scanned = True
+            if self._uids.wants_compaction(len(self._entries)):
+                with self._locked():
+                    self._uids.compact({e.key: e.uid for e in self._entries.values()})
+        self._notify(change)
+        return change
+
+    def _replace_entries(self, found: dict[str, tuple[str, str]]) -> FolderChange:
+        uid_by_key = self._uids.uid_by_key
+        entries: dict[int, StoredMessage] = {}
+        for key, (subdir, name) in found.items():
+            uid = uid_by_key.get(key)
+            if uid is None:
+                continue
+            info = name.split(":2,", 1)[1] if ":2," in name else ""
+            entries[uid] = StoredMessage(
+                uid, key, subdir, info, name, self._keywords.names_in(info)
+            )
+        old = self._entries
+        new = tuple(sorted(uid for uid in entries if uid not in old))
+        gone = tuple(sorted(uid for uid in old if uid not in entries))
+        flags = tuple(
+            sorted(
+                uid
+                for uid, entry in entries.items()
+                if uid in old and old[uid].flags != entry.flags
+            )
+        )
+        self._entries = entries
+        self._by_key = {e.key: uid for uid, e in entries.items()}
+        self._sorted = sorted(entries)
+        return FolderChange(new=new, flags=flags, gone=gone)
+
+    def _ensure_scanned(self) -> None:
+        if not self._scanned:
+            self.refresh()
+
+    def uids(self) -> list[int]:
+        """
+        The UIDs of the folder's messages, in ascending order.
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            return list(self._sorted)
+
+    def entry(self, uid: int) -> StoredMessage:
+        """
+        What the folder knows of message C{uid}.
+
+        @raise MessageGone: no such message.
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            try:
+                return self._entries[uid]
+            except KeyError:
+                raise MessageGone(f"message UID {uid} is gone") from None
+
+    def _file_path(self, entry: StoredMessage) -> str:
+        # Plain strings: pathlib costs more than the read on the FETCH path.
+        return f"{self._directory}/{entry.subdir}/{entry.name}"
+
+    # --- messages ------------------------------------------------------------
+
+    def read(self, uid: int) -> bytes:
+        """
+        The bytes of message C{uid}, as stored.
+
+        @raise MessageGone: it was expunged or removed.
+        """
+        for attempt in range(3):
+            entry = self.entry(uid)
+            try:
+                with open(self._file_path(entry), "rb", buffering=0) as f:
+                    return f.readall()
+            except FileNotFoundError:
+                # Renamed (flags) or removed by someone else: look again.
+                if attempt < 2:
+                    self.refresh(force=True)
+        raise MessageGone(f"message UID {uid} is gone")
+
+    def internal_date(self, uid: int) -> float:
+        """
+        The message's internal date (its file's modification time).
+        """
+        for attempt in range(3):
+            entry = self.entry(uid)
+            try:
+                return os.stat(self._file_path(entry)).st_mtime
+            except FileNotFoundError:
+                if attempt < 2:
+                    self.refresh(force=True)
+        raise MessageGone(f"message UID {uid} is gone")
+
+    def size(self, uid: int) -> int | None:
+        """
+        The message's size with CRLF line ends if its file name records it
+        (C{W=}), else L{None}.
+        """
+        return size_from_name(self.entry(uid).key, "W=")
+
+    def stamp(self, uid: int) -> tuple[int, int]:
+        """
+        What identifies the content of message C{uid}'s file: its size and
+        modification time (nanoseconds). Flag changes (renames) keep it.
+
+        @raise MessageGone: it was expunged or removed.
+        """
+        for attempt in range(3):
+            entry = self.entry(uid)
+            try:
+                status = os.stat(self._file_path(entry))
+            except FileNotFoundError:
+                if attempt < 2:
+                    self.refresh(force=True)
+                continue
+            return (status.st_size, status.st_mtime_ns)
+        raise MessageGone(f"message UID {uid} is gone")
+
+    def deliver(
+        self,
+        message: bytes,
+        flags: Iterable[str] = (),
+        internal_date: float | None = None,
+        *,
+        envelope: Envelope | None = None,
+    ) -> int:
+        """
+        Store C{message} atomically and durably and return its UID.
+        C{envelope} is kept with it (L{envelope}), in the same synced write
+        as its UID. With a L{retention} limit, the oldest messages beyond it
+        go first, so that the folder never holds more than the limit.
+
+        The message is written and synced in C{tmp/}; under the lock it gets
+        the next UID (appended to the list, synced), then is renamed into
+        C{new/} (C{cur/} if it has flags), and the directory is synced. A
+        failure leaves nothing visible.
+        """
+        flags = list(flags)
+        with self._mutex:
+            self._define_keywords(flags)
+        name, temporary = self._stage([message])
+        try:
+            if internal_date is not None:
+                os.utime(temporary, (internal_date, internal_date))
+            info = self._info_with_flags("", flags)
+            if info:
+                target = self.path / "cur" / f"{name}:2,{info}"
+            else:
+                target = self.path / "new" / name
+            if self.retention:
+                self.prune(room=1)
+            with self._locked():
+                self._uids.read(locked=True)
+                (uid,) = self._uids.append([name], [envelope])
+                # A rename, where netlab fetch links (it must not replace a
+                # file of the same name): this name has random bits, and the
+                # file must appear under the lock, right after its UID.
+                os.rename(temporary, target)
+            fsync_directory(target.parent)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        with self._mutex:
+            if self._scanned:
+                self._entries[uid] = StoredMessage(
+                    uid,
+                    name,
+                    target.parent.name,
+                    info,
+                    target.name,
+                    self._keywords.names_in(info),
+                )
+                self._by_key[name] = uid
+                self._sorted.append(uid)
+                if len(self._sorted) > 1 and self._sorted[-2] > uid:
+                    self._sorted.sort()
+        self._notify(FolderChange(new=(uid,)))
+        return uid
+
+    def set_flags(
+        self, changes: Mapping[int, Iterable[str]]
+    ) -> dict[int, tuple[str, ...]]:
+        """
+        Give each message C{uid} exactly the flags C{changes[uid]} (IMAP
+        system flags and keywords; other backslash flags are ignored) and
+        return the flags each now has. A message in C{new/} moves to
+        C{cur/}. Messages gone meanwhile are left out of the result. Each
+        message whose flags changed gets a new MODSEQ.
+
+        @raise KeywordLimit: a keyword is new and the folder has no letter
+            left for it (nothing is changed then).
+        """
+        result: dict[int, tuple[str, ...]] = {}
+        changed: list[int] = []
+        changes = {uid: list(flags) for uid, flags in changes.items()}
+        with self._mutex:
+            self._ensure_scanned()
+            self._define_keywords(f for flags in changes.values() for f in flags)
+            for uid, wanted in changes.items():
+                for attempt in range(3):
+                    entry = self._entries.get(uid)
+                    if entry is None:
+                        break
+                    info = self._info_with_flags(entry.info, wanted)
+                    if info == entry.info and entry.subdir == "cur":
+                        result[uid] = entry.flags
+                        break
+                    new_name = f"{entry.key}:2,{info}"
+                    try:
+                        os.rename(
+                            self._file_path(entry), f"{self._directory}/cur/{new_name}"
+                        )
+                    except FileNotFoundError:
+                        if attempt < 2:
+                            self.refresh(force=True)
+                        continue
+                    before = entry.flags
+                    entry.subdir, entry.info, entry.name = "cur", info, new_name
+                    entry.keywords = self._keywords.names_in(info)
+                    result[uid] = entry.flags
+                    if entry.flags != before:
+                        changed.append(uid)
+                    break
+            self._record_modseqs(changed)
+        self._notify(FolderChange(flags=tuple(changed)))
+        return result
+
+    def mark_seen_by_session(self, uids: Iterable[int]) -> None:
+        """
+        Move messages from C{new/} to C{cur/} (they are no longer recent),
+        keeping their flags.
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            moves = {
+                uid: self._entries[uid].flags
+                for uid in uids
+                if uid in self._entries and self._entries[uid].subdir == "new"
+            }
+        if moves:
+            self.set_flags(moves)
+
+    def remove(self, uids: Iterable[int], *, sync: bool = True) -> list[int]:
+        """
+        Delete the files of messages C{uids}; return the UIDs removed.
+        Without C{sync}, the removal is not made durable at once (pruning:
+        a message that comes back after a crash is pruned again).
+        """
+        removed: list[int] = []
+        with self._mutex:
+            self._ensure_scanned()
+            for uid in uids:
+                entry = self._entries.get(uid)
+                if entry is None:
+                    continue
+                try:
+                    os.unlink(self._file_path(entry))
+                except FileNotFoundError:
+                    self.refresh(force=True)
+                    entry = self._entries.get(uid)
+                    if entry is None:
+                        continue
+                    with suppress(FileNotFoundError):
+                        os.unlink(self._file_path(entry))
+                del self._entries[uid]
+                self._by_key.pop(entry.key, None)
+                removed.append(uid)
+                self._uids.envelopes.pop(uid, None)
+            if removed:
+                gone = set(removed)
+                self._sorted = [uid for uid in self._sorted if uid not in gone]
+                self._record_modseqs(removed, sync=sync)
+        if removed and sync:
+            for subdir in ("new", "cur"):
+                fsync_directory(self.path / subdir)
+        self._notify(FolderChange(gone=tuple(removed)))
+        return removed
+
+    # --- envelopes, messages in use, retention ---------------------------------
+
+    def envelope(self, uid: int) -> Envelope | None:
+        """
+        The SMTP envelope message C{uid} arrived with, or L{None} (not
+        delivered by SMTP, or gone).
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            if uid not in self._entries:
+                return None
+            text = self._uids.envelopes.get(uid)
+            if text is None:
+                self._uids.read()
+                text = self._uids.envelopes.get(uid)
+        return None if text is None else Envelope.from_json(text)
+
+    def hold(self, uids: Iterable[int]) -> None:
+        """
+        Mark messages as in use (a client is reading them): L{prune} leaves
+        them alone until they are L{release}d, as often as they were held.
+        """
+        with self._mutex:
+            self._held.update(uids)
+
+    def release(self, uids: Iterable[int]) -> None:
+        """
+        Undo one L{hold} of C{uids}; pruning that had to skip them catches up.
+        """
+        with self._mutex:
+            self._held.subtract(uids)
+            for uid in [uid for uid, count in self._held.items() if count <= 0]:
+                del self._held[uid]
+            catch_up = self._prune_pending
+        if catch_up:
+            self.prune()
+
+    @contextmanager
+    def holding(self, uids: Iterable[int]) -> Iterator[None]:
+        """
+        L{hold} C{uids} for the duration of a C{with} block.
+        """
+        held = list(uids)
+        self.hold(held)
+        try:
+            yield
+        finally:
+            self.release(held)
+
+    def in_use(self, uid: int) -> bool:
+        """
+        Whether message C{uid} is held (see L{hold}).
+        """
+        with self._mutex:
+            return self._held[uid] > 0 if uid in self._held else False
+
+    def prune(self, *, room: int = 0, now: float | None = None) -> list[int]:
+        """
+        Remove the oldest messages (by UID) beyond the folder's L{retention}:
+        past C{max_messages} (leaving C{room} for messages about to arrive)
+        and older than C{max_age} (by internal date). Messages in use are
+        skipped (a younger one goes instead, for the count) and pruned once
+        released. Listeners hear of the removal. Returns the UIDs removed.
+        """
+        retention = self.retention
+        if not retention:
+            return []
+        with self._mutex:
+            self._ensure_scanned()
+            uids = list(self._sorted)
+            held = self._held
+            doomed: list[int] = []
+            skipped = False
+            if retention.max_age is not None:
+                cutoff = (time.time() if now is None else now) - retention.max_age
+                for uid in uids:
+                    try:
+                        old = self.internal_date(uid) < cutoff
+                    except MessageGone:
+                        continue
+                    if not old:
+                        break
+                    if uid in held:
+                        skipped = True
+                    else:
+                        doomed.append(uid)
+            if retention.max_messages is not None:
+                excess = len(uids) - len(doomed) + room - retention.max_messages
+                chosen = set(doomed)
+                for uid in uids:
+                    if excess <= 0:
+                        break
+                    if uid in chosen:
+                        continue
+                    if uid in held:
+                        skipped = True
+                        continue
+                    doomed.append(uid)
+                    excess -= 1
+            self._prune_pending = skipped
+        if not doomed:
+            return []
+        return self.remove(sorted(doomed), sync=False)
+
+    # --- delivery in steps (one message for several mailboxes; see
+    # MailStore.deliver_batch) --------------------------------------------------
+
+    def _stage(self, parts: Iterable[bytes]) -> tuple[str, Path]:
+        """
+        Write the concatenation of C{parts} into C{tmp/}, synced; return its
+        file name and path. Nothing is visible yet. (L{deliver}'s first step
+        too.)
+        """
+        chunks = [part for part in parts if part]
+        size = sum(len(part) for part in chunks)
+        virtual = sum(crlf_size(part) for part in chunks)
+        name = message_name(size, virtual)
+        temporary = self.path / "tmp" / name
+        # 0o600, where netlab fetch's Maildir files are 0o666 (less the
+        # umask): the lab's state directory is the server's alone.
+        write_new_file(temporary, chunks, mode=0o600)
+        return name, temporary
+
+    def _commit(
+        self,
+        staged: list[tuple[str, Path]],
+        envelopes: list[Envelope | None],
+        *,
+        sync: bool = True,
+    ) -> list[int]:
+        """
+        Give staged messages their UIDs (one append for all of them,
+        envelopes included, synced unless C{sync} is false: then the caller
+        syncs the UID list) and rename them into C{new/}. The caller syncs
+        C{new/}, then L{_publish}es them (or L{_retract}s them).
+        """
+        if self.retention:
+            self.prune(room=len(staged))
+        with self._locked():
+            self._uids.read(locked=True)
+            uids = self._uids.append([name for name, _ in staged], envelopes, sync=sync)
+            for name, temporary in staged:
+                os.rename(temporary, f"{self._directory}/new/{name}")
+        return uids
+
+    def _publish(self, delivered: list[tuple[int, str]]) -> None:
+        """
+        Tell the cache and the listeners of committed messages (UID, name).
+        """
+        with self._mutex:
+            if self._scanned:
+                for uid, name in delivered:
+                    if uid in self._entries:
+                        continue  # a refresh found it first
+                    self._entries[uid] = StoredMessage(uid, name, "new", "", name)
+                    self._by_key[name] = uid
+                    self._sorted.append(uid)
+                self._sorted.sort()
+        self._notify(FolderChange(new=tuple(uid for uid, _ in delivered)))
+
+    def _retract(self, name: str) -> None:
+        """
+        Remove a committed but unpublished message (its delivery failed
+        elsewhere); its UID is never reused.
+        """
+        with suppress(FileNotFoundError):
+            os.unlink(f"{self._directory}/new/{name}")
+
+    # --- keywords and MODSEQ ---------------------------------------------------
+
+    def keywords(self) -> list[str]:
+        """
+        The keywords defined in this folder (its C{dovecot-keywords}).
+        """
+        with self._mutex:
+            self._keywords.load()
+            return self._keywords.names()
+
+    def can_add_keywords(self) -> bool:
+        """
+        Whether a new keyword would still get a letter (Maildir has 26).
+        """
+        with self._mutex:
+            self._keywords.load()
+            return len(self._keywords.by_index) < MAX_KEYWORDS
+
+    def modseq(self, uid: int) -> int:
+        """
+        The MODSEQ of message C{uid} (RFC 7162): derived from its UID until
+        its flags first change, then the value recorded for that change.
+        Changes recorded by other processes are read when the folder is
+        refreshed (as their renames are).
+        """
+        with self._mutex:
+            return self._modseqs.modseq(uid)
+
+    def highest_modseq(self) -> int:
+        """
+        The folder's HIGHESTMODSEQ: above every message's MODSEQ and every
+        expunge; it grows with each delivery and each change.
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            return self._modseqs.highest(self._uids.uidnext)
+
+    def _info_with_flags(self, info: str, flags: Iterable[str]) -> str:
+        """
+        Maildir info letters for C{flags}: system flags as L{info_with_flags}
+        makes them, keywords as their C{dovecot-keywords} letters (defined
+        beforehand by L{_define_keywords}); other letters of C{info} kept.
+        """
+        flags = list(flags)
+        base = info_with_flags(info, flags)
+        letters = {c for c in base if not ("a" <= c <= "z")}
+        for flag in flags:
+            if flag and not flag.startswith("\\"):
+                letter = self._keywords.letter_of(flag)
+                if letter is not None:
+                    letters.add(letter)
+        return "".join(sorted(letters))
+
+    def _define_keywords(self, flags: Iterable[str]) -> None:
+        """
+        Give every keyword among C{flags} a letter, writing
+        C{dovecot-keywords} under the folder's lock if one is new.
+
+        @raise KeywordLimit: no letter is left for a new keyword.
+        @raise InvalidName: a keyword that cannot be stored (space, control
+            character, parenthesis...).
+        """
+        wanted = [f for f in flags if f and not f.startswith("\\")]
+        if not wanted:
+            return
+        self._keywords.load()
+        missing = [f for f in wanted if self._keywords.letter_of(f) is None]
+        if not missing:
+            return
+        for name in missing:
+            if any(c in name for c in ' ()"{%*]\\') or not name.isprintable():
+                raise InvalidName(f"not a usable keyword: {name!r}")
+        with self._locked():
+            self._keywords.define(missing)
+
+    def _record_modseqs(self, uids: Iterable[int], *, sync: bool = False) -> None:
+        """
+        Give messages C{uids} (changed or expunged) one new MODSEQ. Synced
+        to disk only with C{sync} (expunges, whose removals are synced too);
+        a flag change is a rename that is not synced either, and a FETCH of
+        C{BODY[]} changes one message's flags at a time. Call without the
+        UID list lock held.
+        """
+        uids = list(uids)
+        if not uids:
+            return
+        with self._locked():
+            self._uids.read(locked=True)
+            self._modseqs.record(uids, self._uids.uidnext, sync=sync)
