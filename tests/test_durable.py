@@ -15,6 +15,22 @@ from tests.scratch import fresh_path
 from twisted_netlab import durable
 
 
+def record_fsyncs(test_case: SynchronousTestCase) -> list[str]:
+    """
+    The paths that C{os.fsync} is called on during C{test_case}, in order
+    (the calls still sync).
+    """
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    test_case.patch(os, "fsync", fsync)
+    return synced
+
+
 class ReplaceFileTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.directory = fresh_path(self)
@@ -79,14 +95,7 @@ class WriteNewFileTests(SynchronousTestCase):
         The file holds the parts one after the other, with the given mode,
         and its own descriptor was synced before the call returned.
         """
-        synced: list[str] = []
-        real_fsync = os.fsync
-
-        def fsync(fd: int) -> None:
-            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-            real_fsync(fd)
-
-        self.patch(os, "fsync", fsync)
+        synced = record_fsyncs(self)
         durable.write_new_file(self.path, [b"Received: x\r\n", b"", b"body"])
         self.assertEqual(self.path.read_bytes(), b"Received: x\r\nbody")
         self.assertEqual(stat.S_IMODE(self.path.stat().st_mode), 0o600)
@@ -159,14 +168,7 @@ class FsyncTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.directory = fresh_path(self)
         self.directory.mkdir()
-        self.synced: list[str] = []
-        real_fsync = os.fsync
-
-        def fsync(fd: int) -> None:
-            self.synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-            real_fsync(fd)
-
-        self.patch(os, "fsync", fsync)
+        self.synced = record_fsyncs(self)
 
     def test_fsync_path(self) -> None:
         """
