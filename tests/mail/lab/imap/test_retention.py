@@ -1,7 +1,7 @@
 """
-Tests for retention pruning seen through L{twisted_netlab.mail.lab.imap.server}: a
-FETCH holds its messages against pruning while it sends them, and pruned
-messages are expunged from open sessions.
+Tests for retention pruning seen through the lab's IMAP server: a FETCH
+(L{twisted_netlab.mail.lab.imap.fetch}) holds its messages against pruning
+while it sends them, and pruned messages are expunged from open sessions.
 """
 
 from __future__ import annotations

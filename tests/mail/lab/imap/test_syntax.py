@@ -16,10 +16,12 @@ from twisted_netlab.mail.lab.imap.syntax import (
     Literal,
     LiteralAnnouncement,
     Quoted,
+    is_atom,
     literal_at_end,
     parse_sequence_set,
     quote,
     read_quoted,
+    sequence_text,
     tokenize,
 )
 
@@ -83,6 +85,17 @@ class SequenceSetTests(SynchronousTestCase):
         for text in (b"", b"1,,2", b"0", b"1:0", b"a", b"1:2)", b"-1"):
             self.assertRaises(IMAPSyntaxError, parse_sequence_set, text)
 
+    def test_written_compactly(self) -> None:
+        """
+        Ascending numbers are written as runs (C{1:3,5}), and read back as
+        the same numbers.
+        """
+        self.assertEqual(sequence_text([1, 2, 3, 5, 7, 8]), b"1:3,5,7:8")
+        self.assertEqual(sequence_text([4]), b"4")
+        self.assertEqual(sequence_text([]), b"")
+        ids = [2, 3, 4, 9, 11, 12]
+        self.assertEqual(list(parse_sequence_set(sequence_text(ids))), ids)
+
 
 class TokenizeTests(SynchronousTestCase):
     def test_tokens(self) -> None:
@@ -98,6 +111,17 @@ class TokenizeTests(SynchronousTestCase):
         self.assertEqual(tokens, expected)
         self.assertIsInstance(tokens[3], Quoted)
         self.assertIsInstance(tokens[5], Literal)
+
+    def test_is_atom(self) -> None:
+        """
+        An atom matches its name in any case; a quoted string or a literal
+        with the same text, or a list, does not.
+        """
+        self.assertTrue(is_atom(b"return", b"RETURN"))
+        self.assertFalse(is_atom(b"RETURNS", b"RETURN"))
+        self.assertFalse(is_atom(Quoted(b"RETURN"), b"RETURN"))
+        self.assertFalse(is_atom(Literal(b"RETURN"), b"RETURN"))
+        self.assertFalse(is_atom([b"RETURN"], b"RETURN"))
 
     def test_unbalanced(self) -> None:
         """

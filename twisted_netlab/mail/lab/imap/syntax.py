@@ -3,8 +3,8 @@ Pieces of the IMAP command grammar (RFC 3501 / RFC 9051 section 9) that the
 lab's server reads itself instead of leaving them to Twisted's
 C{IMAP4Server}: quoted strings with their C{\\"} and C{\\\\} escapes,
 literals (synchronizing C{{n}} and LITERAL+'s C{{n+}}), sequence sets with
-C{*:*}, and the token lists of commands whose arguments may hold literals
-anywhere (SEARCH).
+C{*:*} (read, and written back compactly), and the token lists of commands
+whose arguments may hold literals anywhere (SEARCH).
 
 Everything here is pure: bytes in, values out, L{IMAPSyntaxError} on bad
 input.
@@ -119,6 +119,28 @@ def parse_sequence_set(text: bytes, last: int | None = None) -> imap4.MessageSet
         raise IMAPSyntaxError(f"bad sequence set {_shown(text)}") from None
 
 
+def sequence_text(ids: list[int]) -> bytes:
+    """C{ids} (ascending) as a compact sequence set: C{1:3,5}."""
+    ranges: list[bytes] = []
+    start = previous = None
+    for i in ids:
+        if previous is not None and i == previous + 1:
+            previous = i
+            continue
+        if start is not None:
+            ranges.append(_range_text(start, previous))
+        start = previous = i
+    if start is not None:
+        ranges.append(_range_text(start, previous))
+    return b",".join(ranges)
+
+
+def _range_text(start: int, end: int | None) -> bytes:
+    if end is None or end == start:
+        return b"%d" % (start,)
+    return b"%d:%d" % (start, end)
+
+
 class Literal(bytes):
     """
     A string argument that came as a literal (in a token list).
@@ -186,6 +208,15 @@ def tokenize(pieces: list[bytes | Literal]) -> list[Token]:
     return stack[0]
 
 
+def is_atom(token: Token, name: bytes) -> bool:
+    """Whether C{token} is the atom C{name} (any case; not a string)."""
+    return (
+        isinstance(token, bytes)
+        and not isinstance(token, (Quoted, Literal))
+        and token.upper() == name
+    )
+
+
 def _shown(data: bytes) -> str:
     return data[:60].decode("ascii", "backslashreplace")
 
@@ -195,9 +226,11 @@ __all__ = [
     "Literal",
     "LiteralAnnouncement",
     "Quoted",
+    "is_atom",
     "literal_at_end",
     "parse_sequence_set",
     "quote",
     "read_quoted",
+    "sequence_text",
     "tokenize",
 ]
