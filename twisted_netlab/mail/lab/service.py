@@ -84,8 +84,10 @@ from twisted_netlab.mail.lab.users import (
     normalize_address,
     normalize_domain,
 )
-from twisted_netlab.mail.lab.web.api import APIResource, LabAPI, make_site
+from twisted_netlab.mail.lab.web.api import LabAPI
 from twisted_netlab.mail.lab.web.chaos import mount_faults
+from twisted_netlab.mail.lab.web.site import make_site
+from twisted_netlab.mail.lab.web.v1 import APIResource
 
 #: Where an embedded lab listens unless told otherwise: a free loopback port.
 EPHEMERAL = "tcp:0:interface=127.0.0.1"
