@@ -18,7 +18,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from tests.mail.lab.imaptesting import SIMPLE, USER, ServerFixture
-from tests.mail.lab.test_smtp import MESSAGE, TLS, Deliveries, Session, shared_users
+from tests.mail.lab.smtp.test_server import (
+    MESSAGE,
+    TLS,
+    Deliveries,
+    Session,
+    shared_users,
+)
 from twisted_netlab.mail.lab.faults import (
     GREYLIST_REPLY,
     Attempt,
@@ -33,7 +39,7 @@ from twisted_netlab.mail.lab.faults import (
     parse_fault,
     plain_user,
 )
-from twisted_netlab.mail.lab.smtp import LabSMTPFactory
+from twisted_netlab.mail.lab.smtp.server import LabSMTPFactory
 
 CLIENT = Attempt(client="127.0.0.1")
 

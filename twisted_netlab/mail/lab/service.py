@@ -60,7 +60,7 @@ from twisted_netlab.mail.lab.faults import Fault, Faults
 from twisted_netlab.mail.lab.imap.account import SPECIAL_USE, LabRealm
 from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
 from twisted_netlab.mail.lab.pop3 import LabMaildropRealm, LabPOP3Factory
-from twisted_netlab.mail.lab.smtp import (
+from twisted_netlab.mail.lab.smtp.server import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAX_RECIPIENTS,
     LabSMTPFactory,
