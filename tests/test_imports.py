@@ -309,7 +309,7 @@ class LayerTests(SynchronousTestCase):
         import the store.
         """
         graph = import_graph(PACKAGE_ROOT, "twisted_netlab")
-        for user in (f"{LAB}.imap.account", f"{LAB}.smtp", f"{LAB}.web.api"):
+        for user in (f"{LAB}.imap.account", f"{LAB}.smtp.server", f"{LAB}.web.api"):
             self.assertTrue(
                 any(t.startswith(f"{LAB}.store.") for t in graph[user]), user
             )

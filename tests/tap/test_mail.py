@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.certs import make_server_certificate
 from tests.scratch import fresh_path
-from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE
+from twisted_netlab.mail.lab.smtp.server import DEFAULT_MAX_MESSAGE_SIZE
 from twisted_netlab.tap import mail
 
 BASE = ("--state", "lab-state", "--domain", "example.test")

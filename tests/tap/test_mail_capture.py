@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.scratch import fresh_path
 from twisted_netlab.mail.lab.service import MailLab
-from twisted_netlab.mail.lab.smtp import MAX_RECIPIENTS, LabSMTPFactory
+from twisted_netlab.mail.lab.smtp.server import MAX_RECIPIENTS, LabSMTPFactory
 from twisted_netlab.mail.lab.store.maildir import Retention
 from twisted_netlab.tap import mail, suite
 

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.scratch import fresh_path
 from twisted_netlab.echo import EchoFactory
 from twisted_netlab.hello import HelloFactory
-from twisted_netlab.mail.lab.smtp import LabSMTPFactory
+from twisted_netlab.mail.lab.smtp.server import LabSMTPFactory
 from twisted_netlab.mail.lab.users import UsersFile
 from twisted_netlab.tap import suite
 

@@ -17,7 +17,7 @@ from twisted_netlab.endpoints import is_loopback_endpoint, parse_endpoint
 from twisted_netlab.errors import NetlabError
 from twisted_netlab.mail.lab.certificate import CertificateError, load_certificate
 from twisted_netlab.mail.lab.faults import FaultSpecError, parse_fault
-from twisted_netlab.mail.lab.smtp import DEFAULT_MAX_MESSAGE_SIZE, MAX_RECIPIENTS
+from twisted_netlab.mail.lab.smtp.server import DEFAULT_MAX_MESSAGE_SIZE, MAX_RECIPIENTS
 from twisted_netlab.mail.lab.users import normalize_address, normalize_domain
 from twisted_netlab.tap import PluginOptions, int_option
 

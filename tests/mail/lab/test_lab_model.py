@@ -44,7 +44,7 @@ from tests.mail.lab.imapwire import (
 )
 from twisted_netlab.mail.lab.imap.account import LabRealm
 from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
-from twisted_netlab.mail.lab.smtp import LabSMTPFactory
+from twisted_netlab.mail.lab.smtp.server import LabSMTPFactory
 from twisted_netlab.mail.lab.store.maildir import INBOX, Envelope, MailStore
 from twisted_netlab.mail.lab.users import UsersFile
 

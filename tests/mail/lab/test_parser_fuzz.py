@@ -48,7 +48,7 @@ from zope.interface import implementer
 from tests.mail.lab.test_lab_model import PASSWORD, USER, shared_users_file
 from twisted_netlab.mail.lab.imap.account import LabRealm
 from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
-from twisted_netlab.mail.lab.smtp import LabSMTPFactory
+from twisted_netlab.mail.lab.smtp.server import LabSMTPFactory
 from twisted_netlab.mail.lab.store.maildir import Envelope, MailStore
 
 EXAMPLES = int(os.environ.get("NETLAB_FUZZ_EXAMPLES", "60"))

@@ -20,7 +20,7 @@ from twisted_netlab.endpoints import StartupError
 from twisted_netlab.errors import NetlabError, UsageProblem
 from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
 from twisted_netlab.mail.lab.service import LabStateError, MailLab
-from twisted_netlab.mail.lab.smtp import LabSMTPFactory
+from twisted_netlab.mail.lab.smtp.server import LabSMTPFactory
 from twisted_netlab.mail.lab.store.maildir import Envelope, MailStore
 from twisted_netlab.mail.lab.users import UsersFile
 

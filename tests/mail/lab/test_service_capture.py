@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.scratch import fresh_path
 from twisted_netlab.errors import UsageProblem
 from twisted_netlab.mail.lab.service import GroupCommit, MailLab
-from twisted_netlab.mail.lab.smtp import LabSMTPFactory
+from twisted_netlab.mail.lab.smtp.server import LabSMTPFactory
 from twisted_netlab.mail.lab.store.maildir import (
     Delivery,
     Envelope,

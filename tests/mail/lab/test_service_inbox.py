@@ -14,7 +14,7 @@ from twisted_netlab.mail.lab.service import MailLab
 from twisted_netlab.mail.lab.store.catalog import WaitTimeout
 from twisted_netlab.mail.lab.store.maildir import Envelope
 from twisted_netlab.mail.lab.store.search import QueryError
-from twisted_netlab.mail.lab.web.api import detail
+from twisted_netlab.mail.lab.web.shapes import detail
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"

@@ -60,7 +60,7 @@ from twisted_netlab.mail.lab.faults import Fault, Faults
 from twisted_netlab.mail.lab.imap.account import SPECIAL_USE, LabRealm
 from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
 from twisted_netlab.mail.lab.pop3 import LabMaildropRealm, LabPOP3Factory
-from twisted_netlab.mail.lab.smtp import (
+from twisted_netlab.mail.lab.smtp.server import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAX_RECIPIENTS,
     LabSMTPFactory,
@@ -84,8 +84,10 @@ from twisted_netlab.mail.lab.users import (
     normalize_address,
     normalize_domain,
 )
-from twisted_netlab.mail.lab.web.api import APIResource, LabAPI, make_site
+from twisted_netlab.mail.lab.web.api import LabAPI
 from twisted_netlab.mail.lab.web.chaos import mount_faults
+from twisted_netlab.mail.lab.web.site import make_site
+from twisted_netlab.mail.lab.web.v1 import APIResource
 
 #: Where an embedded lab listens unless told otherwise: a free loopback port.
 EPHEMERAL = "tcp:0:interface=127.0.0.1"

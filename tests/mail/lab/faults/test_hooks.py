@@ -12,11 +12,17 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.mail.lab.imaptesting import SIMPLE, USER, ServerFixture
-from tests.mail.lab.test_smtp import MESSAGE, TLS, Deliveries, Session, shared_users
+from tests.mail.lab.smtp.test_server import (
+    MESSAGE,
+    TLS,
+    Deliveries,
+    Session,
+    shared_users,
+)
 from twisted_netlab.mail.lab.faults import (
     Faults,
 )
-from twisted_netlab.mail.lab.smtp import LabSMTPFactory
+from twisted_netlab.mail.lab.smtp.server import LabSMTPFactory
 
 
 class SMTPFaultTests(SynchronousTestCase):

@@ -1,7 +1,8 @@
 """
-Tests for L{twisted_netlab.mail.lab.web.api}: the HTTP API over real
-loopback sockets (the C{mail_lab} fixture), with the stdlib's http.client
-and imaplib as the clients, each in a thread.
+Tests for L{twisted_netlab.mail.lab.web}: the HTTP API, every route family
+through the site the lab serves, over real loopback sockets (the C{mail_lab}
+fixture), with the stdlib's http.client and imaplib as the clients, each in
+a thread.
 """
 
 from __future__ import annotations
@@ -544,7 +545,7 @@ async def test_stalled_event_client_dropped(mail_lab: MailLab) -> None:
             await sleep(0.01)
         chunk = b": " + b"x" * 100_000 + b"\n\n"
         for _ in range(200):
-            mail_lab.api._send_all(chunk)
+            mail_lab.api.events.send_all(chunk)
             if mail_lab.api.stream_count == 0:
                 break
             await sleep(0.005)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from twisted.internet.address import UNIXAddress
 from twisted.internet.defer import Deferred
 
-from tests.mail.lab.test_smtp import MESSAGE, STORED_BODY, SMTPTestCase
+from tests.mail.lab.smtp.test_server import MESSAGE, STORED_BODY, SMTPTestCase
 from twisted_netlab.mail.lab.store.maildir import Envelope
 
 CATCH_ALL = "catch@example.test"

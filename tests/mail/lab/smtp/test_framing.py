@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.mail.lab.test_smtp import Deliveries, Session, shared_users
-from twisted_netlab.mail.lab.smtp import LabSMTPFactory
+from tests.mail.lab.smtp.test_server import Deliveries, Session, shared_users
+from twisted_netlab.mail.lab.smtp.server import LabSMTPFactory
 
 _WORDS = [
     b"EHLO client.test",

@@ -1,5 +1,5 @@
 """
-Tests for L{twisted_netlab.mail.lab.smtp}: the lab's SMTP rules, one
+Tests for L{twisted_netlab.mail.lab.smtp.server}: the lab's SMTP rules, one
 conversation at a time over an in-memory transport.
 """
 
@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import alsoProvides, implementer
 
 from tests.scratch import fresh_path
-from twisted_netlab.mail.lab.smtp import MAX_RECIPIENTS, LabSMTPFactory
+from twisted_netlab.mail.lab.smtp.server import MAX_RECIPIENTS, LabSMTPFactory
 from twisted_netlab.mail.lab.store.maildir import Envelope
 from twisted_netlab.mail.lab.users import UsersFile
 

@@ -1,13 +1,5 @@
 """
-The mail lab's SMTP server: Twisted's ESMTP, made strict.
-
-Mail is accepted only for existing users of the lab's local domains (550
-for everything else: the lab never relays), unless the factory has a
-C{catch_all} address: then every recipient at every domain is accepted and
-whatever is not a lab user goes to the catch-all's INBOX (capture: nothing
-ever leaves the machine).  A message is stored once per mailbox, however
-many of its recipients map to it, with its SMTP envelope, all copies
-durably (the C{deliver} callable has returned) before the one 250 reply.
+The lab's SMTP protocol and its factory: Twisted's ESMTP, made strict.
 
 C{SIZE} is advertised and enforced while the message arrives (552, nothing
 stored); past C{max_recipients} recipients, 452.  C{PIPELINING},
@@ -18,29 +10,27 @@ is a certificate; C{AUTH PLAIN} and C{AUTH LOGIN} are offered and accepted
 only on a TLS connection, or on a loopback connection when plaintext
 authentication is explicitly allowed; with C{require_auth} no mail is
 accepted before C{AUTH}.
+
+Where mail goes is L{routing}'s rule, and how a message is held and stored
+for its recipients is L{delivery}'s (see L{twisted_netlab.mail.lab.smtp}).
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from email.utils import formatdate
 from typing import Any
 
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.portal import IRealm, Portal
+from twisted.cred.portal import Portal
 from twisted.internet import defer
-from twisted.internet.address import UNIXAddress
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.mail import smtp
 from twisted.mail._cred import LOGINCredentials, PLAINCredentials
 from twisted.mail._except import IllegalClientResponse
-from twisted.mail.interfaces import IMessageDelivery, IMessageSMTP
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from twisted_netlab.addresses import is_loopback
 from twisted_netlab.mail.lab.faults import (
@@ -49,12 +39,30 @@ from twisted_netlab.mail.lab.faults import (
     smtp_fault,
     smtp_message_fault,
 )
+from twisted_netlab.mail.lab.smtp.delivery import (
+    Deliver,
+    LabDelivery,
+    LabSMTPRealm,
+    Transaction,
+)
+from twisted_netlab.mail.lab.smtp.replies import with_enhanced_code
+from twisted_netlab.mail.lab.smtp.routing import (
+    client_address,
+    describe,
+    local_recipient,
+    received_header,
+)
+from twisted_netlab.mail.lab.smtp.syntax import (
+    BDAT_ARGUMENTS,
+    MAIL_ARGUMENTS,
+    RCPT_ARGUMENTS,
+    UTF8Address,
+    mail_parameters,
+)
 from twisted_netlab.mail.lab.store.maildir import Envelope
 from twisted_netlab.mail.lab.users import (
-    BadAddress,
     UsersChecker,
     UsersFile,
-    UsersFileError,
     normalize_address,
     normalize_domain,
 )
@@ -69,76 +77,6 @@ MAX_AUTH_FAILURES = 3
 #: Seconds a client may stay silent before it is disconnected.
 DEFAULT_TIMEOUT = 300
 
-#: Stores one message in the INBOX of each mailbox address of C{copies}
-#: (address -> the C{Received:} header that starts its copy), with the
-#: envelope, durably, all or nothing; returns (or a Deferred of) the UID of
-#: each copy by address, and raises (or fails) when it could not store them.
-Deliver = Callable[[bytes, Mapping[str, bytes], Envelope], Any]
-
-#: RFC 3463 codes for replies that do not carry their own (RFC 2034).
-_ENHANCED = {
-    220: b"2.0.0",
-    221: b"2.0.0",
-    235: b"2.7.0",
-    250: b"2.0.0",
-    252: b"2.5.0",
-    421: b"4.3.0",
-    450: b"4.2.0",
-    451: b"4.3.0",
-    452: b"4.3.1",
-    454: b"4.7.0",
-    500: b"5.5.2",
-    501: b"5.5.4",
-    502: b"5.5.1",
-    503: b"5.5.1",
-    504: b"5.5.4",
-    530: b"5.7.0",
-    534: b"5.7.9",
-    535: b"5.7.8",
-    538: b"5.7.11",
-    550: b"5.1.1",
-    551: b"5.1.6",
-    552: b"5.3.4",
-    553: b"5.1.3",
-    554: b"5.0.0",
-    555: b"5.5.4",
-}
-_HAS_ENHANCED = re.compile(rb"^[245]\.\d{1,3}\.\d{1,3}( |$)")
-# Twisted's replies, with the codes RFC 3463 gives them.
-_TWISTED_REPLIES = {
-    b"Sender address accepted": b"2.1.0",
-    b"Recipient address accepted": b"2.1.5",
-    b"Must have sender before recipient": b"5.5.1",
-    b"Syntax error": b"5.5.4",
-}
-_BDAT = re.compile(rb"^(\d{1,12})(?:[ \t]+(LAST))?[ \t]*$", re.I)
-
-# Twisted's address grammar, widened to UTF-8 (RFC 6531) for SMTPUTF8.
-_UTF8_ATOM = rb"[-A-Za-z0-9!\#$%&'*+/=?^_`{|}~\x80-\xff]"
-_UTF8_QSTRING = rb'("[^"]*"|\\.|' + _UTF8_ATOM + rb"|[@.,:])+"
-_MAIL_RE = re.compile(
-    rb"\s*FROM:\s*(?P<path><>|<" + _UTF8_QSTRING + rb">|" + _UTF8_QSTRING + rb")"
-    rb"\s*(\s(?P<opts>.*))?$",
-    re.I,
-)
-_RCPT_RE = re.compile(
-    rb"\s*TO:\s*(?P<path><" + _UTF8_QSTRING + rb">|" + _UTF8_QSTRING + rb")"
-    rb"\s*(\s(?P<opts>.*))?$",
-    re.I,
-)
-
-
-class _UTF8Address(smtp.Address):
-    """
-    An address whose local part and domain may be UTF-8 (RFC 6531).
-    """
-
-    tstring = re.compile(
-        rb'((?:"[^"]*"|\\.|' + _UTF8_ATOM + rb")+|.)",
-    )
-    atomre = re.compile(_UTF8_ATOM)
-
-
 log = Logger()
 
 
@@ -150,190 +88,6 @@ class _LoginCredentials(LOGINCredentials):
     def __init__(self) -> None:
         super().__init__()
         self.challenges = [b"Password:", b"Username:"]
-
-
-class _Transaction:
-    """
-    One message arriving for all its recipients: its bytes, held once, and
-    the recipients' L{LabMessage}s.  When the last of them has seen the end
-    of the message, it is stored once per mailbox, with its envelope.
-    """
-
-    def __init__(self, protocol: LabESMTP) -> None:
-        self.protocol = protocol
-        self.max_size = protocol.factory.max_message_size
-        self.smtputf8 = protocol._smtputf8
-        self.size = 0
-        self.members: list[LabMessage] = []
-        self._ended = 0
-        self._lines: list[bytes] | None = []
-        self._joined: bytes | None = None
-
-    def join(self, message: LabMessage) -> None:
-        self.members.append(message)
-
-    def add(self, message: LabMessage, line: bytes) -> None:
-        if not self.members or message is not self.members[0] or self._lines is None:
-            return
-        self.add_bytes(line, 2)
-
-    def add_bytes(self, data: bytes, extra: int = 0) -> None:
-        """
-        Keep C{data} (a line, or a BDAT chunk), counting C{extra} more bytes
-        (its line end).
-
-        @raise smtp.SMTPServerError: 552 once the message is too big; all of
-            it is dropped then.
-        """
-        if self._lines is None:
-            return
-        self.size += len(data) + extra
-        if self.size > self.max_size:
-            self.discard()
-            raise smtp.SMTPServerError(
-                552,
-                b"5.3.4 Message too big: the limit is %d bytes; nothing was stored"
-                % (self.max_size,),
-            )
-        self._lines.append(data)
-
-    def data(self, separator: bytes = b"\r\n") -> bytes:
-        if self._joined is None:
-            assert self._lines is not None, "the message was discarded"
-            if separator:
-                self._lines.append(b"")
-            self._joined = separator.join(self._lines)
-            self._lines = None
-        return self._joined
-
-    def discard(self) -> None:
-        self._lines = None
-        self._joined = None
-
-    def end(self, message: LabMessage) -> defer.Deferred[Any]:
-        """
-        One recipient saw the end of the message; after the last one, store
-        it.
-        """
-        self._ended += 1
-        if self._ended < len(self.members):
-            return defer.succeed(None)
-        return self.deliver(self.data())
-
-    def deliver(self, body: bytes) -> defer.Deferred[Any]:
-        """
-        Store C{body} once per mailbox of the recipients, with the envelope.
-        """
-        protocol = self.protocol
-        factory = protocol.factory
-        by_mailbox: dict[str, list[LabMessage]] = {}
-        for member in self.members:
-            by_mailbox.setdefault(member.address, []).append(member)
-        copies = {
-            address: factory.received_header(
-                protocol,
-                members[0].user,
-                members[0].sender,
-                for_=members[0].user.dest if len(members) == 1 else None,
-                smtputf8=self.smtputf8,
-            )
-            + b"\r\n"
-            for address, members in by_mailbox.items()
-        }
-        first = self.members[0]
-        envelope = Envelope(
-            mail_from=_text(bytes(first.user.orig)),
-            rcpt_to=tuple(_text(bytes(m.user.dest)) for m in self.members),
-            client=_client(protocol._transport.getPeer()),
-            tls=protocol.secure,
-            auth_user=first.sender,
-            received=time.time(),
-        )
-        self.discard()
-        return defer.maybeDeferred(factory.deliver, body, copies, envelope)
-
-
-@implementer(IMessageSMTP)
-class LabMessage:
-    """
-    One recipient's part in a message arriving by SMTP: the mailbox its
-    copy goes to, in a L{_Transaction} shared with the other recipients.
-    """
-
-    def __init__(
-        self,
-        transaction: _Transaction,
-        address: str,
-        user: smtp.User,
-        sender: str | None,
-    ) -> None:
-        self.transaction = transaction
-        self.address = address
-        self.user = user
-        self.sender = sender
-        transaction.join(self)
-
-    def lineReceived(self, line: bytes) -> None:
-        self.transaction.add(self, line)
-
-    def eomReceived(self) -> defer.Deferred[Any]:
-        return self.transaction.end(self)
-
-    def connectionLost(self) -> None:
-        self.transaction.discard()
-
-
-@implementer(IMessageDelivery)
-class LabDelivery:
-    """
-    Where mail goes: to existing users of the local domains, or to the
-    catch-all.
-
-    One per connection; C{sender} is the authenticated address (after
-    C{AUTH}), or L{None}.
-    """
-
-    def __init__(self, factory: LabSMTPFactory, sender: str | None) -> None:
-        self.factory = factory
-        self.sender = sender
-
-    def receivedHeader(self, helo: Any, origin: Any, recipients: Any) -> None:
-        """
-        Nothing: each mailbox's copy gets its own C{Received:} header when
-        it is stored, so that the size limit counts the client's bytes only.
-        """
-        return None
-
-    def validateFrom(self, helo: Any, origin: smtp.Address) -> smtp.Address:
-        return origin
-
-    def validateTo(self, user: smtp.User) -> Callable[[], LabMessage]:
-        address = self.factory.local_recipient(user.dest)
-        protocol = user.protocol
-        sender = self.sender
-
-        def message() -> LabMessage:
-            return LabMessage(protocol.transaction, address, user, sender)
-
-        return message
-
-
-@implementer(IRealm)
-class LabSMTPRealm:
-    """
-    Gives an authenticated SMTP client a L{LabDelivery} for its address.
-    """
-
-    def __init__(self, factory: LabSMTPFactory) -> None:
-        self.factory = factory
-
-    def requestAvatar(
-        self, avatarId: bytes | tuple[()], mind: object, *interfaces: Any
-    ) -> tuple[Any, LabDelivery, Callable[[], None]]:
-        if IMessageDelivery not in interfaces or not isinstance(avatarId, bytes):
-            raise NotImplementedError("the SMTP realm gives users IMessageDelivery")
-        sender = avatarId.decode("ascii")
-        return IMessageDelivery, LabDelivery(self.factory, sender), lambda: None
 
 
 class LabESMTP(smtp.ESMTP):
@@ -358,9 +112,9 @@ class LabESMTP(smtp.ESMTP):
         self.portal = factory.portal  # type: ignore[assignment]
         self.host = factory.hostname.encode("idna")
         self.timeout = factory.timeout
-        self.delivery: LabDelivery = LabDelivery(factory, None)
+        self.delivery: LabDelivery = LabDelivery(factory.local_recipient, None)
         self._smtputf8 = False
-        self.transaction = _Transaction(self)
+        self.transaction = self._new_transaction()
         self._tls_starting = False
         self._auth_failures = 0
         self._bare_replies = False
@@ -441,14 +195,7 @@ class LabESMTP(smtp.ESMTP):
         """
         lines = message.splitlines() or [b""]
         if not self._bare_replies and code // 100 in (2, 4, 5):
-            enhanced = _TWISTED_REPLIES.get(lines[0]) or _ENHANCED.get(
-                code, b"%d.0.0" % (code // 100,)
-            )
-            given = _HAS_ENHANCED.match(lines[0])
-            if given:
-                enhanced = given.group(0).strip()
-                lines[0] = lines[0][given.end() :]
-            lines = [enhanced + b" " + line if line else enhanced for line in lines]
+            lines = with_enhanced_code(code, lines)
         # One write for the whole reply: one send, one segment.
         dash, space = b"%03d-" % (code,), b"%03d " % (code,)
         self._transport.writeSequence(
@@ -596,7 +343,7 @@ class LabESMTP(smtp.ESMTP):
         if not rest:
             self.sendCode(501, b"Syntax: EHLO hostname")
             return
-        peer = _describe(self._transport.getPeer()).encode("ascii", "replace")
+        peer = describe(self._transport.getPeer()).encode("ascii", "replace")
         self._helo = (rest, peer)
         self._reset_transaction()
         self._bare_replies = True
@@ -639,13 +386,15 @@ class LabESMTP(smtp.ESMTP):
                 self.sendCode(530, b"5.7.0 Must issue a STARTTLS command first")
             return
         self._to = []
-        match = _MAIL_RE.match(rest)
+        match = MAIL_ARGUMENTS.match(rest)
         if not match:
             self.sendCode(501, b"5.5.4 Syntax: MAIL FROM:<address>")
             return
         smtputf8 = False
         if match.group("opts"):
-            problem = self._check_mail_parameters(match.group("opts"))
+            problem = mail_parameters(
+                match.group("opts"), self.factory.max_message_size
+            )
             if isinstance(problem, tuple):
                 self.sendCode(*problem)
                 return
@@ -669,36 +418,11 @@ class LabESMTP(smtp.ESMTP):
             return None
         try:
             if smtputf8:
-                return _UTF8Address(path, self.host)
+                return UTF8Address(path, self.host)
             return smtp.Address(path, self.host)
         except smtp.AddressError as e:
             self.sendCode(553, b"5.1.3 " + str(e).encode("ascii", "replace")[:200])
             return None
-
-    def _check_mail_parameters(self, options: bytes) -> tuple[int, bytes] | bool:
-        """
-        A reply refusing MAIL's parameters, or whether SMTPUTF8 was asked for.
-        """
-        smtputf8 = False
-        for option in options.split():
-            name, _, value = option.partition(b"=")
-            name = name.upper()
-            if name == b"SIZE":
-                if not value.isdigit():
-                    return 501, b"5.5.4 Syntax: SIZE=number"
-                if int(value) > self.factory.max_message_size:
-                    return 552, (
-                        b"5.3.4 Message too big: the limit is %d bytes"
-                        % (self.factory.max_message_size,)
-                    )
-            elif name == b"BODY":
-                if value.upper() not in (b"7BIT", b"8BITMIME"):
-                    return 501, b"5.5.4 Syntax: BODY=7BIT or BODY=8BITMIME"
-            elif name == b"SMTPUTF8" and not value:
-                smtputf8 = True
-            else:
-                return 555, b"5.5.4 MAIL FROM parameter not recognized: " + name[:40]
-        return smtputf8
 
     def do_RCPT(self, rest: bytes) -> None:
         if not self._from:
@@ -707,7 +431,7 @@ class LabESMTP(smtp.ESMTP):
         if len(self._to) >= self.factory.max_recipients:
             self.sendCode(452, b"4.5.3 Too many recipients")
             return
-        match = _RCPT_RE.match(rest)
+        match = RCPT_ARGUMENTS.match(rest)
         if not match:
             self.sendCode(501, b"5.5.4 Syntax: RCPT TO:<address>")
             return
@@ -725,7 +449,7 @@ class LabESMTP(smtp.ESMTP):
         if self._chunk is not None:
             self.sendCode(503, b"5.5.1 DATA cannot follow BDAT")
             return
-        self.transaction = _Transaction(self)
+        self.transaction = self._new_transaction()
         self._smtputf8 = False
         self._body_fast = False
         super().do_DATA(rest)
@@ -735,7 +459,7 @@ class LabESMTP(smtp.ESMTP):
         A chunk of the message (RFC 3030): its bytes are always read, even
         when the command is refused, so that they never become commands.
         """
-        match = _BDAT.match(rest)
+        match = BDAT_ARGUMENTS.match(rest)
         if not match:
             self.sendCode(501, b"5.5.4 Syntax: BDAT size [LAST]; closing")
             self._transport.loseConnection()
@@ -756,7 +480,7 @@ class LabESMTP(smtp.ESMTP):
             self._helo = (None, self._helo[1] if self._helo else None)
             self._reset_transaction()
             self.authenticated = False
-            self.delivery = LabDelivery(self.factory, None)
+            self.delivery = LabDelivery(self.factory.local_recipient, None)
         super().ext_STARTTLS(rest)
 
     def ext_AUTH(self, rest: bytes) -> None:
@@ -796,12 +520,50 @@ class LabESMTP(smtp.ESMTP):
         result = super()._cbAuthenticated(loginInfo)
         log.info(
             "SMTP: {peer} authenticated as {address}",
-            peer=_describe(self._transport.getPeer()),
+            peer=describe(self._transport.getPeer()),
             address=self.delivery.sender,
         )
         return result
 
     # -- end of message ------------------------------------------------------
+
+    def _new_transaction(self) -> Transaction:
+        """
+        A transaction for the next message, with this connection's limits.
+        """
+        return Transaction(
+            self.factory.max_message_size, self._smtputf8, self._store_message
+        )
+
+    def _store_message(
+        self, transaction: Transaction, body: bytes
+    ) -> defer.Deferred[Any]:
+        """
+        Store C{body} once per mailbox of C{transaction}'s recipients, each
+        copy under its C{Received:} header, with the envelope.
+        """
+        factory = self.factory
+        copies = {
+            address: factory.received_header(
+                self,
+                members[0].user,
+                members[0].sender,
+                for_=members[0].user.dest if len(members) == 1 else None,
+                smtputf8=transaction.smtputf8,
+            )
+            + b"\r\n"
+            for address, members in transaction.mailboxes().items()
+        }
+        first = transaction.members[0]
+        envelope = Envelope(
+            mail_from=_text(bytes(first.user.orig)),
+            rcpt_to=tuple(_text(bytes(m.user.dest)) for m in transaction.members),
+            client=client_address(self._transport.getPeer()),
+            tls=self.secure,
+            auth_user=first.sender,
+            received=time.time(),
+        )
+        return defer.maybeDeferred(factory.deliver, body, copies, envelope)
 
     def dataLineReceived(self, line: bytes) -> Any:
         if line != b"." or self.datafailed:
@@ -862,7 +624,7 @@ class _Chunking:
 
     def __init__(self, protocol: LabESMTP) -> None:
         self.protocol = protocol
-        self.transaction = _Transaction(protocol)
+        self.transaction = protocol._new_transaction()
         self.error: tuple[int, bytes] | None = None
         self.size = 0
         self.last = False
@@ -975,7 +737,7 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
         self.reactor = reactor
         self.faults = faults
         self.portal = Portal(
-            LabSMTPRealm(self),
+            LabSMTPRealm(self.local_recipient),
             [checker if checker is not None else UsersChecker(users)],
         )
 
@@ -984,39 +746,12 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
 
     def local_recipient(self, address: smtp.Address) -> str:
         """
-        The lab user whose INBOX mail for C{address} goes to: the user it
-        names, or else the catch-all.
-
-        @raise smtp.SMTPBadRcpt: without a catch-all, 550 for another domain
-            (no relaying) or an unknown user; 451 if the users file cannot
-            be read.
+        The lab user whose INBOX mail for C{address} goes to (see
+        L{routing.local_recipient}).
         """
-        catch_all = self.catch_all
-        try:
-            domain = address.domain.decode("ascii").lower()
-            text = normalize_address(str(address))
-        except (UnicodeDecodeError, BadAddress):
-            if catch_all is not None:
-                return catch_all
-            raise smtp.SMTPBadRcpt(address, 550, "5.1.1 No such user here") from None
-        if domain not in self.domains:
-            if catch_all is not None:
-                return catch_all
-            raise smtp.SMTPBadRcpt(
-                address, 550, "5.7.1 Relaying denied: not a local domain"
-            )
-        try:
-            known = text in self.users
-        except UsersFileError:
-            log.failure("SMTP: cannot read the users file")
-            raise smtp.SMTPBadRcpt(
-                address, 451, "4.3.0 Local error: try again later"
-            ) from None
-        if known:
-            return text
-        if catch_all is not None:
-            return catch_all
-        raise smtp.SMTPBadRcpt(address, 550, "5.1.1 No such user here")
+        return local_recipient(
+            address, domains=self.domains, users=self.users, catch_all=self.catch_all
+        )
 
     def received_header(
         self,
@@ -1027,58 +762,19 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
         smtputf8: bool = False,
     ) -> bytes:
         """
-        The C{Received:} header of one mailbox's copy (RFC 5321 4.4, with the
-        RFC 3848 protocol names), CRLF-folded, without its final CRLF; it
-        names the recipient (C{for_}) when the copy is for one only.
+        The C{Received:} header of one mailbox's copy of a message from
+        C{user} on C{protocol} (see L{routing.received_header}).
         """
-        helo = user.helo[0] if user.helo and user.helo[0] else b"unknown"
-        peer = _describe(protocol._transport.getPeer()).encode("ascii", "replace")
-        with_ = (
-            (b"UTF8SMTP" if smtputf8 else b"ESMTP")
-            + (b"S" if protocol.secure else b"")
-            + (b"A" if sender is not None else b"")
+        return received_header(
+            helo=user.helo[0] if user.helo else None,
+            peer=protocol._transport.getPeer(),
+            host=protocol.host,
+            secure=protocol.secure,
+            authenticated=sender is not None,
+            for_=for_,
+            smtputf8=smtputf8,
         )
-        date = formatdate(time.time(), localtime=False).encode("ascii")
-        for_clause = b"" if for_ is None else b"\r\n\tfor <" + bytes(for_) + b">"
-        return (
-            b"Received: from "
-            + _printable(helo)
-            + b" ("
-            + peer
-            + b")\r\n\tby "
-            + protocol.host
-            + b" (netlab mail lab) with "
-            + with_
-            + for_clause
-            + b"; "
-            + date
-        )
-
-
-def _describe(address: object) -> str:
-    host = getattr(address, "host", None)
-    if isinstance(host, str):
-        return f"[{host}]"
-    if isinstance(address, UNIXAddress):
-        return "unix socket"
-    return str(address)
-
-
-def _client(address: object) -> str:
-    """
-    The client's address for the envelope: its IP address, or C{"unix"}.
-    """
-    host = getattr(address, "host", None)
-    if isinstance(host, str):
-        return host
-    if isinstance(address, UNIXAddress):
-        return "unix"
-    return str(address)
 
 
 def _text(address: bytes) -> str:
     return address.decode("utf-8", "replace")
-
-
-def _printable(text: bytes) -> bytes:
-    return bytes(c if 33 <= c < 127 and c not in b"()\\" else 63 for c in text[:255])
