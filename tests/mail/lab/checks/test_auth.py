@@ -38,7 +38,7 @@ from twisted_netlab.mail.lab.checks.records import (
 )
 from twisted_netlab.testing import lab_in_thread
 
-from .test_lint import LAB_RECEIVED, FakeReactor
+from .checktesting import LAB_RECEIVED, FakeReactor
 
 SIGNED = [b"from", b"to", b"subject", b"date", b"message-id"]
 
@@ -138,7 +138,12 @@ class DKIMTests(SynchronousTestCase):
         """
         raw = message()
         signature = dkim.sign(
-            raw, b"sel1", b"example.org", key("first")[0], include_headers=SIGNED, length=True
+            raw,
+            b"sel1",
+            b"example.org",
+            key("first")[0],
+            include_headers=SIGNED,
+            length=True,
         )
         result = self.only(signature + raw + b"appended\r\n", key_record())
         self.assertEqual(result["Result"], "pass")

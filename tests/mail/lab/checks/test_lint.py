@@ -27,13 +27,7 @@ from twisted_netlab.mail.lab.checks.lint import (
 )
 from twisted_netlab.testing import lab_in_thread
 
-#: The lab's Received: line as smtp.py writes it (the for clause when the
-#: copy is for one recipient).
-LAB_RECEIVED = (
-    b"Received: from client.example.org ([127.0.0.1])\r\n"
-    b"\tby lab.example.test (netlab mail lab) with ESMTPS\r\n"
-    b"\tfor <bob@example.test>; Mon, 01 Jan 2024 10:00:01 -0000\r\n"
-)
+from .checktesting import LAB_RECEIVED, FakeReactor
 
 HEADER = (
     b"From: Shop <shop@example.org>\r\n"
@@ -525,35 +519,6 @@ class LabReceivedTests(SynchronousTestCase):
         self.assertEqual(
             codes(theirs.replace(b"\n", b"\r\n") + LAB_RECEIVED + PLAIN), set()
         )
-
-
-class FakeThreadPool:
-    def callInThreadWithCallback(
-        self, on_result: Any, f: Any, *a: Any, **kw: Any
-    ) -> None:
-        try:
-            result = f(*a, **kw)
-        except BaseException:
-            from twisted.python.failure import Failure
-
-            on_result(False, Failure())
-        else:
-            on_result(True, result)
-
-
-class FakeReactor:
-    """
-    IReactorThreads, synchronously: work "in a thread" runs at once.
-    """
-
-    def __init__(self) -> None:
-        self.pool = FakeThreadPool()
-
-    def getThreadPool(self) -> FakeThreadPool:
-        return self.pool
-
-    def callFromThread(self, f: Any, *a: Any, **kw: Any) -> None:
-        f(*a, **kw)
 
 
 class CheckTests(SynchronousTestCase):
