@@ -19,4 +19,5 @@ MODULES = [
     "benchmarks.mail_capture",
     "benchmarks.mail_api",
     "benchmarks.web_inbox",
+    "benchmarks.checks",
 ]
