@@ -29,6 +29,7 @@ from tests.certs import make_server_certificate
 from twisted_netlab.errors import ConnectionFailed, TLSFailed, UsageProblem
 from twisted_netlab.mail import send as send_module
 from twisted_netlab.mail.compose import Draft, compose
+from twisted_netlab.mail.outgoing import header_block, raw_message_bytes
 from twisted_netlab.mail.send import (
     Envelope,
     SendResult,
@@ -37,7 +38,6 @@ from twisted_netlab.mail.send import (
     needs_smtputf8,
     send_message,
 )
-from twisted_netlab.mail.outgoing import header_block, raw_message_bytes
 from twisted_netlab.mail.tls import client_tls_options
 
 

@@ -362,9 +362,9 @@ class MessageSenderFactory(ClientFactory[MessageSender]):
             # Stored bytes go as they are: 8-bit needs 8BITMIME, and 8-bit
             # headers get SMTPUTF8 where the server has it.
             data = raw_message_bytes(self.message)
-            if not (smtputf8 or header_block(data).isascii()):
-                if b"SMTPUTF8" in extensions:
-                    params.append(b"SMTPUTF8")
+            eight_bit_headers = not header_block(data).isascii()
+            if eight_bit_headers and not smtputf8 and b"SMTPUTF8" in extensions:
+                params.append(b"SMTPUTF8")
         else:
             data = message_bytes(self.message, smtputf8=smtputf8)
         if not data.isascii():

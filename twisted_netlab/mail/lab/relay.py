@@ -232,9 +232,9 @@ class RelayConfig:
             raise UsageProblem("the relay timeout must be more than 0 seconds")
         refused = [a for a in self.forward if not self.admits(a)]
         if refused:
+            pattern = self.allow.pattern if self.allow else ""
             raise UsageProblem(
-                f"--forward {refused[0]} does not match --relay-allow "
-                f"{self.allow.pattern if self.allow else ''!r}"
+                f"--forward {refused[0]} does not match --relay-allow {pattern}"
             )
 
     @property
@@ -461,8 +461,8 @@ class Relay:
             pattern = self.config.allow.pattern if self.config.allow else ""
             noun = "address does" if len(refused) == 1 else "addresses do"
             raise ReleaseRefused(
-                f"{noun.capitalize()} not match the relay allowlist {pattern!r}: "
-                + ", ".join(refused)
+                f"{noun.capitalize()} not match the relay allowlist "
+                f"(--relay-allow {pattern}): " + ", ".join(refused)
             )
         return list(dict.fromkeys(addresses))
 
