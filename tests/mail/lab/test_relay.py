@@ -276,6 +276,10 @@ class ReleaseTestCase(SynchronousTestCase):
         )
         self.assertIn("no recipients", self.refused(release(RAW, "a@example.com")))
         self.assertEqual(
+            self.refused(release(RAW, ["a@example.com", 5])),  # type: ignore[list-item]
+            "the recipients must be email addresses (strings)",
+        )
+        self.assertEqual(
             self.refused(release(RAW, ["a@example.com", "nope"])),
             "invalid email address: 'nope'",
         )

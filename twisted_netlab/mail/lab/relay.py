@@ -33,7 +33,8 @@ How it is meant to be hooked in:
 
         relay = Relay(config, reactor) if config else None
         forwarder = Forwarder(relay, reactor, addresses=config.forward,
-                              counters=stats.forwarding) if config.forward else None
+                              counters=stats.forwarding) \\
+            if config and config.forward else None
         # once a message is stored (never waited for):
         forwarder.feed(stored_bytes, mail_from=envelope_sender, label=lab_id)
         # on stopService:
@@ -421,8 +422,8 @@ class Relay:
         email address (C{Name <a@b>} is taken as C{a@b}) that
         C{--relay-allow} admits.
 
-        @param mail_from: the envelope sender; by default the message's
-            Sender or else From address, as Mailpit does.
+        @param mail_from: the envelope sender; by default (or when empty)
+            the message's Sender or else From address, as Mailpit does.
         @return: fires with the L{SendResult} (some recipients may have been
             refused: see C{all_accepted}); fails with L{ReleaseRefused}
             before any connection is made, with L{ServerRefused} when the
@@ -432,7 +433,7 @@ class Relay:
         """
         try:
             addresses = self._check(recipients)
-            sender = mail_from if mail_from is not None else _header_sender(raw)
+            sender = mail_from or _header_sender(raw)
             if sender is None:
                 raise ReleaseRefused(
                     "the message has no From or Sender address to send it from"
@@ -452,6 +453,8 @@ class Relay:
             raise ReleaseRefused("no recipients given to release the message to")
         addresses = []
         for text in recipients:
+            if not isinstance(text, str):
+                raise ReleaseRefused("the recipients must be email addresses (strings)")
             try:
                 addresses.append(parse_address(text).addr_spec)
             except UsageProblem:
