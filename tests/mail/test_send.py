@@ -29,6 +29,7 @@ from tests.certs import make_server_certificate
 from twisted_netlab.errors import ConnectionFailed, TLSFailed, UsageProblem
 from twisted_netlab.mail import send as send_module
 from twisted_netlab.mail.compose import Draft, compose
+from twisted_netlab.mail.outgoing import header_block, raw_message_bytes
 from twisted_netlab.mail.send import (
     Envelope,
     SendResult,
@@ -96,6 +97,42 @@ class MessageBytesTestCase(SynchronousTestCase):
         self.assertEqual(parsed.get_content().replace("\r\n", "\n"), "Grüße\n")
 
 
+class RawMessageBytesTestCase(SynchronousTestCase):
+    def test_crlf_unchanged(self) -> None:
+        """
+        Bytes whose lines end in CRLF are returned as they are; other line
+        ends become CRLF and nothing else changes.
+        """
+        raw = b"Bcc: x@example.org\r\nSubject:  a\r\n\r\n.b\r\nc"
+        self.assertEqual(raw_message_bytes(raw), raw)
+        self.assertEqual(
+            raw_message_bytes(b"A: 1\nB: 2\r\rbody\n"), b"A: 1\r\nB: 2\r\n\r\nbody\r\n"
+        )
+
+    def test_header_block(self) -> None:
+        """
+        The header section ends at the first empty line, whatever the line
+        ends; a CRLF is never read as two line ends.
+        """
+        self.assertEqual(
+            header_block(b"A: 1\r\nB: 2\r\n\r\nx\r\n\r\n"), b"A: 1\r\nB: 2"
+        )
+        self.assertEqual(header_block(b"A: 1\nB: 2\n\nx"), b"A: 1\nB: 2")
+        self.assertEqual(header_block(b"A: 1\r\nB: 2\r\n"), b"A: 1\r\nB: 2\r\n")
+        self.assertEqual(header_block(b"\r\nbody"), b"")
+
+    def test_needs_smtputf8_bytes(self) -> None:
+        """
+        For bytes, only the envelope decides: their headers are not parsed.
+        """
+        raw = "To: zoë@example.org\r\n\r\nx".encode()
+        self.assertIsNone(needs_smtputf8(raw))
+        self.assertEqual(
+            needs_smtputf8(raw, Envelope("ü@example.org", ("b@example.org",))),
+            "ü@example.org",
+        )
+
+
 class EnvelopeTestCase(SynchronousTestCase):
     def test_from_headers(self) -> None:
         """
@@ -148,6 +185,25 @@ class EnvelopeTestCase(SynchronousTestCase):
         self.assertRaises(
             UsageProblem, envelope_of, no_one, None, ["b@example.org>\r\nDATA"]
         )
+
+    def test_from_bytes(self) -> None:
+        """
+        For message bytes, the envelope comes from their headers the same
+        way, unless given.
+        """
+        raw = (
+            b"From: A <a@example.org>\r\nTo: b@example.org\r\n"
+            b"Bcc: c@example.org\r\n\r\nbody\r\n"
+        )
+        self.assertEqual(
+            envelope_of(raw),
+            Envelope("a@example.org", ("b@example.org", "c@example.org")),
+        )
+        self.assertEqual(
+            envelope_of(raw, "s@example.org", ["d@example.org"]),
+            Envelope("s@example.org", ("d@example.org",)),
+        )
+        self.assertRaises(UsageProblem, envelope_of, b"Subject: x\r\n\r\n")
 
     def test_needs_smtputf8(self) -> None:
         """

@@ -69,13 +69,13 @@ class Session:
         username: str | None = None,
         password: str | None = None,
         allow_plaintext_auth: bool = False,
-        message: EmailMessage | None = None,
+        message: EmailMessage | bytes | None = None,
         recipients: tuple[str, ...] = ("b@example.org", "c@example.org"),
     ) -> None:
         self.tls = tls
         self.clock = Clock()
         self.transcript: list[str] = []
-        self.message = message or simple_message()
+        self.message = simple_message() if message is None else message
         self.factory = MessageSenderFactory(
             reactor=self.clock,
             server="mail.example:587",
@@ -355,6 +355,7 @@ class TransactionTestCase(SynchronousTestCase):
         self.assertEqual(session.say("250 2.1.5 OK b"), [b"RCPT TO:<c@example.org>"])
         self.assertEqual(session.say("250 2.1.5 OK c"), [b"DATA"])
         session.say("354 go ahead")
+        assert isinstance(session.message, EmailMessage)
         self.assertEqual(session.data(), message_bytes(session.message) + b".\r\n")
         self.assertEqual(session.say("250 2.0.0 queued as 1234"), [b"QUIT"])
         self.assertNoResult(session.factory.deferred)
@@ -575,6 +576,7 @@ class EncodingTestCase(SynchronousTestCase):
         message over the limit is not sent: L{ServerRefused}.
         """
         session = Session()
+        assert isinstance(session.message, EmailMessage)
         size = len(message_bytes(session.message))
         self.assertEqual(
             session.start(f"SIZE {size}"), [b"MAIL FROM:<a@example.org> SIZE=%d" % size]
@@ -585,6 +587,91 @@ class EncodingTestCase(SynchronousTestCase):
         self.assertEqual(
             over.failure(self, ServerRefused),
             f"the message is {size} bytes; mail.example:587 accepts at most {size - 1}",
+        )
+
+
+class StoredBytesTestCase(SynchronousTestCase):
+    """
+    Stored message bytes (the mail lab's release and forwarding) are sent
+    unchanged: never re-serialized, re-encoded or stripped of Bcc.
+    """
+
+    RAW = (
+        b"Received: from x by y; Mon, 1 Dec 2026 10:00:00 +0000\r\n"
+        b"From: a@example.org\r\nBcc: hidden@example.org\r\n"
+        b"Subject:   odd   spacing\r\n\r\n.dot\r\nline\r\n"
+    )
+
+    def test_unchanged(self) -> None:
+        """
+        What the server gets, once unstuffed, is exactly the stored bytes:
+        odd spacing, the Bcc header and a line starting with a dot included.
+        """
+        session = Session(message=self.RAW)
+        session.deliver("8BITMIME")
+        wire = session.data()
+        self.assertTrue(wire.endswith(b"\r\n.\r\n"))
+        self.assertIn(b"\r\n..dot\r\n", wire)
+        self.assertEqual(re.sub(rb"(?m)^\.\.", b".", wire[:-3]), self.RAW)
+
+    def test_bare_line_feeds(self) -> None:
+        """
+        Only line ends change: a bare LF becomes CRLF, as SMTP requires.
+        """
+        session = Session(message=self.RAW.replace(b"\r\n", b"\n"))
+        session.deliver()
+        self.assertEqual(session.data()[:-3], self.RAW.replace(b"\n.", b"\n.."))
+
+    def test_eight_bit_needs_8bitmime(self) -> None:
+        """
+        8-bit stored bytes go with BODY=8BITMIME; without 8BITMIME they are
+        not re-encoded but refused before MAIL FROM: L{ServerRefused}.
+        """
+        raw = "From: a@example.org\r\n\r\nGrüße\r\n".encode()
+        session = Session(message=raw)
+        self.assertEqual(
+            session.start("8BITMIME"),
+            [b"MAIL FROM:<a@example.org> BODY=8BITMIME"],
+        )
+        refused = Session(message=raw)
+        self.assertEqual(refused.start(), [b"QUIT"])
+        refused.close()
+        self.assertEqual(
+            refused.failure(self, ServerRefused),
+            "the message has 8-bit content and mail.example:587 does not support "
+            "8BITMIME (stored bytes are sent unchanged)",
+        )
+
+    def test_eight_bit_headers_get_smtputf8(self) -> None:
+        """
+        8-bit headers get SMTPUTF8 where the server offers it, and go with
+        8BITMIME alone where it does not; 8-bit in the body alone never
+        asks for SMTPUTF8.
+        """
+        raw = "From: a@example.org\r\nSubject: Grüße\r\n\r\nx\r\n".encode()
+        offered = Session(message=raw)
+        self.assertEqual(
+            offered.start("8BITMIME", "SMTPUTF8")[0].split()[2:],
+            [b"SMTPUTF8", b"BODY=8BITMIME"],
+        )
+        plain = Session(message=raw)
+        self.assertEqual(
+            plain.start("8BITMIME")[0], b"MAIL FROM:<a@example.org> BODY=8BITMIME"
+        )
+        body_only = Session(message="From: a@example.org\r\n\r\nü\r\n".encode())
+        self.assertEqual(
+            body_only.start("8BITMIME", "SMTPUTF8")[0],
+            b"MAIL FROM:<a@example.org> BODY=8BITMIME",
+        )
+
+    def test_size(self) -> None:
+        """
+        The declared size is the size of the stored bytes.
+        """
+        session = Session(message=self.RAW)
+        self.assertEqual(
+            session.start("SIZE 1000")[0],
+            b"MAIL FROM:<a@example.org> SIZE=%d" % len(self.RAW),
         )
 
 

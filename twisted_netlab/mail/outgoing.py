@@ -1,7 +1,8 @@
 """
 An outgoing message as SMTP carries it: its L{Envelope}, its bytes on the
-wire (L{message_bytes}, L{needs_smtputf8}), and what became of it for each
-recipient (L{RecipientOutcome}, L{SendResult}).
+wire (L{message_bytes} for a composed message, L{raw_message_bytes} for
+stored bytes sent as they are, L{needs_smtputf8}), and what became of it for
+each recipient (L{RecipientOutcome}, L{SendResult}).
 
 Both the API (L{twisted_netlab.mail.send}) and the protocol under it
 (L{twisted_netlab.mail.smtpclient}) use these; this module imports neither,
@@ -20,6 +21,8 @@ from email.utils import getaddresses
 #: Headers whose addresses must be ASCII unless the server takes SMTPUTF8.
 _ADDRESS_HEADERS = ("from", "sender", "reply-to", "to", "cc")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_ONE_LINE_END = rb"(?:\r\n|\r(?!\n)|\n)"
+_HEADER_END = re.compile(rb"(?:\A|" + _ONE_LINE_END + rb")" + _ONE_LINE_END)
 
 
 @dataclass(frozen=True)
@@ -127,17 +130,43 @@ def message_bytes(
     return _LINE_END.sub(b"\r\n", data)
 
 
-def needs_smtputf8(message: Message, envelope: Envelope | None = None) -> str | None:
+def raw_message_bytes(raw: bytes) -> bytes:
+    """
+    Stored message bytes as SMTP carries them, before dot-stuffing: exactly
+    C{raw} when its lines end in CRLF; otherwise each bare CR or LF becomes
+    CRLF, the only line end SMTP allows.  Nothing else changes (a Bcc header
+    in C{raw} stays).
+    """
+    return _LINE_END.sub(b"\r\n", raw)
+
+
+def header_block(data: bytes) -> bytes:
+    """
+    The header section of message bytes: everything before the first empty
+    line (all of C{data} if there is none).
+    """
+    end = _HEADER_END.search(data)
+    return data if end is None else data[: end.start()]
+
+
+def needs_smtputf8(
+    message: Message | bytes, envelope: Envelope | None = None
+) -> str | None:
     """
     The first address in C{envelope} or the message's address headers that
     is not ASCII (and so needs a server offering SMTPUTF8), or L{None}.
+
+    For stored bytes (sent as they are), only the envelope's addresses are
+    looked at: 8-bit headers there need 8BITMIME and get SMTPUTF8 when the
+    server offers it (see L{twisted_netlab.mail.smtpclient}).
     """
     addresses = list(envelope.recipients) if envelope else []
     if envelope:
         addresses.insert(0, envelope.sender)
-    for name in _ADDRESS_HEADERS:
-        values = [str(v) for v in message.get_all(name, [])]
-        addresses.extend(addr for _, addr in getaddresses(values))
+    if isinstance(message, Message):
+        for name in _ADDRESS_HEADERS:
+            values = [str(v) for v in message.get_all(name, [])]
+            addresses.extend(addr for _, addr in getaddresses(values))
     return next((a for a in addresses if not a.isascii()), None)
 
 
@@ -145,6 +174,8 @@ __all__ = [
     "Envelope",
     "RecipientOutcome",
     "SendResult",
+    "header_block",
     "message_bytes",
     "needs_smtputf8",
+    "raw_message_bytes",
 ]

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import getaddresses
 from typing import Any
 
@@ -43,16 +45,19 @@ DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
 
 
 def envelope_of(
-    message: Message,
+    message: Message | bytes,
     sender: str | None = None,
     recipients: Sequence[str] | None = None,
 ) -> Envelope:
     """
-    The envelope for C{message}: C{sender} or else the Sender or From
-    header's address; C{recipients} or else the addresses of To, Cc and Bcc.
+    The envelope for C{message} (a C{Message}, or message bytes whose
+    headers are read): C{sender} or else the Sender or From header's
+    address; C{recipients} or else the addresses of To, Cc and Bcc.
 
     @raise UsageProblem: no sender, no recipient, or a malformed address.
     """
+    if isinstance(message, bytes):
+        message = BytesHeaderParser(policy=compat32).parsebytes(message)
     if sender is None:
         header = message.get("Sender") or message.get("From")
         if header is None:
@@ -88,7 +93,7 @@ def _connection_error(reason: Failure, host: str, server: str, timeout: float) -
 
 def send_message(
     reactor: Any,
-    message: Message,
+    message: Message | bytes,
     *,
     host: str,
     port: int | None = None,
@@ -111,7 +116,8 @@ def send_message(
         C{IReactorPluggableNameResolver}.
     @param message: an C{email.message.Message} (e.g. from
         L{twisted_netlab.mail.compose.compose}); its Bcc header, if any, is
-        not transmitted.
+        not transmitted.  Or message bytes (a stored message, relayed):
+        sent unchanged but for line ends made CRLF, Bcc header included.
     @param port: default by C{tls}: 587, 465 or 25.
     @param tls: C{"starttls"} (required, the default), C{"implicit"} (TLS
         from the first byte) or C{"none"}.

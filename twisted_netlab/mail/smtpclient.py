@@ -43,8 +43,10 @@ from twisted_netlab.mail.outgoing import (
     Envelope,
     RecipientOutcome,
     SendResult,
+    header_block,
     message_bytes,
     needs_smtputf8,
+    raw_message_bytes,
 )
 
 _LINE_START_DOT = re.compile(rb"^\.", re.MULTILINE)
@@ -284,6 +286,9 @@ class MessageSenderFactory(ClientFactory[MessageSender]):
     """
     One message to send and how: L{deferred} fires with the L{SendResult} or
     fails with a L{NetlabError} once the connection is over.
+
+    C{message} is a composed C{Message} (sent as L{message_bytes} makes it)
+    or stored bytes, sent unchanged (L{raw_message_bytes}).
     """
 
     def __init__(
@@ -299,7 +304,7 @@ class MessageSenderFactory(ClientFactory[MessageSender]):
         allow_plaintext_auth: bool,
         timeout: float,
         local_hostname: str | None,
-        message: Message,
+        message: Message | bytes,
         envelope: Envelope,
         transcript: Callable[[str], None] | None,
     ) -> None:
@@ -353,10 +358,23 @@ class MessageSenderFactory(ClientFactory[MessageSender]):
                     f"non-ASCII address {self.non_ascii_address} needs"
                 )
             params.append(b"SMTPUTF8")
-        data = message_bytes(self.message, smtputf8=smtputf8)
+        if isinstance(self.message, bytes):
+            # Stored bytes go as they are: 8-bit needs 8BITMIME, and 8-bit
+            # headers get SMTPUTF8 where the server has it.
+            data = raw_message_bytes(self.message)
+            eight_bit_headers = not header_block(data).isascii()
+            if eight_bit_headers and not smtputf8 and b"SMTPUTF8" in extensions:
+                params.append(b"SMTPUTF8")
+        else:
+            data = message_bytes(self.message, smtputf8=smtputf8)
         if not data.isascii():
             if b"8BITMIME" in extensions:
                 params.append(b"BODY=8BITMIME")
+            elif isinstance(self.message, bytes):
+                raise ServerRefused(
+                    f"the message has 8-bit content and {self.server} does not "
+                    "support 8BITMIME (stored bytes are sent unchanged)"
+                )
             else:
                 data = message_bytes(self.message, smtputf8=smtputf8, eight_bit=False)
                 if not data.isascii():
