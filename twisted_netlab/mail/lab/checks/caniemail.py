@@ -19,7 +19,6 @@ HTMLCheckResponse; L{platforms} is its C{Platforms} map.
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
 import functools
 import hashlib
@@ -199,9 +198,14 @@ def feature_warning(slug: str, found: int) -> dict[str, Any]:
 
     @raise KeyError: the data has no such feature.
     """
-    warning = copy.deepcopy(_warning(slug))
-    warning["Score"]["Found"] = found
-    return warning
+    shared = _warning(slug)
+    return {
+        **shared,
+        "Tags": list(shared["Tags"]),
+        "Results": [dict(result) for result in shared["Results"]],
+        "NotesByNumber": dict(shared["NotesByNumber"]),
+        "Score": {**shared["Score"], "Found": found},
+    }
 
 
 @functools.cache

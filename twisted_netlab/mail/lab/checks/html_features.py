@@ -398,7 +398,7 @@ class _BodyTag(HTMLParser):
             self.found = True
 
 
-def has_body_tag(markup: str, chunk: int = 16384) -> bool:
+def has_body_tag(markup: str, chunk: int = 4096) -> bool:
     """
     Whether C{markup} writes a C{<body>} start tag (reading only as far as
     it needs).
@@ -503,6 +503,26 @@ def comments_in(values: Iterable[Any]) -> int:
     How many CSS comments a component value list holds.
     """
     return sum(1 for token in _tokens(values) if token.type == "comment")
+
+
+@functools.lru_cache(maxsize=8192)
+def style_features(style: str) -> tuple[frozenset[str], int]:
+    """
+    The features of a C{style} attribute's declarations, and how many
+    comments it holds.  Cached: a template repeats the same few styles on
+    hundreds of elements.
+    """
+    hits: set[str] = set()
+    comments = 0
+    for item in tinycss2.parse_blocks_contents(
+        style, skip_comments=False, skip_whitespace=True
+    ):
+        if item.type == "declaration":
+            hits |= declaration_features(item)
+            comments += comments_in(item.value)
+        elif item.type == "comment":
+            comments += 1
+    return frozenset(hits), comments
 
 
 def _block_features(content: Any) -> tuple[set[str], int, list[Any]]:
@@ -742,15 +762,9 @@ class _Scan:
             self.found.update(hits)
 
     def inline_style(self, el: Any, style: str) -> None:
-        hits = self.element(el)
-        for item in tinycss2.parse_blocks_contents(
-            style, skip_comments=False, skip_whitespace=True
-        ):
-            if item.type == "declaration":
-                hits |= declaration_features(item)
-                self.count("css-comments", comments_in(item.value))
-            elif item.type == "comment":
-                self.found["css-comments"] += 1
+        hits, comments = style_features(style)
+        self.element(el).update(hits)
+        self.count("css-comments", comments)
 
     def html_element(self, el: Any) -> None:
         tag = el.tag
