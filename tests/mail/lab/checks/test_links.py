@@ -413,6 +413,13 @@ def loop(request: Request, recorder: Recorder) -> bytes:
     return b""
 
 
+def away(request: Request, recorder: Recorder) -> bytes:
+    request.setResponseCode(301)
+    port = request.getHost().port
+    request.setHeader(b"location", f"http://127.0.0.2:{port}/ok".encode())
+    return b""
+
+
 def no_head(request: Request, recorder: Recorder) -> bytes:
     if request.method == b"HEAD":
         request.setResponseCode(405)
@@ -456,6 +463,7 @@ def site(tmp_path: Path) -> Iterator[LinkSite]:
         "missing": missing,
         "redirect": redirect,
         "loop": loop,
+        "away": away,
         "nohead": no_head,
         "never": never,
     }.items():
@@ -622,6 +630,24 @@ async def test_private_addresses_refused(site: LinkSite) -> None:
         assert status.startswith("Blocked private/reserved address (")
     assert result["Errors"] == 2
     assert site.recorder.requests == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_redirect_is_checked(
+    site: LinkSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    A redirect to an address that may not be fetched is blocked like a
+    link to it (here 127.0.0.2 plays the internal address, 127.0.0.1 the
+    public one).
+    """
+    monkeypatch.setattr(links, "is_internal", lambda address: address == "127.0.0.2")
+    url = f"{site.base}/away"
+    result = await check_urls([url], follow=True, private_links=False)
+    assert by_url(result) == {
+        url: (451, "Blocked private/reserved address (127.0.0.2)")
+    }
+    assert site.recorder.requests == [("HEAD", "/away")]
 
 
 @pytest_twisted.ensureDeferred
