@@ -299,9 +299,9 @@ def resolve(resolver: IHostnameResolver, host: str, port: int) -> Deferred[list[
 @implementer(IStreamClientEndpoint)
 class CheckedEndpoint:
     """
-    Connects to a URL's host: resolves it, refuses it when one of its
-    addresses is internal (unless allowed), and connects to the address it
-    checked, over TLS for https.
+    Connects to a URL's host (ASCII: a name in IDNA form, or an IP):
+    resolves it, refuses it when one of its addresses is internal (unless
+    allowed), and connects to an address it checked, over TLS for https.
     """
 
     def __init__(
@@ -358,7 +358,7 @@ class CheckedEndpoint:
             self._reactor, host, self._port, timeout=self._timeout
         )
         if self._tls is not None:
-            creator = self._tls.creatorForNetloc(self._host.encode("idna"), self._port)
+            creator = self._tls.creatorForNetloc(self._host.encode("ascii"), self._port)
             endpoint = wrapClientTLS(creator, endpoint)
         connecting = endpoint.connect(protocolFactory)
         if rest:
