@@ -39,8 +39,8 @@ from typing import Any
 
 from benchmarks.core import Context, Section, Table, Target, fmt, fmt_ratio
 
-NAME = "checks-mail"
-CASES = ["checks-mail"]
+NAME = "checks_lint_auth"
+CASES = ["checks_lint_auth"]
 
 SIZE = 100_000
 COLD, QUICK_COLD = 20, 3
@@ -251,7 +251,7 @@ def _checked(name: str, answer: Any) -> None:
 
 
 def run(context: Context) -> Section:
-    if not context.wants("checks-mail"):
+    if not context.wants("checks_lint_auth"):
         return Section(NAME, [], [], [], {"not_run": "the checks case was not asked"})
     cold_count = QUICK_COLD if context.quick else COLD
     repeated_count = QUICK_REPEATED if context.quick else REPEATED
