@@ -108,6 +108,27 @@ class CatchAllTests(SMTPTestCase):
         self.assertTrue(envelope.tls)
         self.assertEqual(envelope.auth_user, "alice@example.test")
         self.assertGreater(envelope.received, 1.7e9)
+        self.assertEqual((envelope.helo, envelope.smtputf8), ("client.test", False))
+
+    def test_envelope_helo_after_starttls(self) -> None:
+        """
+        The envelope's HELO name is the one given after STARTTLS, which
+        forgets the one before (RFC 3207), and HELO counts as EHLO does.
+        """
+        s = self.session(catch_all=CATCH_ALL)
+        self.assertEqual(s.code(b"EHLO before.test"), 250)
+        self.assertEqual(s.code(b"STARTTLS"), 220)
+        self.assertEqual(s.code(b"EHLO after.test"), 250)
+        s.send(b"MAIL FROM:<a@b.example>", b"RCPT TO:<x@y.example>", b"DATA")
+        s.send(*MESSAGE, b".")
+        plain = self.session(catch_all=CATCH_ALL)
+        plain.send(b"HELO old.style.test", b"MAIL FROM:<a@b.example>")
+        plain.send(b"RCPT TO:<x@y.example>", b"DATA")
+        plain.send(*MESSAGE, b".")
+        self.assertEqual(
+            [e.helo for e in self.deliveries.envelopes],
+            ["after.test", "old.style.test"],
+        )
 
     def test_envelope_plain_null_sender_unix(self) -> None:
         """
@@ -292,6 +313,7 @@ class SMTPUTF8Tests(SMTPTestCase):
         [envelope] = self.deliveries.envelopes
         self.assertEqual(envelope.mail_from, sender.decode())
         self.assertEqual(envelope.rcpt_to, (rcpt.decode(),))
+        self.assertTrue(envelope.smtputf8)
 
     def test_utf8_addresses_without_smtputf8(self) -> None:
         """

@@ -6,6 +6,7 @@ each, all or nothing), retention pruning and the "in use" registry.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -56,6 +57,29 @@ class EnvelopeTests(StoreTestCase):
         self.assertTrue(lines[-2].startswith(f"{uid} "))
         self.assertTrue(lines[-1].startswith(f"E {uid} {{"))
         self.assertFalse(lines[-1].split(" ")[0].isdigit())
+
+    def test_helo_and_smtputf8(self) -> None:
+        """
+        The HELO name and SMTPUTF8 are kept (as the optional keys C{helo}
+        and C{utf8}); a line written before they were kept reads as not
+        recorded and not SMTPUTF8, and one without them writes no such key.
+        """
+        self.store.ensure_user(USER)
+        full = dataclasses.replace(ENVELOPE, helo="mta.sender.test", smtputf8=True)
+        uid = self.store.folder(USER).deliver(message(1), envelope=full)
+        self.assertEqual(self.reopen().folder(USER).envelope(uid), full)
+        line = (self.root / USER / UIDLIST_NAME).read_text().splitlines()[-1]
+        self.assertIn('"helo":"mta.sender.test","utf8":true', line)
+        self.assertNotIn("helo", ENVELOPE.to_json())
+        self.assertNotIn("utf8", ENVELOPE.to_json())
+        old = (
+            '{"from":"a@b.test","to":["c@d.test"],"client":"unix","tls":false,'
+            '"auth":null,"at":1.5}'
+        )
+        self.assertEqual(
+            Envelope.from_json(old),
+            Envelope("a@b.test", ("c@d.test",), "unix", False, None, 1.5),
+        )
 
     def test_none_without_envelope(self) -> None:
         """

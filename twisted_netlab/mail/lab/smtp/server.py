@@ -555,6 +555,7 @@ class LabESMTP(smtp.ESMTP):
             for address, members in transaction.mailboxes().items()
         }
         first = transaction.members[0]
+        helo = first.user.helo[0] if first.user.helo else None
         envelope = Envelope(
             mail_from=_text(bytes(first.user.orig)),
             rcpt_to=tuple(_text(bytes(m.user.dest)) for m in transaction.members),
@@ -562,6 +563,8 @@ class LabESMTP(smtp.ESMTP):
             tls=self.secure,
             auth_user=first.sender,
             received=time.time(),
+            helo=None if helo is None else _text(bytes(helo)),
+            smtputf8=transaction.smtputf8,
         )
         return defer.maybeDeferred(factory.deliver, body, copies, envelope)
 

@@ -24,6 +24,9 @@ class Envelope:
     @ivar tls: whether the session was encrypted.
     @ivar auth_user: the address the client authenticated as, if it did.
     @ivar received: when the message was accepted (seconds since the epoch).
+    @ivar helo: the name the client gave in C{HELO}/C{EHLO} (L{None}: not
+        recorded, as for envelopes kept before it was).
+    @ivar smtputf8: whether C{MAIL FROM} carried C{SMTPUTF8} (RFC 6531).
     """
 
     mail_from: str
@@ -32,31 +35,40 @@ class Envelope:
     tls: bool
     auth_user: str | None
     received: float
+    helo: str | None = None
+    smtputf8: bool = False
 
     def to_json(self) -> str:
         """
-        The envelope as one line of ASCII JSON (never a newline in it).
+        The envelope as one line of ASCII JSON (never a newline in it);
+        C{helo} and C{utf8} only when there is something to say, so that
+        readers of older lines and older readers of these agree.
         """
-        return json.dumps(
-            {
-                "from": self.mail_from,
-                "to": list(self.rcpt_to),
-                "client": self.client,
-                "tls": self.tls,
-                "auth": self.auth_user,
-                "at": self.received,
-            },
-            separators=(",", ":"),
-        )
+        fields: dict[str, object] = {
+            "from": self.mail_from,
+            "to": list(self.rcpt_to),
+            "client": self.client,
+            "tls": self.tls,
+            "auth": self.auth_user,
+            "at": self.received,
+        }
+        if self.helo is not None:
+            fields["helo"] = self.helo
+        if self.smtputf8:
+            fields["utf8"] = True
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Envelope | None:
         """
         The envelope of a UID list line, or L{None} if it is unreadable.
+        A line without C{helo} or C{utf8} (written before they were kept)
+        reads as not recorded and not SMTPUTF8.
         """
         try:
             data = json.loads(text)
             auth = data.get("auth")
+            helo = data.get("helo")
             envelope = cls(
                 mail_from=str(data["from"]),
                 rcpt_to=tuple(str(address) for address in data["to"]),
@@ -64,6 +76,8 @@ class Envelope:
                 tls=bool(data.get("tls", False)),
                 auth_user=None if auth is None else str(auth),
                 received=float(data["at"]),
+                helo=None if helo is None else str(helo),
+                smtputf8=data.get("utf8") is True,
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
