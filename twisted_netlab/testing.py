@@ -22,8 +22,12 @@ the tests that share their options, reset between them. Blocking clients
 (smtplib, imaplib, poplib) must run in a thread (C{deferToThread}), never in
 the reactor thread.
 
+Each message check is a call: C{result = await mail_lab.check(message.id,
+"lint")}, then C{assert result.errors == []} (docs/checks.rst).
+
 Tests that run no reactor use L{lab_in_thread}: a lab on a reactor of its
-own in a background thread, with blocking C{wait_for}, C{search}, C{clear}.
+own in a background thread, with blocking C{wait_for}, C{search}, C{clear},
+C{check} (C{lab.check(message.id, "lint").errors == []}).
 
 Nothing here imports the reactor, or twisted.mail, until it is used: pytest
 loads this module at start-up in every project that installs
@@ -186,6 +190,18 @@ class ThreadedLab:
     def messages(self, address: str, mailbox: str = "INBOX") -> list[bytes]:
         """The bytes of every message of C{address}'s C{mailbox}."""
         return self.call(self.lab.messages, address, mailbox)
+
+    def check(self, message_id: str, name: str, **options: Any) -> Any:
+        """
+        The result of check C{name} (C{"html"}, C{"links"}, C{"spam"},
+        C{"auth"}, C{"lint"}) of message C{message_id}, with attributes::
+
+            assert lab.check(message.id, "lint").errors == []
+
+        (L{MailLab.check<twisted_netlab.mail.lab.service.MailLab.check>};
+        docs/checks.rst lists each result's attributes.)
+        """
+        return self.call(self.lab.check, message_id, name, **options)
 
     def add_fault(self, spec: str) -> FaultHandle:
         """

@@ -17,6 +17,7 @@ delivered (L{MailLab.messages}).  The state directory holds::
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
@@ -55,6 +56,10 @@ from twisted_netlab.mail.lab.certificate import (
     ensure_certificate,
     load_certificate,
 )
+from twisted_netlab.mail.lab.checks.context import CheckSettings
+from twisted_netlab.mail.lab.checks.records import load_records
+from twisted_netlab.mail.lab.checks.runner import CheckRunner
+from twisted_netlab.mail.lab.checks.spam import parse_spamd_address
 from twisted_netlab.mail.lab.faults import Fault, Faults
 from twisted_netlab.mail.lab.imap.account import SPECIAL_USE, LabRealm
 from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
@@ -244,6 +249,14 @@ class MailLab(MultiService):
     @param faults: faults to start with (specs or L{Fault}s); more are
         added, and these removed, through C{lab.faults}.
     @param fault_seed: makes the faults' probabilities repeatable.
+    @param spamassassin: the spamd the spam check asks (C{"HOST:PORT"} or
+        C{(host, port)}); L{None}: the spam check says how to turn it on.
+    @param dns_records: the DNS of the auth check: a records file's path,
+        or its records already read (L{load_records
+        <twisted_netlab.mail.lab.checks.records.load_records>}); L{None}:
+        the system's resolver.  The link check may fetch loopback and
+        private addresses only when every HTTP listener is on loopback
+        (or there is none): see docs/checks.rst.
     """
 
     #: The user made by the lab itself, who gets the SPECIAL-USE mailboxes.
@@ -279,6 +292,8 @@ class MailLab(MultiService):
         http_hosts: Sequence[str] = (),
         faults: Iterable[str | Fault] = (),
         fault_seed: int | None = None,
+        spamassassin: str | tuple[str, int] | None = None,
+        dns_records: str | Path | Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__()
         self.reactor = reactor
@@ -330,6 +345,10 @@ class MailLab(MultiService):
         #: The faults every listener asks (L{Faults.add}, L{Faults.clear}).
         self.faults = Faults(faults, seed=fault_seed, reactor=reactor)
         mount_faults(self.api_resource, self.faults)
+        #: Runs the message checks and caches their answers (L{check}, the
+        #: API's check routes).
+        self.checks = CheckRunner(reactor, _check_settings(spamassassin, dns_records))
+        self.api.checks = self.checks
         self.store.retention = Retention(max_messages=max_messages, max_age=max_age)
         self._group_commit = GroupCommit(self.store, reactor)
         self._pruning: LoopingCall | None = None
@@ -390,6 +409,9 @@ class MailLab(MultiService):
                 f"cannot make mailboxes in {self.store.root}: {e.strerror}"
             ) from None
         self._check_http_security()
+        self.checks.settings = dataclasses.replace(
+            self.checks.settings, private_links=self._http_on_loopback_only()
+        )
         checker = self._checker
         threads = self.reactor if IReactorFromThreads.providedBy(self.reactor) else None
         portal = Portal(LabRealm(self.store, reactor=threads), [checker])
@@ -467,6 +489,18 @@ class MailLab(MultiService):
                     "without TLS: use an ssl: endpoint or --https (the lab's "
                     "certificate), or a loopback interface"
                 )
+
+    def _http_on_loopback_only(self) -> bool:
+        """
+        Whether only this machine can reach the HTTP API (every HTTP
+        listener on loopback, or none): then the link check may fetch
+        loopback and private addresses, which its users reach anyway.
+        """
+        return all(
+            is_loopback_endpoint(self.reactor, description)
+            for kind in ("http", "https")
+            for description in self.descriptions[kind]
+        )
 
     def _site(self, kind: str) -> Factory[Any]:
         description = self._pending_description
@@ -769,6 +803,7 @@ class MailLab(MultiService):
                 folder.refresh()
                 folder.remove(folder.uids())
         self.catalog.sync(rescan=False)
+        self.checks.clear()
 
     def reset(self) -> None:
         """
@@ -785,3 +820,40 @@ class MailLab(MultiService):
         for address in self.users.addresses():
             self.store.ensure_user(address)
         self.catalog.reload()
+        self.checks.clear()
+
+    # -- the message checks ----------------------------------------------------
+
+    def check(self, message_id: str, name: str, **options: Any) -> Deferred[Any]:
+        """
+        Check C{name} (C{"html"}, C{"links"}, C{"spam"}, C{"auth"},
+        C{"lint"}) of message C{message_id} (an ID of L{search},
+        L{wait_for} or the HTTP API, or C{"latest"}), from the cache when
+        it has the answer (docs/checks.rst); C{follow=True} for the link
+        check follows redirects.
+
+        @return: a Deferred that fires with the check's result (a
+            L{LintResult<twisted_netlab.mail.lab.checks.results.LintResult>}
+            and the like), or fails with L{NoSuchMessage
+            <twisted_netlab.mail.lab.checks.runner.NoSuchMessage>},
+            L{UnknownCheck<twisted_netlab.mail.lab.checks.runner.UnknownCheck>}
+            or L{CheckError<twisted_netlab.mail.lab.checks.context.CheckError>}.
+        """
+        return self.checks.result(self.catalog, message_id, name, options)
+
+
+def _check_settings(
+    spamassassin: str | tuple[str, int] | None,
+    dns_records: str | Path | Mapping[str, Sequence[str]] | None,
+) -> CheckSettings:
+    """
+    The checks' settings of L{MailLab}'s arguments.
+
+    @raise NetlabError: the spamd address is not one, or the records file
+        cannot be read (one line, naming the file and line).
+    """
+    if isinstance(spamassassin, str):
+        spamassassin = parse_spamd_address(spamassassin)
+    if isinstance(dns_records, (str, Path)):
+        dns_records = load_records(dns_records)
+    return CheckSettings(spamassassin=spamassassin, dns_records=dns_records)

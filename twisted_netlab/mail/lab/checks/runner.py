@@ -36,14 +36,17 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
 
+from twisted_netlab.errors import NetlabError
 from twisted_netlab.mail.lab.checks.context import (
     Arrival,
     CheckContext,
     CheckError,
     CheckSettings,
 )
-from twisted_netlab.mail.lab.store.catalog import Entry
+from twisted_netlab.mail.lab.checks.results import result_of
+from twisted_netlab.mail.lab.store.catalog import Catalog, Entry
 from twisted_netlab.mail.lab.store.envelope import Envelope
+from twisted_netlab.mail.lab.store.errors import MessageGone
 
 #: The checks, by the name the Python API and the inbox use, with the path
 #: of their HTTP route below C{/api/v1/message/{ID}/}.
@@ -59,6 +62,12 @@ CACHE_SIZE = 256
 #: Seconds an answer about the network is kept (links; auth over the
 #: system's resolver).
 NETWORK_TTL = 60.0
+
+
+class NoSuchMessage(NetlabError, LookupError):
+    """
+    The lab has no message of that ID (or it was deleted).
+    """
 
 
 class UnknownCheck(CheckError):
@@ -221,6 +230,31 @@ class CheckRunner:
         self._start(key, entry, name, check, options)
         return mine
 
+    def result(
+        self,
+        catalog: Catalog,
+        message_id: str,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+    ) -> Deferred[Any]:
+        """
+        The result object (L{results}) of check C{name} for the message
+        C{message_id} of C{catalog} (or C{"latest"}), for the Python API.
+
+        @return: a Deferred that fires with the result, or fails with
+            L{NoSuchMessage}, L{UnknownCheck} or L{CheckError}.
+        """
+        entry = catalog.get(message_id)
+        if entry is None:
+            return fail(NoSuchMessage(f"no message {message_id}"))
+
+        def gone(failure: Failure) -> Any:
+            failure.trap(MessageGone)
+            raise NoSuchMessage(f"no message {message_id}")
+
+        answer = self.run(entry, name, options).addErrback(gone)
+        return answer.addCallback(lambda value: result_of(name, value))
+
     def _waiter(
         self, waiting: list[Deferred[dict[str, Any]]]
     ) -> Deferred[dict[str, Any]]:
@@ -286,6 +320,7 @@ __all__ = [
     "NETWORK_TTL",
     "ROUTES",
     "CheckRunner",
+    "NoSuchMessage",
     "UnknownCheck",
     "arrival_of",
 ]

@@ -29,7 +29,7 @@ from twisted.internet.interfaces import IProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from twisted_netlab.mail.lab.checks.context import CheckContext
+from twisted_netlab.mail.lab.checks.context import CheckContext, CheckError
 
 PROTOCOL_VERSION = b"1.5"
 COMMANDS = frozenset({b"CHECK", b"SYMBOLS", b"REPORT", b"PING"})
@@ -41,6 +41,36 @@ HOW_TO_TURN_ON = (
     "the spam check is off: start the lab with --spamassassin HOST:PORT "
     "(the address of a spamd) to score messages with SpamAssassin"
 )
+#: spamd's own port (spamd(1): --port)
+SPAMD_PORT = 783
+
+
+def parse_spamd_address(text: str) -> tuple[str, int]:
+    """
+    C{(host, port)} of C{--spamassassin}'s C{HOST:PORT} (C{[ADDRESS]:PORT}
+    for IPv6; a bare C{HOST} is spamd's port, 783).
+
+    @raise CheckError: it is not such an address (one line).
+    """
+    text = text.strip()
+    host, port = text, str(SPAMD_PORT)
+    if text.startswith("["):
+        inside, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            host = ""
+        else:
+            host, port = inside, rest[1:] if rest else port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    elif ":" in text:
+        host = ""  # an IPv6 address wants brackets, or the port is unclear
+    bad_host = not host or any(c.isspace() for c in host)
+    if bad_host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CheckError(
+            f"not a spamd address: {text!r} (expected HOST:PORT, such as "
+            "127.0.0.1:783, or [::1]:783)"
+        )
+    return host, int(port)
 
 
 class SpamdError(Exception):

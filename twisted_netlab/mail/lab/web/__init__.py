@@ -34,6 +34,9 @@ The modules, from the bottom up:
         and C{part/{PartID}};
       - L{info}: C{/api/v1/info}, C{/api/v1/mailboxes}, C{/livez} and
         C{/readyz};
+      - L{checks}: the message checks below C{/api/v1/message/{ID}}
+        (C{html-check}, C{link-check}, C{sa-check}, C{auth-check},
+        C{lint});
       - L{views}: C{/view/{ID}.html} and C{/view/{ID}.txt};
       - L{chaos}: C{/api/v1/chaos} and C{/api/v1/faults}, over the lab's
         faults (mounted by the service);

@@ -62,6 +62,10 @@ class LabAPI:
         #: While the lab loads its search facts, a Deferred that fires once
         #: it is done (else None): searches wait for it.
         self.facts_loading: Callable[[], Deferred[None] | None] | None = None
+        #: Runs and caches the message checks (a L{CheckRunner
+        #: <twisted_netlab.mail.lab.checks.runner.CheckRunner>}, set by the
+        #: lab; made with the default settings when first needed if not).
+        self.checks: Any = None
 
     def query(self, request: Request, *, required: bool) -> Query:
         """

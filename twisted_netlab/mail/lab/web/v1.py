@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from twisted.web.resource import IResource
 
 from twisted_netlab.mail.lab.web.api import LabAPI
+from twisted_netlab.mail.lab.web.checks import CHECK_ROUTES
 from twisted_netlab.mail.lab.web.events import EventsRoute
 from twisted_netlab.mail.lab.web.info import InfoRoute, MailboxesRoute
 from twisted_netlab.mail.lab.web.message import (
@@ -31,6 +32,7 @@ MESSAGE_ROUTES: Mapping[str, MessageRouteFactory] = {
     "headers": HeadersRoute,
     "raw": RawRoute,
     "part": PartsRoute,
+    **CHECK_ROUTES,
 }
 
 #: C{/api/v1/NAME}: each made from the API.
