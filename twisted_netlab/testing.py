@@ -23,7 +23,10 @@ the tests that share their options, reset between them. Blocking clients
 the reactor thread.
 
 Each message check is a call: C{result = await mail_lab.check(message.id,
-"lint")}, then C{assert result.errors == []} (docs/checks.rst).
+"lint")}, then C{assert result.errors == []} (docs/checks.rst). Tests that
+are not C{async} take the C{blocking_mail_lab} fixture instead (a
+L{lab_in_thread} with the same options), whose C{check} returns the result:
+C{assert blocking_mail_lab.check(message.id, "lint").errors == []}.
 
 Tests that run no reactor use L{lab_in_thread}: a lab on a reactor of its
 own in a background thread, with blocking C{wait_for}, C{search}, C{clear},
@@ -407,3 +410,21 @@ if pytest is not None:
         else:
             pooled.reset()
         yield pooled
+
+    @pytest.fixture
+    def blocking_mail_lab(mail_lab_options: dict[str, Any]) -> Iterator[ThreadedLab]:
+        """
+        A lab for pytest tests that are not C{async}: L{lab_in_thread} with
+        the C{mail_lab_options} (a lab of the test's own, on a reactor of
+        its own in a thread), so blocking clients run in the test itself
+        and C{check}, C{wait_for} and C{search} return their answers::
+
+            def test_lint(blocking_mail_lab):
+                smtplib.SMTP("127.0.0.1", blocking_mail_lab.smtp_port).sendmail(...)
+                [message] = blocking_mail_lab.wait_for("subject:hi")
+                assert blocking_mail_lab.check(message.id, "lint").errors == []
+        """
+        options = dict(mail_lab_options)
+        options.pop("fresh", None)
+        with lab_in_thread(**options) as lab:
+            yield lab
