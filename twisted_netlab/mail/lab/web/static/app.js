@@ -7,6 +7,7 @@
 // /view/{ID}.html.  Never through innerHTML.
 
 import { parseHeaders } from "./headers.js";
+import { checkLoaders, clearChecks, showAuthBadge } from "./checks.js";
 
 const PAGE_SIZE = 50;
 const RAW_LIMIT = 2 * 1024 * 1024;
@@ -425,6 +426,7 @@ function clearMessage() {
   for (const id of ["subject", "addresses", "text", "headers", "raw", "envelope", "attachments", "preview"]) {
     $(id).replaceChildren();
   }
+  clearChecks();
 }
 
 function renderMessage() {
@@ -453,6 +455,7 @@ function renderMessage() {
   $("tabs").querySelector('[data-tab="html"]').hidden = !hasHTML;
   // The tab last chosen, unless it is HTML and this message has none.
   selectTab(state.tab === "html" && !hasHTML ? "text" : state.tab, false);
+  showAuthBadge(message, isShown);
 }
 
 const loaders = {
@@ -535,6 +538,9 @@ const loaders = {
     }
   },
 };
+
+const isShown = (message) => state.message === message;
+Object.assign(loaders, checkLoaders(isShown));
 
 /** Received as seconds since the epoch (our envelope) or as a date string. */
 function receivedTime(value) {
