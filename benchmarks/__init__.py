@@ -21,5 +21,4 @@ MODULES = [
     "benchmarks.mail_api",
     "benchmarks.web_inbox",
     "benchmarks.checks",
-    "benchmarks.checks_lint_auth",
 ]
