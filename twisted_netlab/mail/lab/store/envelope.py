@@ -8,7 +8,7 @@ limits of a mailbox.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -24,6 +24,8 @@ class Envelope:
     @ivar tls: whether the session was encrypted.
     @ivar auth_user: the address the client authenticated as, if it did.
     @ivar received: when the message was accepted (seconds since the epoch).
+    @ivar via: how it came: C{"smtp"}, or C{"api"} (the HTTP API's
+        C{POST /api/v1/send}: then C{auth_user} is the HTTP login, if any).
     """
 
     mail_from: str
@@ -32,22 +34,23 @@ class Envelope:
     tls: bool
     auth_user: str | None
     received: float
+    via: str = "smtp"
 
     def to_json(self) -> str:
         """
         The envelope as one line of ASCII JSON (never a newline in it).
         """
-        return json.dumps(
-            {
-                "from": self.mail_from,
-                "to": list(self.rcpt_to),
-                "client": self.client,
-                "tls": self.tls,
-                "auth": self.auth_user,
-                "at": self.received,
-            },
-            separators=(",", ":"),
-        )
+        fields = {
+            "from": self.mail_from,
+            "to": list(self.rcpt_to),
+            "client": self.client,
+            "tls": self.tls,
+            "auth": self.auth_user,
+            "at": self.received,
+        }
+        if self.via != "smtp":
+            fields["via"] = self.via
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Envelope | None:
@@ -64,6 +67,7 @@ class Envelope:
                 tls=bool(data.get("tls", False)),
                 auth_user=None if auth is None else str(auth),
                 received=float(data["at"]),
+                via=str(data.get("via", "smtp")),
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
@@ -74,13 +78,23 @@ class Envelope:
 class Delivery:
     """
     One message for the INBOXes of C{addresses} (see
-    L{maildir.MailStore.deliver_many}).
+    L{maildir.MailStore.deliver_many}), each copy with the IMAP keywords
+    C{keywords} (the tags asked for; the store's tagger adds its own).
     """
 
     message: bytes
     addresses: Iterable[str]
     envelope: Envelope | None = None
     prefixes: Mapping[str, bytes] | None = None
+    keywords: tuple[str, ...] = ()
+
+
+#: What the store asks of each delivery: the IMAP keywords (tags) each
+#: copy of C{message} gets, by address, given its envelope and the
+#: addresses of its copies (see L{twisted_netlab.mail.lab.store.tags}).
+Tagger = Callable[
+    [bytes, "Envelope | None", Sequence[str]], Mapping[str, Sequence[str]]
+]
 
 
 @dataclass(frozen=True)
