@@ -20,6 +20,7 @@ from twisted_netlab.mail.lab.faults import FaultSpecError, parse_fault
 from twisted_netlab.mail.lab.smtp.server import DEFAULT_MAX_MESSAGE_SIZE, MAX_RECIPIENTS
 from twisted_netlab.mail.lab.users import normalize_address, normalize_domain
 from twisted_netlab.tap import PluginOptions, int_option
+from twisted_netlab.tap.mailpit import MailpitOptions
 
 DEFAULT_SMTP = "tcp:2525:interface=127.0.0.1"
 DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
@@ -48,11 +49,12 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
-class LabOptions(PluginOptions):
+class LabOptions(PluginOptions, MailpitOptions):
     """
     The mail lab's options, shared by C{twistd netlab-mail} and C{twistd
-    netlab}; C{defaultState} and C{defaultDomains} apply when none is given
-    (none: the option is required).
+    netlab} (with Mailpit's: L{MailpitOptions}); C{defaultState} and
+    C{defaultDomains} apply when none is given (none: the option is
+    required).
     """
 
     defaultState: str | None = None
@@ -255,6 +257,7 @@ class LabOptions(PluginOptions):
                 load_certificate(self["tls-cert"], self["tls-key"])
             except CertificateError as e:
                 raise usage.UsageError(str(e)) from None
+        self.check_mailpit_options()
         if self["allow-plaintext-auth"]:
             exposed = [d for d in listeners if not is_loopback_endpoint(reactor, d)]
             if exposed:
@@ -273,7 +276,11 @@ class Options(LabOptions):
         "[--hostname NAME] [--tls-cert FILE --tls-key FILE] "
         "[--allow-plaintext-auth] [--require-auth] [--catch-all ADDRESS] "
         "[--max-recipients N] [--max-messages N] [--max-age DURATION] "
-        "[--fault SPEC]... [--fault-seed N]"
+        "[--fault SPEC]... [--fault-seed N] [--relay HOST:PORT [--relay-tls "
+        "starttls|tls|none] [--relay-cafile FILE] [--relay-user USER "
+        "--relay-password-file FILE] [--relay-allow REGEX] [--forward "
+        "ADDRESS]...] [--webhook URL [--webhook-limit N]] [--tag TAG=QUERY]... "
+        "[--tags-disable x-tags,plus-addresses]"
     )
     longdesc = (
         "A small SMTP + IMAP server over Maildir for labs and tests. SMTP "
@@ -323,7 +330,7 @@ def make_lab(config: LabOptions, reactor: Any, program: str, **extra: Any) -> An
         faults=config["faults"],
         fault_seed=config["fault-seed"],
         program=program,
-        **{"catch_all": config["catch-all"], **extra},
+        **{"catch_all": config["catch-all"], **config["mailpit"], **extra},
     )
     try:
         lab.prepare()

@@ -79,6 +79,7 @@ def received_header(
     authenticated: bool,
     for_: smtp.Address | None = None,
     smtputf8: bool = False,
+    protocol: bytes | None = None,
 ) -> bytes:
     """
     The C{Received:} header of one mailbox's copy (RFC 5321 4.4, with the
@@ -90,10 +91,12 @@ def received_header(
     @param host: the name the server greets with.
     @param secure: whether the connection is encrypted.
     @param authenticated: whether the client has logged in.
+    @param protocol: what the header says the message came with, instead
+        of the SMTP protocol names (C{b"HTTP"}: the send API).
     """
     helo = helo or b"unknown"
     described = describe(peer).encode("ascii", "replace")
-    with_ = (
+    with_ = protocol or (
         (b"UTF8SMTP" if smtputf8 else b"ESMTP")
         + (b"S" if secure else b"")
         + (b"A" if authenticated else b"")

@@ -307,9 +307,12 @@ def set_tags(catalog: Catalog, entries: Iterable[Entry], names: Sequence[str]) -
         by_folder.setdefault(entry.folder, []).append(entry)
     changes: dict[Folder, dict[int, list[str]]] = {}
     for folder, mine in by_folder.items():
-        keywords = list(
-            {k.lower(): k for n in names if (k := _keyword_in(folder, n))}.values()
-        )
+        chosen: dict[str, str] = {}
+        for name in names:
+            keyword = _keyword_in(folder, name)
+            if keyword is not None:
+                chosen.setdefault(keyword.lower(), keyword)
+        keywords = list(chosen.values())
         folder.define_keywords(keywords)
         changes[folder] = {
             e.uid: [f for f in e.flags if not is_keyword(f)] + keywords for e in mine

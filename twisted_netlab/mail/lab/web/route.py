@@ -4,8 +4,9 @@ resource that answers by method and turns the API's errors into one-line
 answers; the request's parameters and body; and the answers themselves.
 
 A route family subclasses L{Route}: C{render_GET}, C{render_PUT}... return
-the answer's bytes, C{NOT_DONE_YET}, or a Deferred of a JSON value (sent
-once it fires; a L{WaitTimeout} is a 408).  They raise L{BadRequest} (400)
+the answer's bytes, C{NOT_DONE_YET}, or a Deferred of a JSON value or of
+the answer's bytes (sent once it fires; a L{WaitTimeout} is a 408, a
+L{BadRequest} or L{NotFound} a 400 or 404).  They raise L{BadRequest} (400)
 or L{NotFound} (404); a method without a C{render_} method is a 405, and a
 path a route has no child for is a 404.  Paths are matched segment by
 segment, as twisted.web does, with empty segments (C{a//b}, a trailing
@@ -139,9 +140,11 @@ def _finish_later(request: Request, d: Deferred[Any]) -> None:
     the client goes first.
     """
 
-    def done(value: dict[str, Any]) -> None:
+    def done(value: Any) -> None:
         if not request.finished and not getattr(request, "_gone", False):
-            request.write(send_json(request, value))
+            request.write(
+                value if isinstance(value, bytes) else send_json(request, value)
+            )
             request.finish()
 
     def failed(failure: Failure) -> None:
@@ -151,6 +154,10 @@ def _finish_later(request: Request, d: Deferred[Any]) -> None:
             return
         if failure.check(WaitTimeout):
             body = send_text(request, f"{failure.value}\n", http.REQUEST_TIMEOUT)
+        elif failure.check(BadRequest):
+            body = send_text(request, f"{failure.value}\n", http.BAD_REQUEST)
+        elif failure.check(NotFound):
+            body = send_text(request, f"{failure.value}\n", http.NOT_FOUND)
         else:
             log.failure("an API request failed", failure)
             body = send_text(request, "internal error\n", http.INTERNAL_SERVER_ERROR)
