@@ -7,7 +7,8 @@ A benchmark is a module with a C{NAME} and C{run(context) -> Section} (see
 L{benchmarks.core}); L{MODULES} lists them in the order they run.  The mail
 benchmarks (mail_fetch, mail_smtp, mail_imap, mail_capture, mail_api:
 docs/benchmarks-mail.rst) run after echo and hello; the web inbox in Chromium
-against MailDev 3's UI (web_inbox: docs/web-inbox.rst) last.
+against MailDev 3's UI (web_inbox: docs/web-inbox.rst); the message checks
+on a newsletter (checks: docs/checks.rst) last.
 """
 
 MODULES = [
@@ -20,4 +21,5 @@ MODULES = [
     "benchmarks.mail_api",
     "benchmarks.web_inbox",
     "benchmarks.checks",
+    "benchmarks.checks_lint_auth",
 ]

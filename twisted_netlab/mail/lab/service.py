@@ -18,7 +18,6 @@ delivered (L{MailLab.messages}).  The state directory holds::
 from __future__ import annotations
 
 import secrets
-import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
@@ -954,10 +953,7 @@ class MailLab(MultiService):
         self.prepare()
         self.faults.clear()
         self.stats.reset()
-        for address in self.store.addresses():
-            path = self.store.user_path(address)
-            shutil.rmtree(path, ignore_errors=True)
-            self.store._forget_user(path)
+        self.store.remove_all_users()
         if self._users_snapshot is not None:
             replace_file(self.users.path, self._users_snapshot)
         for address in self.users.addresses():

@@ -17,10 +17,20 @@ from twisted_netlab.mail.lab.checks.records import RecordsError, parse_records
 DOCS = Path(__file__).resolve().parents[4] / "docs" / "checks.rst"
 
 
+HEADINGS = {"auth": "Authentication check (``auth``)", "lint": "Lint (``lint``)"}
+
+
 def section(name: str) -> str:
+    """
+    The text of the check's section: from its heading to the next heading
+    of the same level.
+    """
     text = DOCS.read_text(encoding="utf-8")
-    start = text.index(f".. BEGIN {name} (checks-lint-auth)")
-    return text[start : text.index(f".. END {name} (checks-lint-auth)")]
+    heading = HEADINGS[name]
+    start = text.index(f"{heading}\n{'-' * len(heading)}\n")
+    following = re.search(r"\n[^\n]+\n-{3,}\n", text[start + 2 * len(heading) + 2 :])
+    end = start + 2 * len(heading) + 2 + following.start() if following else len(text)
+    return text[start:end]
 
 
 class CheckDocsTests(SynchronousTestCase):

@@ -727,3 +727,51 @@ class ModseqTests(StoreTestCase):
         self.assertGreater(folder.modseq(uid), first)
         other.refresh(force=True)
         self.assertEqual(folder.highest_modseq(), other.highest_modseq())
+
+
+class RemoveAllUsersTests(StoreTestCase):
+    def test_everything_goes(self) -> None:
+        """
+        Every user's Maildir and its folders are removed, and the same users
+        can be made again with UIDs from 1.
+        """
+        self.store.ensure_user(USER)
+        self.store.ensure_user("bob@netlab.test")
+        self.store.create_mailbox(USER, "Sent")
+        self.store.deliver(USER, message(1))
+        self.store.folder(USER)  # cached: must be forgotten
+        self.store.remove_all_users()
+        self.assertEqual(self.store.addresses(), [])
+        self.assertEqual(os.listdir(self.root), [])
+        self.store.ensure_user(USER)
+        self.assertEqual(self.store.deliver(USER, message(2)), 1)
+        self.assertEqual(self.store.mailboxes(USER), [INBOX])
+
+    def test_leftover_of_a_cut_short_removal(self) -> None:
+        """
+        A user directory without C{cur/} (what an interrupted removal
+        leaves, with a file a delivery was still writing) is removed too, so
+        the user's Maildir can be made again under its name.
+        """
+        half = self.root / USER / "tmp"
+        half.mkdir(parents=True)
+        (half / "1.M1P1.host").write_bytes(b"in flight")
+        self.assertEqual(self.store.addresses(), [])
+        self.assertRaises(MailboxExists, self.store.ensure_user, USER)
+        self.store.remove_all_users()
+        self.store.ensure_user(USER)
+        self.assertEqual(self.store.addresses(), [USER])
+
+    def test_writer_in_flight_writes_aside(self) -> None:
+        """
+        A file a delivery thread still holds open in the old Maildir's
+        C{tmp/} never shows up in the Maildir made next under the same name.
+        """
+        self.store.ensure_user(USER)
+        with open(self.root / USER / "tmp" / "1.M1P1.host", "wb") as f:
+            self.store.remove_all_users()
+            self.store.ensure_user(USER)
+            f.write(b"late bytes")
+        self.assertEqual(self.files("tmp"), [])
+        self.assertEqual(self.files("new"), [])
+        self.assertEqual(os.listdir(self.root), [USER])

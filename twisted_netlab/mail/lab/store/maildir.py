@@ -85,6 +85,9 @@ from twisted_netlab.mail.lab.store.names import (
 from twisted_netlab.mail.lab.store.uidlist import new_uidlist
 
 _T = TypeVar("_T")
+#: Starts the name of a user's Maildir renamed aside to be removed
+#: (L{MailStore.remove_all_users}).
+_REMOVED_PREFIX = ".netlab-removed-"
 
 log = Logger()
 
@@ -369,6 +372,33 @@ class MailStore:
     def remove_listener(self, listener: StoreListener) -> None:
         with self._mutex, suppress(ValueError):
             self._store_listeners.remove(listener)
+
+    def remove_all_users(self) -> None:
+        """
+        Remove every user's Maildir, and whatever a removal cut short left
+        behind. Each user's directory is first renamed aside (atomically), so
+        that a delivery still in flight in another thread writes, or fails to
+        write, into the doomed copy and never into the Maildir made next
+        under the same name; then the copy is removed.
+        """
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return
+        doomed = []
+        for entry in entries:
+            if entry.name.startswith(_REMOVED_PREFIX):
+                doomed.append(Path(entry.path))
+            elif "@" in entry.name and not entry.name.startswith("."):
+                aside = self.root / f"{_REMOVED_PREFIX}{secrets.token_hex(8)}"
+                try:
+                    os.rename(entry.path, aside)
+                except FileNotFoundError:
+                    continue
+                self._forget_user(Path(entry.path))
+                doomed.append(aside)
+        for path in doomed:
+            shutil.rmtree(path, ignore_errors=True)
 
     def _forget_user(self, path: Path) -> None:
         """
