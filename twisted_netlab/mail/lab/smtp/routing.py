@@ -34,7 +34,9 @@ def local_recipient(
 ) -> str:
     """
     The lab user whose INBOX mail for C{address} goes to: the user it
-    names, or else the catch-all.
+    names, or the one its subaddress belongs to (RFC 5233: C{bob+news@x}
+    is C{bob@x}'s when no user C{bob+news@x} exists; the part after C{+}
+    becomes a tag), or else the catch-all.
 
     @param domains: the local domains, normalized.
     @param catch_all: the normalized address that receives everything else
@@ -65,6 +67,18 @@ def local_recipient(
         ) from None
     if known:
         return text
+    local, _, rest = text.partition("@")
+    base = local.partition("+")[0]
+    if base and base != local:
+        try:
+            owner = f"{base}@{rest}"
+            if owner in users:
+                return owner
+        except UsersFileError:
+            log.failure("SMTP: cannot read the users file")
+            raise smtp.SMTPBadRcpt(
+                address, 451, "4.3.0 Local error: try again later"
+            ) from None
     if catch_all is not None:
         return catch_all
     raise smtp.SMTPBadRcpt(address, 550, "5.1.1 No such user here")
