@@ -148,7 +148,9 @@ async def test_detail_headers_raw_part(mail_lab: MailLab) -> None:
         "Checksums": {
             "MD5": "e5e471b69ea124fcb46a03a445960b87",
             "SHA1": "7b024847e91ca18e32bc57ae7b7e69da299d2491",
-            "SHA256": "c81e4de6cec09ce7579ee9bab6dce349c35d8239931129c4cd3be64c74b0cbac",
+            "SHA256": (
+                "c81e4de6cec09ce7579ee9bab6dce349c35d8239931129c4cd3be64c74b0cbac"
+            ),
         },
         "ContentType": "text/html",
         "ContentID": "",
