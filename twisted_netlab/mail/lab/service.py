@@ -18,7 +18,6 @@ delivered (L{MailLab.messages}).  The state directory holds::
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -40,7 +39,6 @@ from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.mail import smtp as twisted_smtp
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Request
@@ -62,13 +60,12 @@ from twisted_netlab.mail.lab.diskusage import DiskUsage
 from twisted_netlab.mail.lab.faults import Fault, Faults
 from twisted_netlab.mail.lab.imap.account import SPECIAL_USE, LabRealm
 from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
+from twisted_netlab.mail.lab.intake import sent_delivery
 from twisted_netlab.mail.lab.outbox import Outbox
 from twisted_netlab.mail.lab.pop3 import LabMaildropRealm, LabPOP3Factory
 from twisted_netlab.mail.lab.relay import RelayConfig
 from twisted_netlab.mail.lab.smtp.routing import (
-    client_address,
     local_recipient,
-    received_header,
 )
 from twisted_netlab.mail.lab.smtp.server import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -83,7 +80,6 @@ from twisted_netlab.mail.lab.store.catalog import (
 )
 from twisted_netlab.mail.lab.store.factsfile import FILE_NAME as FACTS_FILE_NAME
 from twisted_netlab.mail.lab.store.factsfile import FactsKeeper
-from twisted_netlab.mail.lab.store.keywords import keyword_for_tag
 from twisted_netlab.mail.lab.store.maildir import (
     INBOX,
     Delivery,
@@ -101,7 +97,6 @@ from twisted_netlab.mail.lab.store.tags import (
     TagRule,
     parse_tag_rule,
     parse_tags_disable,
-    unique_tags,
 )
 from twisted_netlab.mail.lab.users import (
     UsersChecker,
@@ -637,56 +632,28 @@ class MailLab(MultiService):
         self, composed: ComposedMessage, request: Request
     ) -> Deferred[str]:
         """
-        Store a message of C{POST /api/v1/send} as if received: for the
-        recipients' mailboxes (as SMTP routes them), with a C{Received:}
-        header and an envelope that say it came by HTTP, its Tags; fires
-        with the ID of the first recipient's copy.
+        Store a message of C{POST /api/v1/send} as if received
+        (L{sent_delivery}); fires with the ID of the copy of its first
+        recipient a mailbox takes.
         """
-        if len(composed.raw) > self.max_message_size:
-            return fail(
-                SendRequestInvalid(
-                    f"the message is {len(composed.raw)} bytes: the limit is "
-                    f"{self.max_message_size}"
-                )
-            )
-        mailboxes: dict[str, str] = {}
-        for address in composed.recipients:
-            try:
-                mailboxes[address] = local_recipient(
-                    twisted_smtp.Address(address.encode("utf-8")),
+        try:
+            delivery, first = sent_delivery(
+                composed,
+                request,
+                route=lambda address: local_recipient(
+                    address,
                     domains=frozenset(self.domains),
                     users=self.users,
                     catch_all=self.catch_all,
-                )
-            except (twisted_smtp.SMTPBadRcpt, twisted_smtp.AddressError) as e:
-                reason = getattr(e, "resp", str(e))
-                if isinstance(reason, bytes):
-                    reason = reason.decode("ascii", "replace")
-                return fail(SendRequestInvalid(f"{address}: {reason}"))
-        peer = request.getClientAddress()
-        user = request.getUser().decode("utf-8", "replace")
-        secure = request.isSecure()
-        envelope = Envelope(
-            mail_from=composed.sender,
-            rcpt_to=composed.recipients,
-            client=client_address(peer),
-            tls=secure,
-            auth_user=user or None,
-            received=time.time(),
-            via="api",
-        )
-        header = received_header(
-            helo=client_address(peer).encode("ascii", "replace"),
-            peer=peer,
-            host=self.hostname.encode("idna"),
-            secure=secure,
-            authenticated=bool(user),
-            protocol=b"HTTPS" if secure else b"HTTP",
-        )
-        copies = {mailbox: header + b"\r\n" for mailbox in mailboxes.values()}
-        keywords = tuple(keyword_for_tag(t) for t in unique_tags(composed.tags))
-        delivery = Delivery(composed.raw, list(copies), envelope, copies, keywords)
-        first = mailboxes[composed.recipients[0]]
+                ),
+                hostname=self.hostname,
+                max_size=self.max_message_size,
+            )
+        except SendRequestInvalid as e:
+            return fail(e)
+        copies = delivery.prefixes or {}
+        envelope = delivery.envelope
+        assert envelope is not None
 
         def stored(uids: dict[str, int]) -> str:
             ids = self._stored(composed.raw, copies, envelope, uids)
