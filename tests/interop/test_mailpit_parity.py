@@ -143,7 +143,6 @@ async def test_npm_mailpit_api_tags_send_release(
         return result
 
     report = await deferToThread(run)
-    print("REPORT", report, [(e.id, e.subject, e.mailbox) for e in mail_lab.search("")])
     assert report["message"] == {
         "Subject": "Sent by mailpit-api",
         "Tags": ["From API", "beta"],
