@@ -6,7 +6,9 @@ COPY, MOVE, EXPUNGE, CREATE, RENAME, SELECT in either session, restart)
 and, after every step, checks that the sessions, a simple model and the
 disk (read by a fresh L{MailStore}, as another process would) agree on
 UIDs, UIDVALIDITY, UIDNEXT, MODSEQ and HIGHESTMODSEQ, EXISTS, flags and
-message bytes.
+message bytes, and on the counts the folders keep: SELECT's EXISTS, RECENT
+and UNSEEN, and STATUS's MESSAGES, RECENT, UNSEEN, DELETED, SIZE, UIDNEXT
+and HIGHESTMODSEQ for every mailbox.
 
 The CI run is bounded by the settings below; for a longer search run
 C{python -m tests.fuzz --minutes 10} (see L{tests.fuzz}).
@@ -45,7 +47,12 @@ from tests.mail.lab.imapwire import (
 from twisted_netlab.mail.lab.imap.account import LabRealm
 from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
 from twisted_netlab.mail.lab.smtp.server import LabSMTPFactory
-from twisted_netlab.mail.lab.store.maildir import INBOX, Envelope, MailStore
+from twisted_netlab.mail.lab.store.maildir import (
+    INBOX,
+    Envelope,
+    MailStore,
+    crlf_size,
+)
 from twisted_netlab.mail.lab.users import UsersFile
 
 USER = "alice@example.test"
@@ -165,15 +172,35 @@ class Box:
     #: must have grown since.
     highest: int | None = None
     changed: bool = False
+    #: The messages no session has seen (files in new/): \Recent for the
+    #: next session that selects the mailbox.
+    recent: set[int] = field(default_factory=set)
 
-    def add(self, data: bytes, exact: bool, flags: frozenset[str]) -> int:
+    def add(
+        self, data: bytes, exact: bool, flags: frozenset[str], *, claimed: bool
+    ) -> int:
+        """
+        A new message; recent unless it has flags (its file goes to cur/)
+        or a session with the mailbox selected claims it at once.
+        """
         uid = self.uidnext
         self.uidnext += 1
         self.messages[uid] = Message(data, exact, flags, above=self.highest or 0)
+        if not flags and not claimed:
+            self.recent.add(uid)
         self.changed = True
         return uid
 
+    def first_unseen(self) -> int | None:
+        """The sequence number of the first message without \\Seen."""
+        for seq, uid in enumerate(sorted(self.messages), 1):
+            if "\\seen" not in self.messages[uid].flags:
+                return seq
+        return None
+
     def set_flags(self, uid: int, flags: frozenset[str]) -> None:
+        # Any STORE moves the file to cur/: no longer recent.
+        self.recent.discard(uid)
         message = self.messages[uid]
         if flags != message.flags:
             message.flags = flags
@@ -183,6 +210,7 @@ class Box:
 
     def remove(self, uid: int) -> None:
         del self.messages[uid]
+        self.recent.discard(uid)
         self.changed = True
 
     def observe(self, uidvalidity: int, highest: int | None, where: str) -> None:
@@ -314,15 +342,24 @@ class LabModel(RuleBasedStateMachine):
             chosen = [0]
         return data.draw(st.sampled_from(chosen))
 
+    def claimed(self, name: str) -> bool:
+        """
+        Whether a session has mailbox C{name} selected (read-write): it
+        takes new messages as its \\Recent ones as they come.
+        """
+        return any(s.selected == name for s in self.sessions)
+
     def add_copies(
         self, reply: Reply, source: Box, uids: list[int], target_name: str
     ) -> None:
         target = self.boxes[target_name]
+        claimed = self.claimed(target_name)
         new = [
             target.add(
                 source.messages[uid].data,
                 source.messages[uid].exact,
                 source.messages[uid].flags,
+                claimed=claimed,
             )
             for uid in uids
         ]
@@ -357,7 +394,8 @@ class LabModel(RuleBasedStateMachine):
         final = replies[-2]
         assert final.startswith(b"250"), replies
         inbox = self.boxes[INBOX]
-        inbox.messages[inbox.add(message, False, frozenset())].delivered = True
+        uid = inbox.add(message, False, frozenset(), claimed=self.claimed(INBOX))
+        inbox.messages[uid].delivered = True
 
     @rule(
         index=sessions,
@@ -386,7 +424,7 @@ class LabModel(RuleBasedStateMachine):
             reply = session.ok(head + b"{%d+}\r\n" % len(message) + message)
         else:
             reply = session.ok(head + b"{%d}\x00" % len(message), message)
-        uid = box.add(message, True, norm(flags))
+        uid = box.add(message, True, norm(flags), claimed=self.claimed(name))
         code = reply.code(b"APPENDUID")
         assert code is not None, reply.tagged
         validity, appended = (int(v) for v in code.split())
@@ -532,8 +570,8 @@ class LabModel(RuleBasedStateMachine):
     @rule(index=sessions, examine=st.booleans(), data=st.data())
     def select(self, index: int, examine: bool, data: st.DataObject) -> None:
         """
-        SELECT (or EXAMINE): EXISTS, UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ
-        are the model's.
+        SELECT (or EXAMINE): EXISTS, RECENT, UNSEEN, UIDVALIDITY, UIDNEXT and
+        HIGHESTMODSEQ are the model's; a SELECT takes the recent messages.
         """
         self.select_box(index, examine, data.draw(st.sampled_from(sorted(self.boxes))))
 
@@ -548,6 +586,15 @@ class LabModel(RuleBasedStateMachine):
             int(r.split()[1]) for r in reply.untagged if r.split()[2:3] == [b"EXISTS"]
         ]
         assert exists == [len(box.messages)], (exists, reply)
+        recent = [
+            int(r.split()[1]) for r in reply.untagged if r.split()[2:3] == [b"RECENT"]
+        ]
+        assert recent == [len(box.recent)], (recent, sorted(box.recent), reply)
+        unseen = reply.code(b"UNSEEN")
+        first = box.first_unseen()
+        assert (None if unseen is None else int(unseen)) == first, (unseen, first)
+        if not examine:
+            box.recent.clear()
         validity = reply.code(b"UIDVALIDITY")
         uidnext = reply.code(b"UIDNEXT")
         highest = reply.code(b"HIGHESTMODSEQ")
@@ -604,6 +651,47 @@ class LabModel(RuleBasedStateMachine):
                     assert envelope.rcpt_to == (USER,), envelope
                 message.observe_modseq(folder.modseq(uid), f"{where} UID {uid}")
             box.observe(folder.uidvalidity, folder.highest_modseq(), where)
+            counts = folder.status()
+            assert (counts.messages, counts.recent, counts.first_unseen) == (
+                len(box.messages),
+                len(box.recent),
+                box.first_unseen(),
+            ), (where, counts, sorted(box.recent))
+
+    @invariant()
+    def status_agrees(self) -> None:
+        """
+        STATUS of every mailbox answers the model's counts (and the disk's
+        size), from either session, whatever it has selected.
+        """
+        session = self.sessions[len(self.boxes) % 2]
+        store = MailStore(self.root)
+        for name, box in self.boxes.items():
+            reply = session.ok(
+                b"STATUS " + quoted(name) + b" (MESSAGES RECENT UIDNEXT UIDVALIDITY"
+                b" UNSEEN DELETED SIZE HIGHESTMODSEQ)"
+            )
+            [line] = [r for r in reply.untagged if r.startswith(b"* STATUS ")]
+            inner = line[line.rindex(b"(") + 1 : line.rindex(b")")].split()
+            got = {
+                inner[i].decode(): int(inner[i + 1]) for i in range(0, len(inner), 2)
+            }
+            where = f"STATUS {name}"
+            folder = store.folder(USER, name)
+            expected = {
+                "MESSAGES": len(box.messages),
+                "RECENT": len(box.recent),
+                "UIDNEXT": box.uidnext,
+                "UNSEEN": sum(
+                    1 for m in box.messages.values() if "\\seen" not in m.flags
+                ),
+                "DELETED": sum(
+                    1 for m in box.messages.values() if "\\deleted" in m.flags
+                ),
+                "SIZE": sum(crlf_size(folder.read(uid)) for uid in box.messages),
+            }
+            assert {k: got[k] for k in expected} == expected, (where, got, expected)
+            box.observe(got["UIDVALIDITY"], got["HIGHESTMODSEQ"], where)
 
     @invariant()
     def sessions_agree(self) -> None:

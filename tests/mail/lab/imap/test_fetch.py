@@ -13,6 +13,8 @@ from tests.mail.lab.imaptesting import (
     USER,
     ServerFixture,
 )
+from twisted_netlab.mail.lab.imap import fetch
+from twisted_netlab.mail.lab.store.maildir import MailStore
 
 
 class FetchTests(ServerFixture):
@@ -202,3 +204,104 @@ class FetchTests(ServerFixture):
             b" FLAGS (\\Seen \\Recent))\r\n"
             % (len(header) + 4, header, len(text), text),
         )
+
+
+class FlagFetchTests(ServerFixture):
+    """
+    FETCH of UIDs, FLAGS and MODSEQ only, rendered from the folder's flag
+    words (L{fetch.FlagFetchResponder}): the same bytes as the general
+    responder, for every shape of the request and session.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        for n in range(5):
+            self.store.deliver(USER, SIMPLE + b"%d\r\n" % n)
+        self.select()
+        folder = self.store.folder(USER)
+        folder.set_flags({2: ["\\Seen", "$Label"], 4: ["\\Flagged", "Work"]})
+        for n in range(3):
+            self.store.deliver(USER, SIMPLE + b"late %d\r\n" % n)
+        # Another session expunges message 3: this one has not been told.
+        other, _ = self.connect()
+        self.select(server=other)
+        self.command(b"d UID STORE 3 +FLAGS (\\Deleted)", other)
+        self.command(b"e EXPUNGE", other)
+        self.used: list[int] = []
+        start = fetch.FlagFetchResponder.start
+
+        def counted(responder: fetch.FlagFetchResponder) -> None:
+            self.used.append(1)
+            start(responder)
+
+        self.patch(fetch.FlagFetchResponder, "start", counted)
+
+    def both(self, line: bytes) -> tuple[bytes, bytes]:
+        """C{line}'s answer from the flag-word responder and from the other."""
+        fast = self.command(line)
+        self.assertEqual(len(self.used), 1, line)
+        self.used.clear()
+        self.patch(fetch, "_flags_only", lambda request: False)
+        slow = self.command(line)
+        self.assertEqual(self.used, [], line)
+        self.patch(fetch, "_flags_only", fetch_flags_only)
+        return fast, slow
+
+    def check(self, *lines: bytes) -> None:
+        for line in lines:
+            fast, slow = self.both(line)
+            self.assertEqual(fast, slow, line)
+            self.assertIn(b" FETCH (", fast, line)
+            self.assertTrue(fast.endswith(b" OK FETCH completed\r\n"), fast)
+
+    REQUESTS = (
+        b"f FETCH 1:* FLAGS",
+        b"f FETCH 1:* (UID FLAGS)",
+        b"f FETCH 1:* (FLAGS UID)",
+        b"f FETCH 2,4:5,1 (FLAGS)",
+        b"f FETCH 3:* (FLAGS FLAGS)",
+        b"f UID FETCH 1:* (FLAGS)",
+        b"f UID FETCH 2:6 (UID)",
+        b"f UID FETCH 1:4294967295 (UID FLAGS)",
+    )
+
+    def test_plain(self) -> None:
+        """Without extensions: \\Recent and keywords, gone messages left out."""
+        fast, _ = self.both(b"f FETCH 1:* (UID FLAGS)")
+        self.assertNotIn(b"UID 3 ", fast)
+        self.assertIn(b"FLAGS (\\Seen $Label \\Recent)", fast)
+        self.check(*self.REQUESTS)
+
+    def test_condstore(self) -> None:
+        """With CONDSTORE: MODSEQ with every FLAGS, and CHANGEDSINCE."""
+        self.command(b"c ENABLE CONDSTORE")
+        self.check(
+            *self.REQUESTS,
+            b"f FETCH 1:* (MODSEQ)",
+            b"f UID FETCH 1:* (FLAGS MODSEQ)",
+            b"f FETCH 1:* (UID FLAGS) (CHANGEDSINCE 3)",
+            b"f UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)",
+        )
+
+    def test_rev2(self) -> None:
+        """Under IMAP4rev2: no \\Recent."""
+        self.command(b"c ENABLE IMAP4rev2")
+        fast, _ = self.both(b"f FETCH 1:* FLAGS")
+        self.assertNotIn(b"\\Recent", fast)
+        self.check(*self.REQUESTS)
+
+    def test_many(self) -> None:
+        """More messages than one run of flag words, and a keyword defined
+        by another process meanwhile."""
+        folder = self.store.folder(USER)
+        for n in range(fetch._FLAG_RUN + 10):
+            folder.deliver(b"Subject: %d\r\n\r\n" % n, ["\\Seen"] if n % 3 else [])
+        self.command(b"n NOOP")
+        MailStore(self.store.root).folder(USER).set_flags({9: ["Elsewhere"]})
+        self.assertIn(b"FLAGS (Elsewhere \\Recent)", self.command(b"n NOOP"))
+        self.check(b"f FETCH 1:* (FLAGS)", b"f UID FETCH 100:3000 (UID FLAGS)")
+        fast, _ = self.both(b"f UID FETCH 9 FLAGS")
+        self.assertIn(b"Elsewhere", fast)
+
+
+fetch_flags_only = fetch._flags_only

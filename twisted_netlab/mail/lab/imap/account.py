@@ -14,6 +14,7 @@ import datetime
 import email.utils
 import re
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -27,11 +28,14 @@ from zope.interface import implementer
 from twisted_netlab.mail.lab.imap.message import MessagePart, to_crlf
 from twisted_netlab.mail.lab.store import search
 from twisted_netlab.mail.lab.store.maildir import (
+    DELETED,
     HIERARCHY_DELIMITER,
     INBOX,
+    SEEN,
     SYSTEM_FLAGS,
     Folder,
     FolderChange,
+    FolderStatus,
     InvalidName,
     MailboxExists,
     MailboxHasChildren,
@@ -195,6 +199,19 @@ class LabAccount:
         except MailStoreError:
             return None
 
+    def status(self, name: str, items: Iterable[str]) -> dict[str, int]:
+        """
+        STATUS of mailbox C{name}: the values of C{items} (C{MESSAGES},
+        C{UNSEEN}...), by upper-case name, from the counts the folder keeps
+        (no session view is made).
+
+        @raise NoSuchMailbox: there is no such mailbox.
+        @raise imap4.IllegalQueryError: an unknown item.
+        """
+        folder = self.store.folder(self.address, name)
+        folder.refresh()
+        return status_items(folder, folder.status(), items)
+
     def delete(self, name: str) -> bool:
         try:
             self.store.delete_mailbox(self.address, name)
@@ -305,8 +322,11 @@ class LabMailbox:
         self.folder = folder
         self.writeable = writeable
         folder.refresh()
-        self._uids = folder.uids()
-        self._recent = {uid for uid in self._uids if folder.entry(uid).recent}
+        self._snapshot = folder.snapshot()
+        #: The UIDs of the messages this session has been told of, by
+        #: sequence number (from 0).
+        self._uids: array[int] = self._snapshot.uids
+        self._recent = self._snapshot.recent
         self._gone: set[int] = set()
         self._listeners: list[Any] = []
         self._thread = threading.get_ident()
@@ -330,13 +350,19 @@ class LabMailbox:
         if self._closed:
             return
         if change.new:
-            known = set(self._uids)
-            added = [uid for uid in change.new if uid not in known]
+            added = []
+            view = self._uids
+            for uid in change.new:
+                if not view or view[-1] < uid:
+                    view.append(uid)
+                elif self._sequence_number(uid) is None:
+                    bisect.insort(view, uid)
+                else:
+                    continue
+                added.append(uid)
             if added:
-                for uid in added:
-                    bisect.insort(self._uids, uid)
                 # Recent for this session only if no other session claimed it.
-                recent = [uid for uid in added if self._still_new(uid)]
+                recent = [uid for uid in added if self.folder.is_new(uid)]
                 self._recent.update(recent)
                 if self.writeable and self._listeners:
                     self.folder.mark_seen_by_session(recent)
@@ -352,8 +378,9 @@ class LabMailbox:
                 for listener in self._listeners:
                     listener.flagsChanged(changed)
         if change.gone and not self._quiet:
-            known = set(self._uids)
-            self._gone.update(uid for uid in change.gone if uid in known)
+            self._gone.update(
+                uid for uid in change.gone if self._sequence_number(uid) is not None
+            )
             for listener in list(self._listeners):
                 pending = getattr(listener, "expunges_pending", None)
                 if pending is not None:
@@ -384,12 +411,6 @@ class LabMailbox:
         self._gone.clear()
         return responses
 
-    def _still_new(self, uid: int) -> bool:
-        try:
-            return self.folder.entry(uid).recent
-        except MessageGone:
-            return False
-
     def _sequence_number(self, uid: int) -> int | None:
         i = bisect.bisect_left(self._uids, uid)
         if i < len(self._uids) and self._uids[i] == uid:
@@ -398,7 +419,7 @@ class LabMailbox:
 
     def _flags_of(self, uid: int) -> list[str]:
         try:
-            flags = list(self.folder.entry(uid).flags)
+            flags = list(self.folder.flags(uid))
         except MessageGone:
             flags = []
         if uid in self._recent:
@@ -425,19 +446,6 @@ class LabMailbox:
         """The mailbox's HIGHESTMODSEQ (CONDSTORE)."""
         return self.folder.highest_modseq()
 
-    def _size(self) -> int:
-        total = 0
-        for uid in self._uids:
-            if uid in self._gone:
-                continue
-            with contextlib.suppress(MessageGone):
-                size = self.folder.size(uid)
-                total += size if size is not None else len(self.folder.read(uid))
-        return total
-
-    def _deleted_count(self) -> int:
-        return sum(1 for uid in self._uids if "\\Deleted" in self._flags_of(uid))
-
     # --- IMailbox --------------------------------------------------------------
 
     def getUIDValidity(self) -> int:
@@ -456,12 +464,16 @@ class LabMailbox:
         return len(self._recent)
 
     def getUnseenCount(self) -> int:
-        return sum(1 for uid in self._uids if "\\Seen" not in self._flags_of(uid))
+        return self.folder.status().unseen
 
     def first_unseen(self) -> int | None:
         """The sequence number of the first message without C{\\Seen}."""
-        for seq, uid in enumerate(self._uids, 1):
-            if "\\Seen" not in self._flags_of(uid):
+        if self.folder.version == self._snapshot.version:
+            # As the folder was when the view was made: kept, not looked for.
+            return self._snapshot.first_unseen
+        words = self.folder.flag_words(self._uids)
+        for seq, word in enumerate(words, 1):
+            if word >= 0 and not word & SEEN:
                 return seq
         return None
 
@@ -472,27 +484,17 @@ class LabMailbox:
         pass
 
     def requestStatus(self, names: Iterable[str]) -> dict[str, int]:
-        values = {
-            "MESSAGES": self.getMessageCount,
-            "RECENT": self.getRecentCount,
-            "UIDNEXT": self.getUIDNext,
-            "UIDVALIDITY": self.getUIDValidity,
-            "UNSEEN": self.getUnseenCount,
-            "HIGHESTMODSEQ": self.highest_modseq,
-            "SIZE": self._size,
-            "DELETED": self._deleted_count,
-        }
-        result = {}
-        for name in names:
-            getter = values.get(name.upper())
-            if getter is None:
-                raise imap4.IllegalQueryError(f"unknown STATUS item {_ascii(name)}")
-            result[name.upper()] = getter()
-        return result
+        return status_items(self.folder, self.folder.status(), names)
 
     def addListener(self, listener: Any) -> None:
         if not self._listeners:
             self.folder.add_listener(self._folder_changed)
+            # What came or went since the view was made, before we listened.
+            missed = self.folder.changes_since(self._snapshot)
+            if missed:
+                self._listeners.append(listener)
+                self._folder_changed(missed)
+                self._listeners.remove(listener)
             if self.writeable:
                 # This session saw them: later sessions will not call them recent.
                 self.folder.mark_seen_by_session(self._recent)
@@ -532,7 +534,7 @@ class LabMailbox:
         uid = messageObject.getUID()
         return self.folder.deliver(
             source.read(uid),
-            source.entry(uid).flags,
+            source.flags(uid),
             internal_date=source.internal_date(uid),
         )
 
@@ -544,12 +546,16 @@ class LabMailbox:
         if not self.writeable:
             raise imap4.ReadOnlyMailbox()
         wanted = None if uids is None else set(uids)
+        if not self.folder.status().deleted:
+            return []
+        words = self.folder.flag_words(self._uids)
         doomed = [
             uid
-            for uid in self._uids
-            if uid not in self._gone
+            for uid, word in zip(self._uids, words, strict=True)
+            if word >= 0
+            and word & DELETED
+            and uid not in self._gone
             and (wanted is None or uid in wanted)
-            and "\\Deleted" in self._flags_of(uid)
         ]
         return self.remove_messages(doomed)
 
@@ -575,25 +581,64 @@ class LabMailbox:
                     self._recent.discard(uid)
         return responses
 
-    def _select(self, messages: imap4.MessageSet, uid: bool) -> list[int]:
+    def position_ranges(
+        self, messages: imap4.MessageSet, uid: bool
+    ) -> list[tuple[int, int]]:
         """
-        The sequence numbers in C{messages} (a set of UIDs if C{uid}), without
-        iterating over its ranges (C{1:4294967295} is a usual UID set).
+        Where the messages of C{messages} (a set of UIDs if C{uid}) are in
+        this view: ascending, disjoint C{(start, stop)} ranges of positions
+        (sequence numbers less one), without iterating over the set's ranges
+        (C{1:4294967295} is a usual UID set).
         """
-        if not self._uids:
+        view = self._uids
+        if not view:
             return []
-        last = self._uids[-1] if uid else len(self._uids)
+        last = view[-1] if uid else len(view)
         with contextlib.suppress(ValueError):  # already set by an earlier use
             messages.last = last
-        result: list[int] = []
+        spans = []
         for low, high in messages.ranges:
             if uid:
-                start = bisect.bisect_left(self._uids, low)
-                stop = bisect.bisect_right(self._uids, high)
-                result.extend(range(start + 1, stop + 1))
+                start = bisect.bisect_left(view, low)
+                stop = bisect.bisect_right(view, high)
             else:
-                result.extend(range(max(low, 1), min(high, len(self._uids)) + 1))
-        return sorted(set(result))
+                start, stop = max(low, 1) - 1, min(high, len(view))
+            if start < stop:
+                spans.append((start, stop))
+        spans.sort()
+        merged: list[tuple[int, int]] = []
+        for start, stop in spans:
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(stop, merged[-1][1]))
+            else:
+                merged.append((start, stop))
+        return merged
+
+    def _select(self, messages: imap4.MessageSet, uid: bool) -> list[int]:
+        """
+        The sequence numbers in C{messages} (a set of UIDs if C{uid}),
+        ascending.
+        """
+        return [
+            seq
+            for start, stop in self.position_ranges(messages, uid)
+            for seq in range(start + 1, stop + 1)
+        ]
+
+    def view(self) -> array[int]:
+        """
+        The UIDs of the messages this session was told of, by sequence
+        number (from 0); the session's own: do not change it.
+        """
+        return self._uids
+
+    def recent_uids(self) -> set[int]:
+        """The messages that are C{\\Recent} in this session (live)."""
+        return self._recent
+
+    def gone_uids(self) -> frozenset[int]:
+        """The messages of the view expunged by others, not yet reported."""
+        return frozenset(self._gone)
 
     def fetch(
         self, messages: imap4.MessageSet, uid: bool
@@ -645,7 +690,7 @@ class LabMailbox:
             if message_uid in self._gone:
                 continue
             try:
-                current = list(self.folder.entry(message_uid).flags)
+                current = list(self.folder.flags(message_uid))
             except MessageGone:
                 continue
             if mode == 0:
@@ -669,7 +714,7 @@ class LabMailbox:
         return whether its flags changed.
         """
         try:
-            current = self.folder.entry(uid).flags
+            current = self.folder.flags(uid)
         except MessageGone:
             return False
         if "\\Seen" in current:
@@ -690,6 +735,35 @@ class LabMailbox:
             for seq, u in enumerate(self._uids, 1)
             if u not in self._gone and matcher.matches(seq, LabMessage(self, u))
         ]
+
+
+def status_items(
+    folder: Folder, status: FolderStatus, names: Iterable[str]
+) -> dict[str, int]:
+    """
+    The STATUS items C{names} (RFC 3501, RFC 7162's HIGHESTMODSEQ, RFC
+    8438's SIZE, RFC 9051's DELETED) of a folder, from its kept counts, by
+    upper-case name.
+
+    @raise imap4.IllegalQueryError: an unknown item.
+    """
+    values: dict[str, Callable[[], int]] = {
+        "MESSAGES": lambda: status.messages,
+        "RECENT": lambda: status.recent,
+        "UIDNEXT": lambda: status.uidnext,
+        "UIDVALIDITY": lambda: status.uidvalidity,
+        "UNSEEN": lambda: status.unseen,
+        "HIGHESTMODSEQ": lambda: status.highest_modseq,
+        "SIZE": folder.total_size,
+        "DELETED": lambda: status.deleted,
+    }
+    result = {}
+    for name in names:
+        getter = values.get(name.upper())
+        if getter is None:
+            raise imap4.IllegalQueryError(f"unknown STATUS item {_ascii(name)}")
+        result[name.upper()] = getter()
+    return result
 
 
 def parse_append_date(date: bytes) -> float:
@@ -987,4 +1061,11 @@ def _sent_day(message: LabMessage) -> datetime.date | None:
         return None
 
 
-__all__ = ["LabAccount", "LabMailbox", "LabMessage", "LabRealm", "parse_append_date"]
+__all__ = [
+    "LabAccount",
+    "LabMailbox",
+    "LabMessage",
+    "LabRealm",
+    "parse_append_date",
+    "status_items",
+]

@@ -15,7 +15,9 @@ from __future__ import annotations
 import binascii
 import quopri
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import count
 from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
@@ -76,14 +78,24 @@ class FetchMixin(ArgumentParsers):
         if request.modseq or request.changed_since is not None:
             self._enable_condstore()
         messages, uid = self._messages(messages, uid)
-        results = self.mbox.fetch(messages, uid=bool(uid))
         since = request.changed_since
-        if since is not None:
-            results = [(s, m) for s, m in results if self.mbox.modseq(m.uid) > since]
         modseq = request.modseq or since is not None
         if not request.query and not modseq and not request.binary:
             self.sendPositiveResponse(tag, b"FETCH completed")
             return
+        if isinstance(self.mbox, LabMailbox) and _flags_only(request):
+            # The usual sync (FETCH 1:* FLAGS): from the folder's flag words.
+            FlagFetchResponder(
+                self,
+                tag,
+                self.mbox.position_ranges(messages, bool(uid)),
+                request,
+                bool(uid),
+            ).start()
+            return
+        results = self.mbox.fetch(messages, uid=bool(uid))
+        if since is not None:
+            results = [(s, m) for s, m in results if self.mbox.modseq(m.uid) > since]
         FetchResponder(
             self, tag, results, request.query, bool(uid), modseq, request.binary
         ).start()
@@ -218,7 +230,7 @@ class FetchResponder:
         self.messages = messages
         self.query = query
         self.uid = uid
-        self._next = 0
+        self._exhausted = False
         self._paused = False
         self._producing = False
         self._stopped = False
@@ -235,6 +247,12 @@ class FetchResponder:
         mailbox = server.mbox
         self._folder = mailbox.folder if isinstance(mailbox, LabMailbox) else None
         self._held = [message.uid for _, message in messages]
+        self._pieces: Iterator[bytes] = self._responses()
+
+    def _responses(self) -> Iterator[bytes]:
+        """The responses to send, one message at a time (empty: none)."""
+        for seq, message in self.messages:
+            yield self._render(seq, message)
 
     def _release(self) -> None:
         held, self._held = self._held, []
@@ -263,23 +281,27 @@ class FetchResponder:
         self._producing = True
         try:
             while not self._paused and not self._stopped:
-                if self._next >= len(self.messages):
+                if self._exhausted:
                     self._finish()
                     return
                 chunk: list[bytes] = []
                 size = 0
-                while size < _FETCH_CHUNK and self._next < len(self.messages):
-                    seq, message = self.messages[self._next]
-                    self._next += 1
-                    response = self._render(seq, message)
+                for response in self._pieces:
                     if response:
                         chunk.append(response)
                         size += len(response)
-                if chunk:
-                    self.server.resetTimeout()
-                    self.server.transport.writeSequence(chunk)
+                        if size >= _FETCH_CHUNK:
+                            break
+                else:
+                    self._exhausted = True
+                self._flush(chunk)
         finally:
             self._producing = False
+
+    def _flush(self, chunk: list[bytes]) -> None:
+        if chunk:
+            self.server.resetTimeout()
+            self.server.transport.writeSequence(chunk)
 
     def _finish(self) -> None:
         self._stopped = True
@@ -329,6 +351,117 @@ class FetchResponder:
         if not items:
             return b""
         return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items))
+
+
+def _flags_only(request: FetchRequest) -> bool:
+    """Whether a FETCH asks for UIDs, flags and MODSEQs only."""
+    return not request.binary and all(
+        item.type in ("uid", "flags") for item in request.query
+    )
+
+
+# Messages whose responses FlagFetchResponder renders from one look at the
+# folder.
+_FLAG_RUN = 2048
+
+
+class FlagFetchResponder(FetchResponder):
+    """
+    The responses of a FETCH of UIDs, flags and MODSEQs only (a client's
+    sync, C{FETCH 1:* (FLAGS)}), rendered straight from the folder's flag
+    words (L{Folder.flag_words<twisted_netlab.mail.lab.store.folder.Folder>}),
+    runs of messages at a time, without a message object per message; the
+    same bytes as L{FetchResponder} would send.
+    """
+
+    def __init__(
+        self,
+        server: IMAPSession,
+        tag: bytes,
+        ranges: list[tuple[int, int]],
+        request: FetchRequest,
+        uid: bool,
+    ) -> None:
+        modseq = request.modseq or request.changed_since is not None
+        super().__init__(server, tag, [], request.query, uid, modseq)
+        mailbox = server.mbox
+        assert isinstance(mailbox, LabMailbox)
+        self.mailbox = mailbox
+        self.changed_since = request.changed_since
+        # The messages chosen now: the view may grow while we send.
+        view = mailbox.view()
+        self.runs = [
+            (begin, view[begin : min(begin + _FLAG_RUN, stop)])
+            for start, stop in ranges
+            for begin in range(start, stop, _FLAG_RUN)
+        ]
+        self.gone = mailbox.gone_uids()
+        kinds = [item.type for item in request.query]
+        if uid and "uid" not in kinds:
+            kinds.insert(0, "uid")
+        if modseq or (server.condstore and "flags" in kinds):
+            kinds.append("modseq")
+        self.kinds = kinds
+        placeholders = {
+            "uid": b"UID %d",
+            "flags": b"FLAGS %s",
+            "modseq": b"MODSEQ (%d)",
+        }
+        self.template = (
+            b"* %d FETCH (" + b" ".join(placeholders[k] for k in kinds) + b")\r\n"
+        )
+        self._rendered: dict[tuple[int, bool], bytes] = {}
+        self._keywords: object = None
+
+    def _flags(self, word: int, recent: bool) -> bytes:
+        """The C{(...)} of a FLAGS item (cached: flag words are few)."""
+        rendered = self._rendered.get((word, recent))
+        if rendered is None:
+            folder = self.mailbox.folder
+            flags = [] if word < 0 else list(folder.flags_of_word(word))
+            if recent:
+                flags.append("\\Recent")
+            rendered = flags_item(self.server.visible_flags(flags))[len(b"FLAGS ") :]
+            self._rendered[(word, recent)] = rendered
+        return rendered
+
+    def _responses(self) -> Iterator[bytes]:
+        folder = self.mailbox.folder
+        gone = self.gone
+        recent = self.mailbox.recent_uids()
+        template = self.template
+        kinds = self.kinds
+        wants_modseq = "modseq" in kinds
+        since = self.changed_since
+        # The two usual shapes, rendered without building the values.
+        shape = {("uid", "flags"): 1, ("flags",): 2}.get(tuple(kinds), 0)
+        for start, uids in self.runs:
+            keywords = folder.keyword_version()
+            if keywords is not self._keywords:
+                self._rendered = {}
+                self._keywords = keywords
+            words: Sequence[int] = folder.flag_words(uids)
+            modseqs: Sequence[int] = (
+                folder.modseqs(uids) if wants_modseq or since is not None else ()
+            )
+            flags = self._flags
+            lines = []
+            for i, seq, uid, word in zip(count(), count(start + 1), uids, words):
+                if gone and uid in gone:
+                    continue
+                if since is not None and modseqs[i] <= since:
+                    continue
+                rendered = flags(word, uid in recent)
+                if shape == 1:
+                    lines.append(template % (seq, uid, rendered))
+                elif shape == 2:
+                    lines.append(template % (seq, rendered))
+                else:
+                    values = {"uid": uid, "flags": rendered}
+                    if wants_modseq:
+                        values["modseq"] = modseqs[i]
+                    lines.append(template % (seq, *(values[k] for k in kinds)))
+            yield b"".join(lines)
 
 
 def _sets_seen(item: Any) -> bool:

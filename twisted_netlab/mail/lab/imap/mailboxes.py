@@ -153,15 +153,10 @@ class MailboxMixin(ArgumentParsers):
 
     def _list_status(self, name: str, items: list[str]) -> None:
         """LIST-STATUS (RFC 5819): a STATUS response after the LIST line."""
-        mbox = self.account.select(name, 0)  # type: ignore[union-attr]
-        if mbox is None:
-            return
         try:
-            status = mbox.requestStatus(items)
-        except imap4.IllegalQueryError:
+            status = self.account.status(name, items)  # type: ignore[union-attr]
+        except (MailStoreError, imap4.IllegalQueryError):
             return
-        finally:
-            mbox.close()
         values = b" ".join(b"%s %d" % (k.encode(), v) for k, v in status.items())
         self.sendUntaggedResponse(
             b"STATUS " + quote(self.wire_name(name)) + b" (" + values + b")"
@@ -178,8 +173,36 @@ class MailboxMixin(ArgumentParsers):
     )
     select_LSUB = auth_LSUB
 
+    def do_STATUS(self, tag: bytes, mailbox: str, names: list[Any]) -> None:
+        """
+        STATUS, answered from the counts the folder keeps (no view of the
+        mailbox is made, nothing is counted).
+        """
+        items = [
+            n.decode("ascii", "replace") if isinstance(n, bytes) else str(n)
+            for n in names
+        ]
+        account = self.account
+        assert account is not None
+        try:
+            status = account.status(mailbox, items)
+        except MailStoreError:
+            self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
+            return
+        except imap4.IllegalQueryError as e:
+            self.sendBadResponse(tag, ascii_bytes(e))
+            return
+        finally:
+            if any(n.upper() == "HIGHESTMODSEQ" for n in items):
+                self._enable_condstore()
+        values = b" ".join(b"%s %d" % (k.encode(), v) for k, v in status.items())
+        self.sendUntaggedResponse(
+            b"STATUS " + quote(self.wire_name(mailbox)) + b" (" + values + b")"
+        )
+        self.sendPositiveResponse(tag, b"STATUS completed")
+
     auth_STATUS = command_entry(
-        imap4.IMAP4Server.do_STATUS,
+        do_STATUS,
         ArgumentParsers.arg_mailbox,
         ArgumentParsers.arg_plist,
     )
@@ -232,25 +255,6 @@ class MailboxMixin(ArgumentParsers):
             self._leave_mailbox()
             self.sendPositiveResponse(None, b"[CLOSED] Previous mailbox closed")
         super()._selectWork(tag, name, rw, cmdName)
-
-    def _cbStatusGotMailbox(
-        self, mbox: LabMailbox | None, tag: bytes, mailbox: str, names: list[str]
-    ) -> None:
-        if mbox is None:
-            self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
-            return
-        if any(n.upper() == "HIGHESTMODSEQ" for n in names):
-            self._enable_condstore()
-        try:
-            status = mbox.requestStatus(names)
-        except imap4.IllegalQueryError as e:
-            self.sendBadResponse(tag, ascii_bytes(e))
-            return
-        items = b" ".join(b"%s %d" % (k.encode(), v) for k, v in status.items())
-        self.sendUntaggedResponse(
-            b"STATUS " + quote(self.wire_name(mailbox)) + b" (" + items + b")"
-        )
-        self.sendPositiveResponse(tag, b"STATUS completed")
 
     def do_UNSELECT(self, tag: bytes) -> None:
         """UNSELECT (RFC 3691): leave the mailbox without expunging."""

@@ -10,6 +10,12 @@ file name (before the colon), so renames by flag changes, by this server or
 by any other Maildir program, never change it. Files that other programs
 drop into the Maildir get UIDs the next time the folder is scanned, in name
 order.
+
+What the folder knows of its messages is kept compact (L{table}), with the
+counts that IMAP's SELECT, EXAMINE and STATUS answer from (L{status}); the
+directories are listed again only when their modification times changed,
+and then only the files that came, went or were renamed cost more than a
+set lookup.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ import fcntl
 import os
 import threading
 import time
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 
 from twisted_netlab.durable import fsync_directory, write_new_file
@@ -41,6 +49,13 @@ from twisted_netlab.mail.lab.store.names import (
     message_name,
     size_from_name,
 )
+from twisted_netlab.mail.lab.store.table import (
+    KEYWORD_SHIFT,
+    MessageTable,
+    flags_of_word,
+    info_of,
+    key_of,
+)
 from twisted_netlab.mail.lab.store.uidlist import UIDList
 
 # A directory changed less than this many seconds ago may change again within
@@ -51,7 +66,8 @@ _DIRTY_WINDOW = 2.0
 @dataclass
 class StoredMessage:
     """
-    One message file of a folder, as last seen on disk.
+    One message file of a folder, as last seen on disk (a snapshot: the
+    folder keeps its messages in a L{MessageTable}).
 
     @ivar uid: its IMAP UID.
     @ivar key: the unique part of its file name (before the colon).
@@ -101,6 +117,44 @@ class FolderChange:
 FolderListener = Callable[[FolderChange], None]
 
 
+@dataclass(frozen=True)
+class FolderStatus:
+    """
+    A folder's counts, kept as messages come, go and change: what SELECT,
+    EXAMINE and STATUS answer.
+
+    @ivar first_unseen: the sequence number (position in UID order, from 1)
+        of the first message without C{\\Seen}, or L{None}.
+    """
+
+    messages: int
+    recent: int
+    unseen: int
+    deleted: int
+    uidnext: int
+    uidvalidity: int
+    highest_modseq: int
+    first_unseen: int | None
+
+
+@dataclass(frozen=True)
+class FolderSnapshot:
+    """
+    The folder at one moment, for a session that starts following it: its
+    UIDs (ascending, a copy), those of its messages in C{new/}, the first
+    unseen message and the table's version (see L{Folder.changes_since}).
+    """
+
+    uids: array[int]
+    recent: set[int]
+    first_unseen: int | None
+    version: int
+
+
+class _ListingChanged(Exception):
+    """The UID list was replaced while a folder was being brought up to date."""
+
+
 class Folder:
     """
     One mailbox: a Maildir directory and its UID list (L{UIDList}).
@@ -117,14 +171,20 @@ class Folder:
         self._directory = str(path)
         self._mutex = threading.RLock()
         self._uids = UIDList(self._uidlist_path, path if name == INBOX else path.parent)
-        self._entries: dict[int, StoredMessage] = {}
-        self._by_key: dict[str, int] = {}
-        self._sorted: list[int] = []
+        self._table = MessageTable()
+        # The UID list's generation the table was last brought in line with.
+        self._generation = -1
         self._stamp: tuple[int, int] | None = None
         self._scanned = False
         self._listeners: list[FolderListener] = []
         self._keywords = KeywordTable(path / KEYWORDS_NAME)
         self._modseqs = ModseqLog(path / MODSEQ_NAME)
+        # The flags of each flag word, for the keyword table they were made
+        # with.
+        self._flags_by_word: dict[int, tuple[str, ...]] = {}
+        self._flags_for: dict[int, str] | None = None
+        # Sizes read from the files of messages whose names lack W=.
+        self._measured: dict[int, int] = {}
         #: What the folder keeps (set by its L{MailStore}); see L{prune}.
         self.retention = Retention()
         self._held: Counter[int] = Counter()
@@ -194,35 +254,31 @@ class Folder:
             return None
         return (new, cur)
 
-    def _list_files(self) -> dict[str, tuple[str, str]]:
+    def _list_names(self) -> tuple[set[str], set[str]]:
         """
-        Map each message key to its (subdirectory, file name). C{new/} is
-        listed first, so a file moved to C{cur/} meanwhile is seen at least once.
+        The names in C{new/} and in C{cur/} (C{new/} is listed first, so a
+        file moved to C{cur/} meanwhile is seen at least once), as they are
+        (L{_usable} tells the message files).
         """
-        found: dict[str, tuple[str, str]] = {}
+        listed: list[set[str]] = []
         for subdir in ("new", "cur"):
             try:
-                entries = os.scandir(self.path / subdir)
+                listed.append(set(os.listdir(f"{self._directory}/{subdir}")))
             except FileNotFoundError:
                 if not self.path.is_dir():
                     raise NoSuchMailbox(
                         f"mailbox {self.name} no longer exists"
                     ) from None
-                continue
-            with entries:
-                for entry in entries:
-                    name = entry.name
-                    if name.startswith(".") or "\n" in name:
-                        continue
-                    key = name.split(":", 1)[0]
-                    found[key] = (subdir, name)
-        return found
+                listed.append(set())
+        return listed[0], listed[1]
 
     def refresh(self, *, force: bool = False) -> FolderChange:
         """
         Bring the folder up to date with the disk: give UIDs to files that
         have none, notice flag changes and vanished files. Cheap when the
-        directories did not change. Listeners hear of any change.
+        directories did not change (their modification times, trusted once
+        a moment old); otherwise the cost is a listing and the files that
+        changed. Listeners hear of any change.
         """
         with self._mutex:
             stamp = self._directory_stamp()
@@ -233,25 +289,20 @@ class Folder:
                 and stamp == self._stamp
             ):
                 return FolderChange()
-            found = self._list_files()
+            listing = self._list_names()
             self._modseqs.load()
-            vanished = [k for k in self._by_key if k not in found]
-            if vanished:
-                # A file renamed during the listing can be missed: look again
-                # before calling anything gone.
-                again = self._list_files()
-                for key in vanished:
-                    if key in again:
-                        found[key] = again[key]
             self._uids.read()
-            unknown = [k for k in found if k not in self._uids.uid_by_key]
-            if unknown or not self._uids.uidvalidity:
-                with self._locked():
-                    self._uids.read(locked=True)
-                    unknown = sorted(k for k in found if k not in self._uids.uid_by_key)
-                    if unknown:
-                        self._uids.append(unknown)
-            change = self._replace_entries(found)
+            fresh = self._uids.take_fresh()
+            change: FolderChange | None = None
+            if (
+                self._scanned
+                and fresh is not None
+                and self._generation == self._uids.generation
+            ):
+                with suppress(_ListingChanged):
+                    change = self._sync(listing, fresh)
+            if change is None:
+                change = self._rebuild(listing)
             if not self._scanned:
                 # The first scan only learns what is there.
                 change = FolderChange()
@@ -259,41 +310,196 @@ class Folder:
                 self._record_modseqs([*change.flags, *change.gone])
             self._stamp = stamp
             self._scanned = True
-            if self._uids.wants_compaction(len(self._entries)):
+            table = self._table
+            if self._uids.wants_compaction(len(table)):
                 with self._locked():
-                    self._uids.compact({e.key: e.uid for e in self._entries.values()})
+                    self._uids.compact(
+                        {
+                            key_of(n): u
+                            for u, n in zip(table.uids, table.names, strict=True)
+                        }
+                    )
+                    # Same UIDs: the table still holds.
+                    self._uids.take_fresh()
+                    self._generation = self._uids.generation
         self._notify(change)
         return change
 
-    def _replace_entries(self, found: dict[str, tuple[str, str]]) -> FolderChange:
-        uid_by_key = self._uids.uid_by_key
-        entries: dict[int, StoredMessage] = {}
-        for key, (subdir, name) in found.items():
-            uid = uid_by_key.get(key)
-            if uid is None:
-                continue
-            info = name.split(":2,", 1)[1] if ":2," in name else ""
-            entries[uid] = StoredMessage(
-                uid, key, subdir, info, name, self._keywords.names_in(info)
-            )
-        old = self._entries
-        new = tuple(sorted(uid for uid in entries if uid not in old))
-        gone = tuple(sorted(uid for uid in old if uid not in entries))
-        flags = tuple(
-            sorted(
-                uid
-                for uid, entry in entries.items()
-                if uid in old and old[uid].flags != entry.flags
-            )
+    @staticmethod
+    def _usable(name: str) -> bool:
+        return not name.startswith(".") and "\n" not in name
+
+    def _assign(
+        self, unknown: set[str], known: dict[str, int], generation: int
+    ) -> dict[str, int]:
+        """
+        The UIDs of message files whose keys (C{unknown}) the folder has not
+        seen: C{known}'s (read from the UID list of C{generation}), the UID
+        list's, or new ones, appended under the lock.
+
+        @raise _ListingChanged: the UID list was replaced since C{known}
+            was read.
+        """
+        found = {k: known[k] for k in unknown if k in known}
+        missing = unknown.difference(found)
+        if not missing and self._uids.uidvalidity:
+            return found
+        with self._locked():
+            self._uids.read(locked=True)
+            if self._uids.generation != generation:
+                raise _ListingChanged()
+            for uid, key in self._uids.take_fresh() or ():
+                if key in missing:
+                    found[key] = uid
+            missing.difference_update(found)
+            if missing:
+                found.update(self._uids.key_map(missing))
+                missing.difference_update(found)
+            if missing:
+                ordered = sorted(missing)
+                found.update(zip(ordered, self._uids.append(ordered), strict=True))
+        return found
+
+    def _rebuild(self, listing: tuple[set[str], set[str]]) -> FolderChange:
+        """
+        Make the table anew from a listing and the whole UID list (the first
+        scan, or the UID list was replaced).
+        """
+        new_names, cur_names = listing
+        found: dict[str, tuple[str, bool]] = {}
+        for names, new in ((new_names, True), (cur_names, False)):
+            for name in names:
+                if self._usable(name):
+                    found[key_of(name)] = (name, new)
+        table = self._table
+        old_keys = {key_of(name) for name in table.names}
+        if not old_keys.issubset(found):
+            # A file renamed during the listing can be missed: look again
+            # before calling anything gone.
+            again_new, again_cur = self._list_names()
+            for names, new in ((again_new, True), (again_cur, False)):
+                for name in names:
+                    key = key_of(name)
+                    if key in old_keys and key not in found and self._usable(name):
+                        found[key] = (name, new)
+        while True:
+            generation = self._uids.generation
+            known = self._uids.key_map()
+            try:
+                uid_by_key = self._assign(set(found), known, generation)
+                break
+            except _ListingChanged:
+                # Replaced by another process: read it again.
+                self._uids.read()
+        self._uids.take_fresh()
+        self._generation = self._uids.generation
+        old = dict(zip(table.uids, table.words, strict=True))
+        table.replace(
+            (uid_by_key[key], name, new)
+            for key, (name, new) in found.items()
+            if key in uid_by_key
         )
-        self._entries = entries
-        self._by_key = {e.key: uid for uid, e in entries.items()}
-        self._sorted = sorted(entries)
-        return FolderChange(new=new, flags=flags, gone=gone)
+        new_words = dict(zip(table.uids, table.words, strict=True))
+        flags_of = self._flags_of_word
+        return FolderChange(
+            new=tuple(sorted(uid for uid in new_words if uid not in old)),
+            flags=tuple(
+                sorted(
+                    uid
+                    for uid, word in new_words.items()
+                    if uid in old and flags_of(old[uid]) != flags_of(word)
+                )
+            ),
+            gone=tuple(sorted(uid for uid in old if uid not in new_words)),
+        )
+
+    def _sync(
+        self, listing: tuple[set[str], set[str]], fresh: list[tuple[int, str]]
+    ) -> FolderChange:
+        """
+        Bring the table in line with a listing, looking only at the files
+        that came, went or were renamed since the table was made; C{fresh}:
+        the lines other processes appended to the UID list since.
+
+        @raise _ListingChanged: the UID list was replaced meanwhile.
+        """
+        table = self._table
+        new_names, cur_names = listing
+        known_new, known_cur = table.names_by_place()
+        appeared_new = new_names - known_new
+        appeared_cur = cur_names - known_cur
+        vanished = (known_new - new_names) | (known_cur - cur_names)
+        if not (appeared_new or appeared_cur or vanished):
+            return FolderChange()
+        # Files of the same key: the one in cur/ wins (listed last).
+        appeared: dict[str, tuple[str, bool]] = {}
+        for names, new in ((appeared_new, True), (appeared_cur, False)):
+            for name in names:
+                if self._usable(name):
+                    appeared[key_of(name)] = (name, new)
+        if len(vanished) > 16:
+            index = {name: i for i, name in enumerate(table.names)}
+            where = index.__getitem__
+        else:
+            where = table.names.index
+        lost = {key_of(name): where(name) for name in vanished}
+        moves: list[tuple[int, str, bool]] = []
+        for key in [k for k in appeared if k in lost]:
+            name, new = appeared.pop(key)
+            moves.append((lost.pop(key), name, new))
+        if lost:
+            # A file renamed during the listing can be missed: look again
+            # before calling anything gone.
+            again_new, again_cur = self._list_names()
+            for names, known, new in (
+                (again_new, known_new, True),
+                (again_cur, known_cur, False),
+            ):
+                for name in names - known:
+                    key = key_of(name)
+                    if key in lost and self._usable(name):
+                        moves.append((lost.pop(key), name, new))
+            for key, position in list(lost.items()):
+                name = table.names[position]
+                if name in (again_new if table.places[position] else again_cur):
+                    del lost[key]  # back where it was
+        added: list[tuple[int, str, bool]] = []
+        if appeared:
+            uid_by_key = self._assign(
+                set(appeared), {k: u for u, k in fresh}, self._generation
+            )
+            for key, (name, new) in appeared.items():
+                uid = uid_by_key.get(key)
+                if uid is None:
+                    continue
+                position = table.position(uid)
+                if position >= 0:
+                    # Another name for a message the folder has (a link
+                    # made before an unlink): the newest listing wins.
+                    lost = {k: p for k, p in lost.items() if p != position}
+                    moves.append((position, name, new))
+                else:
+                    added.append((uid, name, new))
+        flags_of = self._flags_of_word
+        changed = []
+        for position, name, new in moves:
+            old = table.update(position, name, new)
+            if flags_of(old) != flags_of(table.words[position]):
+                changed.append(table.uids[position])
+        gone = table.remove(lost.values())
+        for uid, name, new in sorted(added):
+            table.add(uid, name, new)
+        return FolderChange(
+            new=tuple(uid for uid, _, _ in sorted(added)),
+            flags=tuple(sorted(changed)),
+            gone=tuple(sorted(gone)),
+        )
 
     def _ensure_scanned(self) -> None:
         if not self._scanned:
             self.refresh()
+
+    # --- what the folder holds -------------------------------------------------
 
     def uids(self) -> list[int]:
         """
@@ -301,7 +507,25 @@ class Folder:
         """
         with self._mutex:
             self._ensure_scanned()
-            return list(self._sorted)
+            return self._table.uids.tolist()
+
+    def __len__(self) -> int:
+        with self._mutex:
+            self._ensure_scanned()
+            return len(self._table)
+
+    def _stored(self, position: int) -> StoredMessage:
+        table = self._table
+        name = table.names[position]
+        info = info_of(name)
+        return StoredMessage(
+            table.uids[position],
+            key_of(name),
+            "new" if table.places[position] else "cur",
+            info,
+            name,
+            self._keywords.names_in(info),
+        )
 
     def entry(self, uid: int) -> StoredMessage:
         """
@@ -311,14 +535,188 @@ class Folder:
         """
         with self._mutex:
             self._ensure_scanned()
-            try:
-                return self._entries[uid]
-            except KeyError:
-                raise MessageGone(f"message UID {uid} is gone") from None
+            position = self._table.position(uid)
+            if position < 0:
+                raise MessageGone(f"message UID {uid} is gone")
+            return self._stored(position)
 
-    def _file_path(self, entry: StoredMessage) -> str:
-        # Plain strings: pathlib costs more than the read on the FETCH path.
-        return f"{self._directory}/{entry.subdir}/{entry.name}"
+    def entries(self) -> list[StoredMessage]:
+        """
+        What the folder knows of each of its messages, in UID order (one
+        look, for those that need them all).
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            return [self._stored(i) for i in range(len(self._table))]
+
+    def _flags_of_word(self, word: int) -> tuple[str, ...]:
+        """The flags of a flag word (L{table.word_of}), keywords by name."""
+        keywords = self._keywords.by_index
+        if keywords is not self._flags_for:
+            self._flags_by_word = {}
+            self._flags_for = keywords
+        flags = self._flags_by_word.get(word)
+        if flags is None:
+            flags, complete = flags_of_word(word, keywords)
+            if not complete:
+                # A letter another process gave a keyword since we looked.
+                self._keywords.load()
+                flags, complete = flags_of_word(word, self._keywords.by_index)
+            if complete and self._keywords.by_index is keywords:
+                self._flags_by_word[word] = flags
+        return flags
+
+    def flags(self, uid: int) -> tuple[str, ...]:
+        """
+        The flags of message C{uid}: its system flags, then its keywords.
+
+        @raise MessageGone: no such message.
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            position = self._table.position(uid)
+            if position < 0:
+                raise MessageGone(f"message UID {uid} is gone")
+            return self._flags_of_word(self._table.words[position])
+
+    def is_new(self, uid: int) -> bool:
+        """Whether message C{uid} is in C{new/} (no session has seen it)."""
+        with self._mutex:
+            self._ensure_scanned()
+            position = self._table.position(uid)
+            return position >= 0 and bool(self._table.places[position])
+
+    def flag_words(self, uids: Sequence[int]) -> Sequence[int]:
+        """
+        The flag word of each of C{uids} (ascending), -1 for those gone;
+        L{flags_of_word} gives their flags. Fast when C{uids} is an
+        C{array("I")} run of the folder's own (the usual FETCH 1:*).
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            table = self._table
+            if not uids:
+                return []
+            start = table.position(uids[0])
+            if start >= 0:
+                run = table.uids[start : start + len(uids)]
+                if run == uids:
+                    return table.words[start : start + len(uids)]
+            words = table.words
+            return [words[p] if p >= 0 else -1 for p in table.positions(uids)]
+
+    def flags_of_word(self, word: int) -> tuple[str, ...]:
+        """The flags a flag word from L{flag_words} stands for."""
+        with self._mutex:
+            return self._flags_of_word(word)
+
+    @property
+    def version(self) -> int:
+        """Grows with every change the folder knows of."""
+        with self._mutex:
+            return self._table.version
+
+    def keyword_version(self) -> object:
+        """
+        What changes when a keyword is defined (so that flags rendered from
+        flag words must be rendered again).
+        """
+        with self._mutex:
+            self._keywords.load()
+            return self._keywords.by_index
+
+    def status(self) -> FolderStatus:
+        """
+        The folder's counts (kept, not counted): messages, recent (in
+        C{new/}), unseen, deleted, UIDNEXT, UIDVALIDITY, HIGHESTMODSEQ and
+        the first unseen message.
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            table = self._table
+            first = table.first_unseen()
+            return FolderStatus(
+                messages=len(table),
+                recent=table.recent,
+                unseen=table.unseen,
+                deleted=table.deleted,
+                uidnext=self._uids.uidnext,
+                uidvalidity=self._uids.uidvalidity,
+                highest_modseq=self._modseqs.highest(self._uids.uidnext),
+                first_unseen=None if first < 0 else first + 1,
+            )
+
+    def total_size(self) -> int:
+        """
+        The size of every message with CRLF line ends, as STATUS's SIZE
+        gives it: from the file names (W=), read from the files for the
+        few whose names lack it (once).
+        """
+
+        def measure(uid: int) -> int | None:
+            size = self._measured.get(uid)
+            if size is None:
+                try:
+                    size = crlf_size(self.read(uid))
+                except MessageGone:
+                    return None
+                self._measured[uid] = size
+            return size
+
+        with self._mutex:
+            self._ensure_scanned()
+            if len(self._measured) > 2 * len(self._table) + 64:
+                live = set(self._table.uids)
+                self._measured = {u: n for u, n in self._measured.items() if u in live}
+            return self._table.size(measure)
+
+    def snapshot(self) -> FolderSnapshot:
+        """The folder as a session starting to follow it sees it (one look)."""
+        with self._mutex:
+            self._ensure_scanned()
+            table = self._table
+            uids = table.uids[:]
+            if table.recent == 0:
+                recent: set[int] = set()
+            elif table.recent == len(table):
+                recent = set(uids)
+            else:
+                recent = set(compress(uids, table.places))
+            first = table.first_unseen()
+            return FolderSnapshot(
+                uids, recent, None if first < 0 else first + 1, table.version
+            )
+
+    def changes_since(self, snapshot: FolderSnapshot) -> FolderChange:
+        """
+        The messages that came and went since C{snapshot} was taken (for a
+        session that took it before it listened).
+        """
+        with self._mutex:
+            table = self._table
+            if table.version == snapshot.version:
+                return FolderChange()
+            before = set(snapshot.uids)
+            now = set(table.uids)
+            return FolderChange(
+                new=tuple(sorted(now - before)), gone=tuple(sorted(before - now))
+            )
+
+    def file_path(self, uid: int) -> str:
+        """
+        The path of message C{uid}'s file (plain strings: pathlib costs more
+        than the read on the FETCH path).
+
+        @raise MessageGone: no such message.
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            table = self._table
+            position = table.position(uid)
+            if position < 0:
+                raise MessageGone(f"message UID {uid} is gone")
+            subdir = "new" if table.places[position] else "cur"
+            return f"{self._directory}/{subdir}/{table.names[position]}"
 
     # --- messages ------------------------------------------------------------
 
@@ -329,9 +727,9 @@ class Folder:
         @raise MessageGone: it was expunged or removed.
         """
         for attempt in range(3):
-            entry = self.entry(uid)
+            path = self.file_path(uid)
             try:
-                with open(self._file_path(entry), "rb", buffering=0) as f:
+                with open(path, "rb", buffering=0) as f:
                     return f.readall()
             except FileNotFoundError:
                 # Renamed (flags) or removed by someone else: look again.
@@ -344,9 +742,9 @@ class Folder:
         The message's internal date (its file's modification time).
         """
         for attempt in range(3):
-            entry = self.entry(uid)
+            path = self.file_path(uid)
             try:
-                return os.stat(self._file_path(entry)).st_mtime
+                return os.stat(path).st_mtime
             except FileNotFoundError:
                 if attempt < 2:
                     self.refresh(force=True)
@@ -357,7 +755,12 @@ class Folder:
         The message's size with CRLF line ends if its file name records it
         (C{W=}), else L{None}.
         """
-        return size_from_name(self.entry(uid).key, "W=")
+        with self._mutex:
+            self._ensure_scanned()
+            position = self._table.position(uid)
+            if position < 0:
+                raise MessageGone(f"message UID {uid} is gone")
+            return size_from_name(key_of(self._table.names[position]), "W=")
 
     def stamp(self, uid: int) -> tuple[int, int]:
         """
@@ -367,9 +770,9 @@ class Folder:
         @raise MessageGone: it was expunged or removed.
         """
         for attempt in range(3):
-            entry = self.entry(uid)
+            path = self.file_path(uid)
             try:
-                status = os.stat(self._file_path(entry))
+                status = os.stat(path)
             except FileNotFoundError:
                 if attempt < 2:
                     self.refresh(force=True)
@@ -424,18 +827,7 @@ class Folder:
             raise
         with self._mutex:
             if self._scanned:
-                self._entries[uid] = StoredMessage(
-                    uid,
-                    name,
-                    target.parent.name,
-                    info,
-                    target.name,
-                    self._keywords.names_in(info),
-                )
-                self._by_key[name] = uid
-                self._sorted.append(uid)
-                if len(self._sorted) > 1 and self._sorted[-2] > uid:
-                    self._sorted.sort()
+                self._table.add(uid, target.name, target.parent.name == "new")
         self._notify(FolderChange(new=(uid,)))
         return uid
 
@@ -460,27 +852,34 @@ class Folder:
             self._define_keywords(f for flags in changes.values() for f in flags)
             for uid, wanted in changes.items():
                 for attempt in range(3):
-                    entry = self._entries.get(uid)
-                    if entry is None:
+                    table = self._table
+                    position = table.position(uid)
+                    if position < 0:
                         break
-                    info = self._info_with_flags(entry.info, wanted)
-                    if info == entry.info and entry.subdir == "cur":
-                        result[uid] = entry.flags
+                    name = table.names[position]
+                    new = table.places[position]
+                    current = info_of(name)
+                    info = self._info_with_flags(current, wanted)
+                    if info == current and not new:
+                        result[uid] = self._flags_of_word(table.words[position])
                         break
-                    new_name = f"{entry.key}:2,{info}"
+                    new_name = f"{key_of(name)}:2,{info}"
+                    subdir = "new" if new else "cur"
                     try:
                         os.rename(
-                            self._file_path(entry), f"{self._directory}/cur/{new_name}"
+                            f"{self._directory}/{subdir}/{name}",
+                            f"{self._directory}/cur/{new_name}",
                         )
                     except FileNotFoundError:
                         if attempt < 2:
                             self.refresh(force=True)
                         continue
-                    before = entry.flags
-                    entry.subdir, entry.info, entry.name = "cur", info, new_name
-                    entry.keywords = self._keywords.names_in(info)
-                    result[uid] = entry.flags
-                    if entry.flags != before:
+                    before = self._flags_of_word(
+                        table.update(position, new_name, False)
+                    )
+                    after = self._flags_of_word(table.words[position])
+                    result[uid] = after
+                    if after != before:
                         changed.append(uid)
                     break
             self._record_modseqs(changed)
@@ -494,11 +893,12 @@ class Folder:
         """
         with self._mutex:
             self._ensure_scanned()
-            moves = {
-                uid: self._entries[uid].flags
-                for uid in uids
-                if uid in self._entries and self._entries[uid].subdir == "new"
-            }
+            table = self._table
+            moves = {}
+            for uid in uids:
+                position = table.position(uid)
+                if position >= 0 and table.places[position]:
+                    moves[uid] = self._flags_of_word(table.words[position])
         if moves:
             self.set_flags(moves)
 
@@ -512,25 +912,24 @@ class Folder:
         with self._mutex:
             self._ensure_scanned()
             for uid in uids:
-                entry = self._entries.get(uid)
-                if entry is None:
+                try:
+                    path = self.file_path(uid)
+                except MessageGone:
                     continue
                 try:
-                    os.unlink(self._file_path(entry))
+                    os.unlink(path)
                 except FileNotFoundError:
                     self.refresh(force=True)
-                    entry = self._entries.get(uid)
-                    if entry is None:
+                    try:
+                        path = self.file_path(uid)
+                    except MessageGone:
                         continue
                     with suppress(FileNotFoundError):
-                        os.unlink(self._file_path(entry))
-                del self._entries[uid]
-                self._by_key.pop(entry.key, None)
+                        os.unlink(path)
                 removed.append(uid)
-                self._uids.envelopes.pop(uid, None)
             if removed:
-                gone = set(removed)
-                self._sorted = [uid for uid in self._sorted if uid not in gone]
+                table = self._table
+                table.remove(p for p in map(table.position, removed) if p >= 0)
                 self._record_modseqs(removed, sync=sync)
         if removed and sync:
             for subdir in ("new", "cur"):
@@ -547,12 +946,9 @@ class Folder:
         """
         with self._mutex:
             self._ensure_scanned()
-            if uid not in self._entries:
+            if self._table.position(uid) < 0:
                 return None
-            text = self._uids.envelopes.get(uid)
-            if text is None:
-                self._uids.read()
-                text = self._uids.envelopes.get(uid)
+            text = self._uids.envelope_text(uid)
         return None if text is None else Envelope.from_json(text)
 
     def hold(self, uids: Iterable[int]) -> None:
@@ -607,7 +1003,7 @@ class Folder:
             return []
         with self._mutex:
             self._ensure_scanned()
-            uids = list(self._sorted)
+            uids = self._table.uids[:]
             held = self._held
             doomed: list[int] = []
             skipped = False
@@ -699,16 +1095,10 @@ class Folder:
         """
         with self._mutex:
             if self._scanned:
-                for uid, name in delivered:
-                    if uid in self._entries:
-                        continue  # a refresh found it first
-                    key, _, info = name.partition(":2,")
-                    self._entries[uid] = StoredMessage(
-                        uid, key, "new", info, name, self._keywords.names_in(info)
-                    )
-                    self._by_key[key] = uid
-                    self._sorted.append(uid)
-                self._sorted.sort()
+                table = self._table
+                for uid, name in sorted(delivered):
+                    if table.position(uid) < 0:  # else a refresh found it first
+                        table.add(uid, name, True)
         self._notify(FolderChange(new=tuple(uid for uid, _ in delivered)))
 
     def _retract(self, name: str) -> None:
@@ -746,6 +1136,12 @@ class Folder:
         """
         with self._mutex:
             return self._modseqs.modseq(uid)
+
+    def modseqs(self, uids: Iterable[int]) -> list[int]:
+        """The MODSEQ of each of C{uids} (one look, for a FETCH of many)."""
+        with self._mutex:
+            modseq = self._modseqs.modseq
+            return [modseq(uid) for uid in uids]
 
     def highest_modseq(self) -> int:
         """
@@ -839,7 +1235,12 @@ class Folder:
         the UID list lock.
         """
         self.refresh(force=True)
-        used = {c for e in self._entries.values() for c in e.info if "a" <= c <= "z"}
+        bits = 0
+        for word in self._table.words:
+            bits |= word
+        used = {
+            chr(97 + i) for i in range(MAX_KEYWORDS) if bits >> (KEYWORD_SHIFT + i) & 1
+        }
         with self._locked():
             self._keywords.load()
             unused = [
@@ -868,12 +1269,15 @@ class Folder:
                 return False
             if check_only:
                 return True
-            changed = []
-            for uid, entry in self._entries.items():
-                if letter in entry.info:
-                    entry.keywords = self._keywords.names_in(entry.info)
-                    changed.append(uid)
-            changed.sort()
+            bit = 1 << (KEYWORD_SHIFT + ord(letter) - 97)
+            table = self._table
+            changed = [
+                uid
+                for uid, word in zip(table.uids, table.words, strict=True)
+                if word & bit
+            ]
+            if changed:
+                table.version += 1
             self._record_modseqs(changed)
         self._notify(FolderChange(flags=tuple(changed)))
         return True
@@ -891,14 +1295,16 @@ class Folder:
             if letter is None:
                 return False
             lowered = keyword.lower()
+            bit = 1 << (KEYWORD_SHIFT + ord(letter) - 97)
+            table = self._table
             changes = {
-                uid: [f for f in entry.flags if f.lower() != lowered]
-                for uid, entry in self._entries.items()
-                if letter in entry.info
+                uid: [f for f in self._flags_of_word(word) if f.lower() != lowered]
+                for uid, word in zip(table.uids, table.words, strict=True)
+                if word & bit
             }
             if changes:
                 self.set_flags(changes)
-            if not any(letter in e.info for e in self._entries.values()):
+            if not any(word & bit for word in self._table.words):
                 with self._locked():
                     self._keywords.forget([keyword])
         return True

@@ -59,7 +59,8 @@ class KeywordTable:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self.by_index, self._by_name, self._stamp = {}, {}, None
+            if self.by_index or self._stamp is not None:
+                self.by_index, self._by_name, self._stamp = {}, {}, None
             return
         stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
         if stamp == self._stamp:

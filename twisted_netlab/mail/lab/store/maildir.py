@@ -64,6 +64,8 @@ from twisted_netlab.mail.lab.store.folder import (
     Folder,
     FolderChange,
     FolderListener,
+    FolderSnapshot,
+    FolderStatus,
     StoredMessage,
 )
 from twisted_netlab.mail.lab.store.keywords import MAX_KEYWORDS
@@ -82,6 +84,7 @@ from twisted_netlab.mail.lab.store.names import (
     validate_address,
     validate_mailbox_name,
 )
+from twisted_netlab.mail.lab.store.table import DELETED, SEEN
 from twisted_netlab.mail.lab.store.uidlist import new_uidlist
 
 _T = TypeVar("_T")
@@ -786,9 +789,11 @@ def _create_maildir(path: Path, *, folder: bool, exist_ok: bool = False) -> None
 
 
 __all__ = [
+    "DELETED",
     "FLAG_LETTERS",
     "HIERARCHY_DELIMITER",
     "INBOX",
+    "SEEN",
     "SYSTEM_FLAGS",
     "UIDLIST_NAME",
     "UIDVALIDITY_LOCK_NAME",
@@ -797,6 +802,8 @@ __all__ = [
     "Envelope",
     "Folder",
     "FolderChange",
+    "FolderSnapshot",
+    "FolderStatus",
     "InvalidName",
     "KeywordLimit",
     "MailStore",

@@ -13,9 +13,11 @@ messages long gone, so UIDs are never reused.
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import os
 import time
+from array import array
 from contextlib import suppress
 from pathlib import Path
 
@@ -29,6 +31,9 @@ _ENVELOPE_TAG = "E "
 # Compact a UID list once it holds this many lines of vanished messages (and
 # more of them than of live ones).
 _COMPACT_AFTER = 1000
+# Lines appended by other processes kept for the folder's next look at most;
+# beyond that it reads the whole file.
+_FRESH_LIMIT = 10_000
 
 
 def _header(uidvalidity: int, uidnext: int) -> str:
@@ -43,13 +48,19 @@ class UIDList:
     folder's lock (its mutex and C{fcntl.flock}) around every call made with
     C{locked} and around L{append}, L{compact} and L{create}.
 
-    @ivar uid_by_key: the UID of each message key read so far.
-    @ivar envelopes: UID -> the JSON text of its SMTP envelope (its C{E} line).
+    Nothing is kept per line but where each envelope is (12 bytes): the
+    folder keeps the UIDs of the messages it has, L{take_fresh} hands it
+    the lines other processes appended, and L{key_map} reads the whole file
+    for the rest (at the first scan, or for a file whose key is unknown).
+
+    @ivar generation: grows each time the file is read from its start again
+        (it was replaced or truncated).
     """
 
     def __init__(self, path: Path, user_directory: Path) -> None:
         self.path = path
         self._user_directory = user_directory
+        self.generation = 0
         self._forget()
 
     def _forget(self, inode: int = -1) -> None:
@@ -58,21 +69,30 @@ class UIDList:
         """
         self.uidvalidity = 0
         self.header_uidnext = 1
-        self.uid_by_key: dict[str, int] = {}
-        self.envelopes: dict[int, str] = {}
         self.max_uid = 0
         self.offset = 0
         self.inode = inode
         self.lines = 0
+        #: Lines naming a UID and a key read so far (live or not).
+        self.key_lines = 0
+        # The UIDs that have an envelope (ascending) and where its line starts.
+        self._envelope_uids = array("I")
+        self._envelope_offsets = array("Q")
+        # (UID, key) of the lines other processes appended since the last
+        # take_fresh; None: not known (see take_fresh).
+        self._fresh: list[tuple[int, str]] | None = None
+        self.generation += 1
 
     @property
     def uidnext(self) -> int:
         return max(self.header_uidnext, self.max_uid + 1)
 
-    def read(self, *, locked: bool = False) -> None:
+    def read(self, *, locked: bool = False, own: bool = False) -> None:
         """
         Read what was appended to the UID list since the last read (all of
-        it, if the file was replaced by a compaction).
+        it, if the file was replaced by a compaction). With C{own}, the new
+        lines are this process's own (just appended under the lock) and
+        are not handed out by L{take_fresh}.
 
         Under the lock (C{locked}), a torn last line, left by a writer that
         died, is cut off so that the next append starts a line of its own;
@@ -94,8 +114,10 @@ class UIDList:
             f.seek(self.offset)
             data = f.read()
         end = data.rfind(b"\n") + 1
-        for line in data[:end].split(b"\n")[:-1]:
-            self._parse_line(line)
+        self._parse(data[:end], None if own else self._fresh)
+        if self._fresh is not None and len(self._fresh) > _FRESH_LIMIT:
+            # The folder reads the whole file instead.
+            self._fresh = None
         self.offset += end
         if locked and end < len(data):
             os.truncate(self.path, self.offset)
@@ -103,36 +125,124 @@ class UIDList:
             # Header missing or unreadable: start a new list (new UIDVALIDITY).
             self.create()
 
-    def _parse_line(self, line: bytes) -> None:
-        text = line.decode("utf-8", "surrogateescape")
-        if self.lines == 0 and self.offset == 0:
+    def _parse(self, data: bytes, fresh: list[tuple[int, str]] | None) -> None:
+        """
+        Take in whole lines read at C{self.offset}: the header, the largest
+        UID, where envelopes are; the (UID, key) pairs go to C{fresh}.
+        """
+        position = self.offset
+        lines = data.split(b"\n")[:-1]
+        if lines and self.lines == 0 and position == 0:
+            header = lines.pop(0)
+            position += len(header) + 1
             self.lines = 1
-            fields = text.split(" ")
-            if text.startswith(_UIDLIST_MAGIC + " ") and len(fields) == 4:
+            fields = header.split(b" ")
+            if header.startswith(_UIDLIST_MAGIC.encode() + b" ") and len(fields) == 4:
                 try:
                     self.uidvalidity = int(fields[2])
                     self.header_uidnext = int(fields[3])
                 except ValueError:
                     pass
+        self.lines += len(lines)
+        max_uid = self.max_uid
+        key_lines = 0
+        for line in lines:
+            if line.startswith(b"E "):
+                # "E UID JSON": the envelope of the message on the line
+                # before. Readers that predate envelopes skip it (no
+                # numeric UID).
+                with suppress(ValueError):
+                    self._note_envelope(int(line[2:].partition(b" ")[0]), position)
+            else:
+                uid_text, _, key = line.partition(b" ")
+                try:
+                    uid = int(uid_text)
+                except ValueError:
+                    uid = 0
+                if uid > 0 and key:
+                    key_lines += 1
+                    if uid > max_uid:
+                        max_uid = uid
+                    if fresh is not None:
+                        fresh.append((uid, key.decode("utf-8", "surrogateescape")))
+            position += len(line) + 1
+        self.max_uid = max_uid
+        self.key_lines += key_lines
+
+    def take_fresh(self) -> list[tuple[int, str]] | None:
+        """
+        The (UID, key) of the lines read since the last call that this
+        process did not append; L{None} if that is not known (nothing was
+        taken since the file was read from its start, or too many lines
+        came): then L{key_map} has the whole file.
+        """
+        fresh, self._fresh = self._fresh, []
+        return fresh
+
+    def _note_envelope(self, uid: int, position: int) -> None:
+        uids = self._envelope_uids
+        if not uids or uids[-1] < uid:
+            uids.append(uid)
+            self._envelope_offsets.append(position)
             return
-        self.lines += 1
-        if text.startswith(_ENVELOPE_TAG):
-            # "E UID JSON": the envelope of the message on the line before.
-            # Readers that predate envelopes skip it (no numeric UID).
-            uid_text, _, envelope = text[len(_ENVELOPE_TAG) :].partition(" ")
-            with suppress(ValueError):
-                self.envelopes[int(uid_text)] = envelope
-            return
-        uid_text, _, key = text.partition(" ")
+        i = bisect.bisect_left(uids, uid)
+        if i < len(uids) and uids[i] == uid:
+            self._envelope_offsets[i] = position
+        else:
+            uids.insert(i, uid)
+            self._envelope_offsets.insert(i, position)
+
+    def envelope_text(self, uid: int) -> str | None:
+        """
+        The JSON text of the envelope of message C{uid} (its C{E} line), or
+        L{None}.
+        """
+        for _ in range(2):
+            i = bisect.bisect_left(self._envelope_uids, uid)
+            if i == len(self._envelope_uids) or self._envelope_uids[i] != uid:
+                self.read()
+                continue
+            try:
+                with open(self.path, "rb") as f:
+                    if os.fstat(f.fileno()).st_ino != self.inode:
+                        self.read()
+                        continue
+                    f.seek(self._envelope_offsets[i])
+                    line = f.readline()
+            except FileNotFoundError:
+                return None
+            text = line.rstrip(b"\n").decode("utf-8", "surrogateescape")
+            tag = f"{_ENVELOPE_TAG}{uid} "
+            if text.startswith(tag):
+                return text[len(tag) :]
+            self.read()
+        return None
+
+    def key_map(self, keys: set[str] | None = None) -> dict[str, int]:
+        """
+        The UID of every key in the file as it is now (of C{keys} only, if
+        given), read from its start; the last line of a key wins.
+        """
         try:
-            uid = int(uid_text)
-        except ValueError:
-            return
-        if uid < 1 or not key:
-            return
-        self.uid_by_key[key] = uid
-        if uid > self.max_uid:
-            self.max_uid = uid
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        found: dict[str, int] = {}
+        lines = data[: data.rfind(b"\n") + 1].split(b"\n")[1:-1]
+        for line in lines:
+            if line.startswith(b"E "):
+                continue
+            uid_text, _, raw = line.partition(b" ")
+            key = raw.decode("utf-8", "surrogateescape")
+            if not key or (keys is not None and key not in keys):
+                continue
+            try:
+                uid = int(uid_text)
+            except ValueError:
+                continue
+            if uid > 0:
+                found[key] = uid
+        return found
 
     def create(self) -> None:
         """
@@ -179,7 +289,7 @@ class UIDList:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        self.read(locked=True)
+        self.read(locked=True, own=True)
         return uids
 
     def wants_compaction(self, live: int) -> bool:
@@ -187,7 +297,7 @@ class UIDList:
         Whether the list holds so many lines of vanished messages, beside
         C{live} messages, that it should be compacted.
         """
-        dead = len(self.uid_by_key) - live
+        dead = self.key_lines - live
         return dead > _COMPACT_AFTER and dead > live
 
     def compact(self, live: dict[str, int]) -> None:
@@ -196,14 +306,22 @@ class UIDList:
         line appended since they were scanned). Call with the lock held.
         """
         self.read(locked=True)
+        data = self.path.read_bytes()
         seen_max = max(live.values(), default=0)
-        keep = {
-            key: uid
-            for key, uid in self.uid_by_key.items()
-            if key in live or uid > seen_max
-        }
+        keys: dict[str, int] = {}
+        envelopes: dict[int, str] = {}
+        for line in data[: data.rfind(b"\n") + 1].split(b"\n")[1:-1]:
+            text = line.decode("utf-8", "surrogateescape")
+            if text.startswith(_ENVELOPE_TAG):
+                uid_text, _, envelope = text[len(_ENVELOPE_TAG) :].partition(" ")
+                with suppress(ValueError):
+                    envelopes[int(uid_text)] = envelope
+                continue
+            pair = _parse_pair(text)
+            if pair is not None:
+                keys[pair[1]] = pair[0]
+        keep = {key: uid for key, uid in keys.items() if key in live or uid > seen_max}
         lines = [_header(self.uidvalidity, self.uidnext)]
-        envelopes = self.envelopes
         lines.extend(
             f"{uid} {key}\n"
             + (f"{_ENVELOPE_TAG}{uid} {envelopes[uid]}\n" if uid in envelopes else "")
@@ -211,7 +329,19 @@ class UIDList:
         )
         replace_file(self.path, "".join(lines).encode("utf-8", "surrogateescape"))
         self._forget()
-        self.read(locked=True)
+        self.read(locked=True, own=True)
+
+
+def _parse_pair(text: str) -> tuple[int, str] | None:
+    """The (UID, key) of a C{UID KEY} line, or L{None}."""
+    uid_text, _, key = text.partition(" ")
+    try:
+        uid = int(uid_text)
+    except ValueError:
+        return None
+    if uid < 1 or not key:
+        return None
+    return uid, key
 
 
 def new_uidlist(path: Path, user_directory: Path | None) -> None:
