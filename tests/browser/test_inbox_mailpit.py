@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from email.message import EmailMessage
 
 import pytest
 from playwright.sync_api import expect
@@ -77,7 +78,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, relay: Lab) -> Iterator[Lab]:
         yield Lab(server, state, ports["SMTP"], ports["IMAP"], ports["HTTP"])
 
 
-def tagged(subject: str, tags: str) -> object:
+def tagged(subject: str, tags: str) -> EmailMessage:
     mail = message(subject)
     mail["X-Tags"] = tags
     return mail
