@@ -415,8 +415,11 @@ def test_screenshots(inbox: Inbox) -> None:
         ),
         ("Welcome aboard!", "Team <hello@app.example>", "Thanks for signing up."),
     ]
+    tags = {"Your invoice for November": "invoice", "Welcome aboard!": "onboarding"}
     for subject, sender, text in samples:
         mail = message(subject, text, sender=sender)
+        if subject in tags:
+            mail["X-Tags"] = tags[subject]
         if subject.startswith("Welcome"):
             mail.add_alternative(
                 "<html><body style='font-family:sans-serif'><h1>Welcome aboard!</h1>"
