@@ -415,8 +415,11 @@ def test_screenshots(inbox: Inbox) -> None:
         ),
         ("Welcome aboard!", "Team <hello@app.example>", "Thanks for signing up."),
     ]
+    tags = {"Your invoice for November": "invoice", "Welcome aboard!": "onboarding"}
     for subject, sender, text in samples:
         mail = message(subject, text, sender=sender)
+        if subject in tags:
+            mail["X-Tags"] = tags[subject]
         if subject.startswith("Welcome"):
             mail.add_alternative(
                 "<html><body style='font-family:sans-serif'><h1>Welcome aboard!</h1>"
@@ -494,7 +497,8 @@ def test_cid_images_show_from_the_message(inbox: Inbox) -> None:
 def test_envelope_tab_shows_bcc(inbox: Inbox) -> None:
     """
     The Envelope tab shows MAIL FROM, every RCPT TO (the Bcc recipient too,
-    who is in no header), the client, TLS and the AUTH user.
+    who is in no header), the client, TLS and the AUTH user; the message
+    head shows that recipient as Bcc, as Mailpit does.
     """
     mail = message("blind copy")
     inbox.lab.send(mail, to=[LAB_USER, BCC_USER])
@@ -510,7 +514,12 @@ def test_envelope_tab_shows_bcc(inbox: Inbox) -> None:
     assert values["Client"].startswith("127.0.0.1")
     assert values["TLS"] == "yes"
     assert values["AUTH"] == "none"
-    assert BCC_USER not in inbox.page.locator("#addresses").inner_text()
+    heads = inbox.page.locator("#addresses dt").all_inner_texts()
+    shown = dict(
+        zip(heads, inbox.page.locator("#addresses dd").all_inner_texts(), strict=True)
+    )
+    assert shown["Bcc"] == BCC_USER
+    assert shown["To"] == LAB_USER
 
 
 def test_mail_arriving_during_the_first_list_request_is_kept(inbox: Inbox) -> None:
@@ -579,3 +588,17 @@ def test_paging(inbox: Inbox) -> None:
     expect(rows).to_have_count(50)
     inbox.page.keyboard.press("n")
     expect(rows).to_have_count(10)
+
+
+def test_no_release_without_a_relay(inbox: Inbox) -> None:
+    """
+    A lab started without --relay offers no Release button (its webui
+    says the relay is off); the message's tags editor is there.
+    """
+    inbox.lab.send(message("stays here"))
+    inbox.open()
+    inbox.row("stays here").click()
+    expect(inbox.page.locator("#subject")).to_have_text("stays here")
+    expect(inbox.page.locator("#tag-editor")).to_be_visible()
+    expect(inbox.page.locator("#release")).to_be_hidden()
+    assert inbox.lab.api("api/v1/webui")["MessageRelay"]["Enabled"] is False

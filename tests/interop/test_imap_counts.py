@@ -131,10 +131,11 @@ def status(session: imaplib.IMAP4) -> dict[str, int]:
 def select(session: imaplib.IMAP4, readonly: bool = False) -> dict[str, Any]:
     typ, data = session.select("INBOX", readonly=readonly)
     assert typ == "OK", data
-    responses = session.untagged_responses
+    responses: dict[str, list[Any]] = session.untagged_responses
     unseen = responses.get("UNSEEN", [None])[-1]
+    exists: Any = data[0]
     found = {
-        "EXISTS": int(data[0]),
+        "EXISTS": int(exists),
         "RECENT": int(responses["RECENT"][-1]),
         "UNSEEN": None if unseen is None else int(unseen),
         "UIDNEXT": int(responses["UIDNEXT"][-1]),

@@ -21,6 +21,7 @@ from twisted_netlab.mail.lab.smtp.server import DEFAULT_MAX_MESSAGE_SIZE, MAX_RE
 from twisted_netlab.mail.lab.users import normalize_address, normalize_domain
 from twisted_netlab.tap import PluginOptions, int_option
 from twisted_netlab.tap.checks import CheckOptions
+from twisted_netlab.tap.mailpit import MailpitOptions
 
 DEFAULT_SMTP = "tcp:2525:interface=127.0.0.1"
 DEFAULT_IMAP = "tcp:1143:interface=127.0.0.1"
@@ -49,10 +50,11 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
-class LabOptions(PluginOptions, CheckOptions):
+class LabOptions(PluginOptions, MailpitOptions, CheckOptions):
     """
     The mail lab's options, shared by C{twistd netlab-mail} and C{twistd
-    netlab} (with the checks': L{CheckOptions}); C{defaultState} and
+    netlab} (with Mailpit's: L{MailpitOptions}, and the checks':
+    L{CheckOptions}); C{defaultState} and
     C{defaultDomains} apply when none is given (none: the option is
     required).
     """
@@ -257,6 +259,7 @@ class LabOptions(PluginOptions, CheckOptions):
                 load_certificate(self["tls-cert"], self["tls-key"])
             except CertificateError as e:
                 raise usage.UsageError(str(e)) from None
+        self.check_mailpit_options()
         self.check_check_options()
         if self["allow-plaintext-auth"]:
             exposed = [d for d in listeners if not is_loopback_endpoint(reactor, d)]
@@ -276,7 +279,11 @@ class Options(LabOptions):
         "[--hostname NAME] [--tls-cert FILE --tls-key FILE] "
         "[--allow-plaintext-auth] [--require-auth] [--catch-all ADDRESS] "
         "[--max-recipients N] [--max-messages N] [--max-age DURATION] "
-        "[--fault SPEC]... [--fault-seed N] [--spamassassin HOST:PORT] "
+        "[--fault SPEC]... [--fault-seed N] [--relay HOST:PORT [--relay-tls "
+        "starttls|tls|none] [--relay-cafile FILE] [--relay-user USER "
+        "--relay-password-file FILE] [--relay-allow REGEX] [--forward "
+        "ADDRESS]...] [--webhook URL [--webhook-limit N]] [--tag TAG=QUERY]... "
+        "[--tags-disable x-tags,plus-addresses] [--spamassassin HOST:PORT] "
         "[--dns-records FILE]"
     )
     longdesc = (
@@ -327,7 +334,12 @@ def make_lab(config: LabOptions, reactor: Any, program: str, **extra: Any) -> An
         faults=config["faults"],
         fault_seed=config["fault-seed"],
         program=program,
-        **{"catch_all": config["catch-all"], **config["checks"], **extra},
+        **{
+            "catch_all": config["catch-all"],
+            **config["mailpit"],
+            **config["checks"],
+            **extra,
+        },
     )
     try:
         lab.prepare()

@@ -134,6 +134,7 @@ async def test_envelope_shown(mail_lab: MailLab) -> None:
         "TLS": True,
         "AuthUser": ALICE,
         "Received": "1970-01-01T00:00:00.000Z",
+        "Via": "smtp",
     }
     [found] = mail_lab.search("to:hidden@else.test")
     assert found.envelope == envelope

@@ -42,6 +42,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
+from twisted.web.server import Request
 from zope.interface import implementer
 
 from twisted_netlab.durable import replace_file
@@ -60,21 +61,35 @@ from twisted_netlab.mail.lab.checks.context import CheckSettings
 from twisted_netlab.mail.lab.checks.records import load_records
 from twisted_netlab.mail.lab.checks.runner import CheckRunner
 from twisted_netlab.mail.lab.checks.spam import parse_spamd_address
+from twisted_netlab.mail.lab.diskusage import DiskUsage
 from twisted_netlab.mail.lab.faults import Fault, Faults
 from twisted_netlab.mail.lab.imap.account import SPECIAL_USE, LabRealm
 from twisted_netlab.mail.lab.imap.server import LabIMAPFactory
+from twisted_netlab.mail.lab.intake import sent_delivery
+from twisted_netlab.mail.lab.outbox import Outbox
 from twisted_netlab.mail.lab.pop3 import LabMaildropRealm, LabPOP3Factory
+from twisted_netlab.mail.lab.relay import RelayConfig
+from twisted_netlab.mail.lab.smtp.routing import (
+    local_recipient,
+)
 from twisted_netlab.mail.lab.smtp.server import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAX_RECIPIENTS,
     LabSMTPFactory,
 )
-from twisted_netlab.mail.lab.store.catalog import CapturedMessage, Catalog, Entry
+from twisted_netlab.mail.lab.store.catalog import (
+    CapturedMessage,
+    Catalog,
+    Entry,
+    message_id_for,
+)
 from twisted_netlab.mail.lab.store.factsfile import FILE_NAME as FACTS_FILE_NAME
 from twisted_netlab.mail.lab.store.factsfile import FactsKeeper
 from twisted_netlab.mail.lab.store.maildir import (
+    INBOX,
     Delivery,
     Envelope,
+    FolderChange,
     MailboxExists,
     MailStore,
     MailStoreError,
@@ -82,14 +97,22 @@ from twisted_netlab.mail.lab.store.maildir import (
     Retention,
 )
 from twisted_netlab.mail.lab.store.search import facts_cache, parse_query
+from twisted_netlab.mail.lab.store.tags import (
+    Tagger,
+    TagRule,
+    parse_tag_rule,
+    parse_tags_disable,
+)
 from twisted_netlab.mail.lab.users import (
     UsersChecker,
     UsersFile,
     normalize_address,
     normalize_domain,
 )
-from twisted_netlab.mail.lab.web.api import LabAPI
+from twisted_netlab.mail.lab.web.api import LabAPI, clock_of
 from twisted_netlab.mail.lab.web.chaos import mount_faults
+from twisted_netlab.mail.lab.web.send import ComposedMessage, SendRequestInvalid
+from twisted_netlab.mail.lab.web.shapes import summary
 from twisted_netlab.mail.lab.web.site import make_site
 from twisted_netlab.mail.lab.web.v1 import APIResource
 
@@ -249,6 +272,16 @@ class MailLab(MultiService):
     @param faults: faults to start with (specs or L{Fault}s); more are
         added, and these removed, through C{lab.faults}.
     @param fault_seed: makes the faults' probabilities repeatable.
+    @param relay: where released and forwarded mail goes (C{--relay...},
+        C{--forward}; L{relay_config_from_options
+        <twisted_netlab.mail.lab.relay.relay_config_from_options>}); None:
+        nothing is ever relayed.
+    @param webhook: a URL that gets each new message's summary (POST).
+    @param webhook_limit: webhook requests a second at most (0: no limit).
+    @param tag_rules: C{"TAG=QUERY"} (or L{TagRule}s): new messages the
+        query matches get the tag.
+    @param tags_disable: C{"x-tags"}, C{"plus-addresses"}: automatic tags
+        left off.
     @param spamassassin: the spamd the spam check asks (C{"HOST:PORT"} or
         C{(host, port)}); L{None}: the spam check says how to turn it on.
     @param dns_records: the DNS of the auth check: a records file's path,
@@ -292,6 +325,11 @@ class MailLab(MultiService):
         http_hosts: Sequence[str] = (),
         faults: Iterable[str | Fault] = (),
         fault_seed: int | None = None,
+        relay: RelayConfig | None = None,
+        webhook: str | None = None,
+        webhook_limit: int = 1,
+        tag_rules: Iterable[str | TagRule] = (),
+        tags_disable: Iterable[str] = (),
         spamassassin: str | tuple[str, int] | None = None,
         dns_records: str | Path | Mapping[str, Sequence[str]] | None = None,
     ) -> None:
@@ -338,9 +376,29 @@ class MailLab(MultiService):
             facts_cache,
             name=program,
         )
-        self.api = LabAPI(self.catalog, reactor, database=str(self.store.root))
+        self.api = LabAPI(self.catalog, reactor, database=str(self.state))
         self.api.extra_info = lambda: {"SearchFacts": self.facts.status()}
         self.api.facts_loading = self.facts.loading
+        #: Mailpit's runtime counters (C{/api/v1/info}, C{/metrics}).
+        self.stats = self.api.stats
+        self.api.database_size = DiskUsage(self.state, clock_of(reactor)).size
+        disabled = {name for text in tags_disable for name in parse_tags_disable(text)}
+        self.store.tagger = Tagger(
+            [r if isinstance(r, TagRule) else parse_tag_rule(r) for r in tag_rules],
+            x_tags="x-tags" not in disabled,
+            plus_addresses="plus-addresses" not in disabled,
+        )
+        #: Forwarding and the webhook (and the relay releases go through).
+        self.outbox = Outbox(
+            reactor,
+            self.stats,
+            relay=relay,
+            webhook=webhook,
+            webhook_limit=webhook_limit,
+        )
+        self.api.relay = self.outbox.relay
+        self.api.accept_sent = self._accept_sent
+        self.store.add_listener(self._count_deleted)
         self.api_resource = APIResource(self.api)
         #: The faults every listener asks (L{Faults.add}, L{Faults.clear}).
         self.faults = Faults(faults, seed=fault_seed, reactor=reactor)
@@ -461,6 +519,7 @@ class MailLab(MultiService):
                 checker=checker,
                 reactor=self.reactor,
                 faults=self.faults,
+                stats=self.stats,
             )
         return LabIMAPFactory(
             portal=portal,
@@ -559,17 +618,96 @@ class MailLab(MultiService):
         d = self._group_commit.deliver(delivery)
 
         def stored(uids: dict[str, int]) -> dict[str, int]:
-            log.info(
-                "{program}: stored a {size}-byte message from <{sender}> for "
-                "{mailboxes}",
-                program=self.program,
-                size=len(message),
-                sender=envelope.mail_from,
-                mailboxes=", ".join(f"{a} (UID {uid})" for a, uid in uids.items()),
-            )
+            self._stored(message, copies, envelope, uids)
             return uids
 
         return d.addCallback(stored)
+
+    def _stored(
+        self,
+        message: bytes,
+        copies: Mapping[str, bytes],
+        envelope: Envelope,
+        uids: Mapping[str, int],
+    ) -> list[str]:
+        """
+        A message is stored (C{uids} by mailbox): count it, log it, forward
+        it and tell the webhook; returns its copies' catalog IDs.
+        """
+        self.stats.record_accepted(len(message))
+        log.info(
+            "{program}: stored a {size}-byte message from <{sender}> for "
+            "{mailboxes}{via}",
+            program=self.program,
+            size=len(message),
+            sender=envelope.mail_from,
+            mailboxes=", ".join(f"{a} (UID {uid})" for a, uid in uids.items()),
+            via=" (HTTP API)" if envelope.via == "api" else "",
+        )
+        ids = []
+        for address, uid in uids.items():
+            try:
+                key = self.store.folder(address).entry(uid).key
+            except MailStoreError:
+                continue
+            ids.append(message_id_for(address, key))
+        if self.outbox and copies:
+            first = copies[next(iter(copies))]
+            self.outbox.arrived(
+                first + message, envelope.mail_from, ids, self._summary_of
+            )
+        return ids
+
+    def _summary_of(self, message_id: str) -> dict[str, Any] | None:
+        entry = self.catalog.get(message_id)
+        return None if entry is None else summary(entry)
+
+    def _accept_sent(
+        self, composed: ComposedMessage, request: Request
+    ) -> Deferred[str]:
+        """
+        Store a message of C{POST /api/v1/send} as if received
+        (L{sent_delivery}); fires with the ID of the copy of its first
+        recipient a mailbox takes.
+        """
+        try:
+            delivery, first = sent_delivery(
+                composed,
+                request,
+                route=lambda address: local_recipient(
+                    address,
+                    domains=frozenset(self.domains),
+                    users=self.users,
+                    catch_all=self.catch_all,
+                ),
+                hostname=self.hostname,
+                max_size=self.max_message_size,
+            )
+        except SendRequestInvalid as e:
+            return fail(e)
+        copies = delivery.prefixes or {}
+        envelope = delivery.envelope
+        assert envelope is not None
+
+        def stored(uids: dict[str, int]) -> str:
+            ids = self._stored(composed.raw, copies, envelope, uids)
+            uid = uids.get(first)
+            if uid is not None:
+                key = self.store.folder(first).entry(uid).key
+                return message_id_for(first, key)
+            return ids[0]
+
+        return self._group_commit.deliver(delivery).addCallback(stored)
+
+    def _count_deleted(self, address: str, mailbox: str, change: FolderChange) -> None:
+        """Count messages gone from an INBOX (Mailpit's MessagesDeleted)."""
+        if mailbox != INBOX or not change.gone:
+            return
+        call = getattr(self.reactor, "callFromThread", None)
+        if call is None:
+            self.stats.record_deleted(len(change.gone))
+        else:
+            call(self.stats.record_deleted, len(change.gone))
 
     def _prune(self) -> None:
         for (address, mailbox), uids in self.store.prune().items():
@@ -644,6 +782,7 @@ class MailLab(MultiService):
         d = maybeDeferred(super().stopService)
 
         self.api.close()
+        outbox_stopped = self.outbox.stop()
 
         def stopped(result: object) -> None:
             self._group_commit.stop()
@@ -655,7 +794,8 @@ class MailLab(MultiService):
             for kind in KINDS:
                 self.ports[kind] = []
 
-        return d.addCallback(stopped)
+        d.addCallback(stopped)
+        return d.addCallback(lambda _: outbox_stopped).addCallback(lambda _: None)
 
     def start(self) -> Deferred[MailLab]:
         """
@@ -814,6 +954,7 @@ class MailLab(MultiService):
         """
         self.prepare()
         self.faults.clear()
+        self.stats.reset()
         self.store.remove_all_users()
         if self._users_snapshot is not None:
             replace_file(self.users.path, self._users_snapshot)

@@ -156,7 +156,14 @@ class RuntimeStats:
         """
         self._clock = reactor
         self._memory = memory
-        self.started = reactor.seconds()
+        self.reset()
+
+    def reset(self) -> None:
+        """
+        Start counting again from zero, and the uptime from now (the lab
+        was reset for the next test).
+        """
+        self.started = self._clock.seconds()
         self.smtp_accepted = 0
         self.smtp_accepted_size = 0
         self.smtp_rejected = 0

@@ -68,6 +68,24 @@ class LocalRecipientTests(SynchronousTestCase):
             self.route(b"alice@example.test", "c@example.test"), "alice@example.test"
         )
 
+    def test_subaddress(self) -> None:
+        """
+        A subaddress of a lab user (RFC 5233, C{alice+news@}) goes to that
+        user; a user of that exact name keeps its own mail; a subaddress of
+        no user is refused, or goes to the catch-all.
+        """
+        self.assertEqual(self.route(b"Alice+News@example.test"), "alice@example.test")
+        self.assertEqual(self.route(b"alice+a+b@example.test"), "alice@example.test")
+        self.users.add("alice+own@example.test", "pw")
+        self.assertEqual(
+            self.route(b"alice+own@example.test"), "alice+own@example.test"
+        )
+        self.assertEqual(self.refusal(b"nobody+x@example.test")[0], 550)
+        self.assertEqual(self.refusal(b"+x@example.test")[0], 550)
+        self.assertEqual(
+            self.route(b"nobody+x@example.test", "c@example.test"), "c@example.test"
+        )
+
     def test_unreadable_users_file(self) -> None:
         """
         When the users file cannot be read, a local recipient gets 451 (try

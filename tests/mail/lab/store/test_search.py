@@ -140,6 +140,38 @@ class MatcherTests(SynchronousTestCase):
         self.assertEqual(self.found("bcc:secret"), ["encoded"])
         self.assertEqual(self.found('from:"Bob <bob@"'), ["plain"])
 
+    def test_bcc_from_the_envelope(self) -> None:
+        """
+        bcc: also finds envelope recipients that To, Cc and Bcc do not
+        name (Mailpit adds them to Bcc), and never one that To names.
+        """
+        self.assertEqual(self.found("bcc:zed@bcc.test"), ["encoded"])
+        self.assertEqual(self.found("bcc:ann@example.test"), [])
+        self.assertEqual(self.found("-bcc:zed"), ["plain"])
+        self.assertEqual(
+            search.envelope_only(self.encoded.facts, self.encoded.envelope),
+            ("zed@bcc.test",),
+        )
+        shouted = Envelope("x@y.test", ("ANN@example.test", "Zed@BCC.test"))
+        self.assertEqual(
+            search.envelope_only(self.encoded.facts, shouted), ("Zed@BCC.test",)
+        )
+        self.assertEqual(search.envelope_only(self.plain.facts, None), ())
+
+    def test_tags(self) -> None:
+        """
+        tag:NAME is the keyword (any case; a space is the keyword's ~),
+        -tag: its absence, is:tagged / is:untagged any keyword.
+        """
+        self.encoded.flags = ("\\Seen", "Urgent", "Needs~review")
+        self.assertEqual(self.found("tag:urgent"), ["encoded"])
+        self.assertEqual(self.found('tag:"needs review"'), ["encoded"])
+        self.assertEqual(self.found("-tag:Urgent"), ["plain"])
+        self.assertEqual(self.found("tag:urg"), [])
+        self.assertEqual(self.found("is:tagged"), ["encoded"])
+        self.assertEqual(self.found("is:untagged"), ["plain"])
+        self.assertEqual(self.found("tag:\\Seen"), [])
+
     def test_subject_and_message_id(self) -> None:
         """
         subject: looks at the decoded subject only; message-id: is exact,

@@ -145,6 +145,13 @@ async def test_detail_headers_raw_part(mail_lab: MailLab) -> None:
     assert attachment == {
         "PartID": "3",
         "FileName": "evil.html",
+        "Checksums": {
+            "MD5": "e5e471b69ea124fcb46a03a445960b87",
+            "SHA1": "7b024847e91ca18e32bc57ae7b7e69da299d2491",
+            "SHA256": (
+                "c81e4de6cec09ce7579ee9bab6dce349c35d8239931129c4cd3be64c74b0cbac"
+            ),
+        },
         "ContentType": "text/html",
         "ContentID": "",
         "Size": 39,
@@ -455,7 +462,7 @@ async def test_event_stream(mail_lab: MailLab) -> None:
     assert events[0][1]["ID"] == entry.id
     assert listed["messages"] == []
     assert events[1][1] == {"Total": 1, "Unread": 1}
-    assert events[2][1] == {"ID": entry.id, "Read": True}
+    assert events[2][1] == {"ID": entry.id, "Read": True, "Tags": []}
     assert events[4][1] == {"IDs": [entry.id]}
     assert events[5][1] == {"Total": 0, "Unread": 0}
 

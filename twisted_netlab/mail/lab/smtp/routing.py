@@ -34,7 +34,9 @@ def local_recipient(
 ) -> str:
     """
     The lab user whose INBOX mail for C{address} goes to: the user it
-    names, or else the catch-all.
+    names, or the one its subaddress belongs to (RFC 5233: C{bob+news@x}
+    is C{bob@x}'s when no user C{bob+news@x} exists; the part after C{+}
+    becomes a tag), or else the catch-all.
 
     @param domains: the local domains, normalized.
     @param catch_all: the normalized address that receives everything else
@@ -65,6 +67,18 @@ def local_recipient(
         ) from None
     if known:
         return text
+    local, _, rest = text.partition("@")
+    base = local.partition("+")[0]
+    if base and base != local:
+        try:
+            owner = f"{base}@{rest}"
+            if owner in users:
+                return owner
+        except UsersFileError:
+            log.failure("SMTP: cannot read the users file")
+            raise smtp.SMTPBadRcpt(
+                address, 451, "4.3.0 Local error: try again later"
+            ) from None
     if catch_all is not None:
         return catch_all
     raise smtp.SMTPBadRcpt(address, 550, "5.1.1 No such user here")
@@ -79,6 +93,7 @@ def received_header(
     authenticated: bool,
     for_: smtp.Address | None = None,
     smtputf8: bool = False,
+    protocol: bytes | None = None,
 ) -> bytes:
     """
     The C{Received:} header of one mailbox's copy (RFC 5321 4.4, with the
@@ -90,10 +105,12 @@ def received_header(
     @param host: the name the server greets with.
     @param secure: whether the connection is encrypted.
     @param authenticated: whether the client has logged in.
+    @param protocol: what the header says the message came with, instead
+        of the SMTP protocol names (C{b"HTTP"}: the send API).
     """
     helo = helo or b"unknown"
     described = describe(peer).encode("ascii", "replace")
-    with_ = (
+    with_ = protocol or (
         (b"UTF8SMTP" if smtputf8 else b"ESMTP")
         + (b"S" if secure else b"")
         + (b"A" if authenticated else b"")

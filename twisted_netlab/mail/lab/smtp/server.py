@@ -59,6 +59,7 @@ from twisted_netlab.mail.lab.smtp.syntax import (
     UTF8Address,
     mail_parameters,
 )
+from twisted_netlab.mail.lab.stats import RuntimeStats
 from twisted_netlab.mail.lab.store.maildir import Envelope
 from twisted_netlab.mail.lab.users import (
     UsersChecker,
@@ -568,7 +569,19 @@ class LabESMTP(smtp.ESMTP):
         )
         return defer.maybeDeferred(factory.deliver, body, copies, envelope)
 
+    def _ebToValidate(self, failure: Failure) -> None:
+        self._count_rejected()
+        super()._ebToValidate(failure)
+
+    def _count_rejected(self) -> None:
+        """A recipient or a message was refused: count it (Mailpit's SMTPRejected)."""
+        stats = self.factory.stats
+        if stats is not None:
+            stats.record_rejected()
+
     def dataLineReceived(self, line: bytes) -> Any:
+        if line == b"." and self.datafailed:
+            self._count_rejected()
         if line != b"." or self.datafailed:
             result = super().dataLineReceived(line)
             # Past the first line (where Twisted tells a header from a body)
@@ -601,6 +614,7 @@ class LabESMTP(smtp.ESMTP):
         for failure in failures:
             log.failure("SMTP: a message could not be stored", failure)
         if failures:
+            self._count_rejected()
             self.sendCode(
                 451,
                 b"4.3.0 Local error: the message was not stored; nothing was kept",
@@ -669,6 +683,7 @@ class _Chunking:
         protocol._smtputf8 = False
         if self.error is not None:
             self.transaction.discard()
+            protocol._count_rejected()
             protocol.sendCode(*self.error)
             return
         if smtp_message_fault(protocol, sender, recipients):
@@ -701,6 +716,8 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
     @param checker: checks passwords (default: a L{UsersChecker} on C{users}).
     @param reactor: schedules the idle timeout (default: the global reactor).
     @param faults: the faults asked at each stage (L{None}: none).
+    @param stats: counts refused recipients and messages (L{None}: nothing
+        is counted).
     """
 
     protocol = LabESMTP
@@ -724,8 +741,10 @@ class LabSMTPFactory(ServerFactory[LabESMTP]):
         timeout: int = DEFAULT_TIMEOUT,
         reactor: Any = None,
         faults: Faults | None = None,
+        stats: RuntimeStats | None = None,
     ) -> None:
         self.users = users
+        self.stats = stats
         self.domains = frozenset(normalize_domain(d) for d in domains)
         self.deliver = deliver
         self.catch_all = None if catch_all is None else normalize_address(catch_all)

@@ -507,6 +507,18 @@ class Catalog:
         unread = sum(1 for e in entries if not e.read)
         return len(entries), unread
 
+    def tag_counts(self) -> dict[str, int]:
+        """
+        How many messages carry each keyword (IMAP flags without a
+        backslash: the tags).
+        """
+        counts: dict[str, int] = {}
+        for entry in self.entries():
+            for flag in entry.flags:
+                if not flag.startswith("\\"):
+                    counts[flag] = counts.get(flag, 0) + 1
+        return dict(sorted(counts.items()))
+
     def mailboxes(self) -> list[str]:
         """
         The lab users' addresses (each one's INBOX is a mailbox here).

@@ -8,7 +8,7 @@ limits of a mailbox.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -27,6 +27,8 @@ class Envelope:
     @ivar helo: the name the client gave in C{HELO}/C{EHLO} (L{None}: not
         recorded, as for envelopes kept before it was).
     @ivar smtputf8: whether C{MAIL FROM} carried C{SMTPUTF8} (RFC 6531).
+    @ivar via: how it came: C{"smtp"}, or C{"api"} (the HTTP API's
+        C{POST /api/v1/send}: then C{auth_user} is the HTTP login, if any).
     """
 
     mail_from: str
@@ -37,6 +39,7 @@ class Envelope:
     received: float
     helo: str | None = None
     smtputf8: bool = False
+    via: str = "smtp"
 
     def to_json(self) -> str:
         """
@@ -56,6 +59,8 @@ class Envelope:
             fields["helo"] = self.helo
         if self.smtputf8:
             fields["utf8"] = True
+        if self.via != "smtp":
+            fields["via"] = self.via
         return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
@@ -78,6 +83,7 @@ class Envelope:
                 received=float(data["at"]),
                 helo=None if helo is None else str(helo),
                 smtputf8=data.get("utf8") is True,
+                via=str(data.get("via", "smtp")),
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
@@ -88,13 +94,23 @@ class Envelope:
 class Delivery:
     """
     One message for the INBOXes of C{addresses} (see
-    L{maildir.MailStore.deliver_many}).
+    L{maildir.MailStore.deliver_many}), each copy with the IMAP keywords
+    C{keywords} (the tags asked for; the store's tagger adds its own).
     """
 
     message: bytes
     addresses: Iterable[str]
     envelope: Envelope | None = None
     prefixes: Mapping[str, bytes] | None = None
+    keywords: tuple[str, ...] = ()
+
+
+#: What the store asks of each delivery: the IMAP keywords (tags) each
+#: copy of C{message} gets, by address, given its envelope and the
+#: addresses of its copies (see L{twisted_netlab.mail.lab.store.tags}).
+Tagger = Callable[
+    [bytes, "Envelope | None", Sequence[str]], Mapping[str, Sequence[str]]
+]
 
 
 @dataclass(frozen=True)

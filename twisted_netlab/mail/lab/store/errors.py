@@ -51,3 +51,15 @@ class KeywordLimit(MailStoreError):
     """
     A folder already has 26 keywords, as many as Maildir has letters for.
     """
+
+
+class NoSuchKeyword(MailStoreError):
+    """
+    No folder of the store has that keyword (no message has that tag).
+    """
+
+
+class KeywordExists(MailStoreError):
+    """
+    A keyword cannot be renamed to a name another keyword already has.
+    """

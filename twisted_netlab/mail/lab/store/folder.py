@@ -50,6 +50,7 @@ from twisted_netlab.mail.lab.store.names import (
     size_from_name,
 )
 from twisted_netlab.mail.lab.store.table import (
+    KEYWORD_SHIFT,
     MessageTable,
     flags_of_word,
     info_of,
@@ -1062,25 +1063,35 @@ class Folder:
         envelopes: list[Envelope | None],
         *,
         sync: bool = True,
-    ) -> list[int]:
+        infos: list[str] | None = None,
+    ) -> list[tuple[int, str]]:
         """
         Give staged messages their UIDs (one append for all of them,
         envelopes included, synced unless C{sync} is false: then the caller
-        syncs the UID list) and rename them into C{new/}. The caller syncs
-        C{new/}, then L{_publish}es them (or L{_retract}s them).
+        syncs the UID list) and rename them into C{new/}, with the info
+        letters of C{infos} (keywords, defined beforehand) in their names.
+        Returns each one's UID and file name.  The caller syncs C{new/},
+        then L{_publish}es them (or L{_retract}s them).
         """
         if self.retention:
             self.prune(room=len(staged))
+        names = [
+            f"{name}:2,{info}" if info else name
+            for (name, _), info in zip(
+                staged, infos if infos is not None else [""] * len(staged), strict=True
+            )
+        ]
         with self._locked():
             self._uids.read(locked=True)
             uids = self._uids.append([name for name, _ in staged], envelopes, sync=sync)
-            for name, temporary in staged:
+            for (_, temporary), name in zip(staged, names, strict=True):
                 os.rename(temporary, f"{self._directory}/new/{name}")
-        return uids
+        return list(zip(uids, names, strict=True))
 
     def _publish(self, delivered: list[tuple[int, str]]) -> None:
         """
-        Tell the cache and the listeners of committed messages (UID, name).
+        Tell the cache and the listeners of committed messages (UID, file
+        name).
         """
         with self._mutex:
             if self._scanned:
@@ -1092,8 +1103,8 @@ class Folder:
 
     def _retract(self, name: str) -> None:
         """
-        Remove a committed but unpublished message (its delivery failed
-        elsewhere); its UID is never reused.
+        Remove a committed but unpublished message (file name C{name}: its
+        delivery failed elsewhere); its UID is never reused.
         """
         with suppress(FileNotFoundError):
             os.unlink(f"{self._directory}/new/{name}")
@@ -1157,27 +1168,146 @@ class Folder:
                     letters.add(letter)
         return "".join(sorted(letters))
 
-    def _define_keywords(self, flags: Iterable[str]) -> None:
+    def define_keywords(self, names: Iterable[str]) -> None:
+        """
+        Give every keyword of C{names} a letter now (before setting it on
+        messages, so that a change across folders is refused before any of
+        them changes).
+
+        @raise KeywordLimit: no letter is left for a new keyword, even once
+            the letters no message carries are freed.
+        @raise InvalidName: a keyword that cannot be stored.
+        """
+        with self._mutex:
+            self._define_keywords(names)
+
+    def spelled(self, keyword: str) -> str | None:
+        """
+        Keyword C{keyword} as this folder spells it (keywords are matched
+        without regard to case), or None if it has no such keyword.
+        """
+        with self._mutex:
+            self._keywords.load()
+            return self._keywords.defined_as(keyword)
+
+    def _define_keywords(
+        self, flags: Iterable[str], *, partial: bool = False
+    ) -> list[str]:
         """
         Give every keyword among C{flags} a letter, writing
-        C{dovecot-keywords} under the folder's lock if one is new.
+        C{dovecot-keywords} under the folder's lock if one is new; when the
+        26 letters are all taken, those no message carries any more are
+        freed first.  Returns the keywords among C{flags} that have a
+        letter now.
 
-        @raise KeywordLimit: no letter is left for a new keyword.
+        @param partial: give letters to those that fit, leave the others
+            out, instead of raising.
+        @raise KeywordLimit: no letter is left for a new keyword (not with
+            C{partial}).
         @raise InvalidName: a keyword that cannot be stored (space, control
             character, parenthesis...).
         """
         wanted = [f for f in flags if f and not f.startswith("\\")]
         if not wanted:
-            return
+            return []
         self._keywords.load()
         missing = [f for f in wanted if self._keywords.letter_of(f) is None]
         if not missing:
-            return
+            return wanted
         for name in missing:
             if any(c in name for c in ' ()"{%*]\\') or not name.isprintable():
                 raise InvalidName(f"not a usable keyword: {name!r}")
+        new = len({name.lower() for name in missing})
         with self._locked():
-            self._keywords.define(missing)
+            self._keywords.load()
+            if len(self._keywords.by_index) + new <= MAX_KEYWORDS:
+                self._keywords.define(missing)
+                return wanted
+        self._reclaim_keywords()
+        with self._locked():
+            self._keywords.define(missing, partial=partial)
+        return [f for f in wanted if self._keywords.has(f)]
+
+    def _reclaim_keywords(self) -> None:
+        """
+        Free the letters of keywords that no message of the folder carries
+        any more (Maildir has 26).  Call with the mutex held and without
+        the UID list lock.
+        """
+        self.refresh(force=True)
+        bits = 0
+        for word in self._table.words:
+            bits |= word
+        used = {
+            chr(97 + i) for i in range(MAX_KEYWORDS) if bits >> (KEYWORD_SHIFT + i) & 1
+        }
+        with self._locked():
+            self._keywords.load()
+            unused = [
+                name
+                for index, name in self._keywords.by_index.items()
+                if chr(97 + index) not in used
+            ]
+            self._keywords.forget(unused)
+
+    def rename_keyword(self, old: str, new: str, *, check_only: bool = False) -> bool:
+        """
+        Call keyword C{old} C{new}: its letter stays, so no message file
+        is renamed; the messages that carry it are told of as changed (new
+        MODSEQs).  Returns whether the folder has C{old}.
+
+        @param check_only: change nothing, only say (and raise).
+        @raise KeywordExists: another keyword of the folder is called C{new}.
+        """
+        if any(c in new for c in ' ()"{%*]\\') or not new or not new.isprintable():
+            raise InvalidName(f"not a usable keyword: {new!r}")
+        with self._mutex:
+            self._ensure_scanned()
+            with self._locked():
+                letter = self._keywords.rename(old, new, check_only=check_only)
+            if letter is None:
+                return False
+            if check_only:
+                return True
+            bit = 1 << (KEYWORD_SHIFT + ord(letter) - 97)
+            table = self._table
+            changed = [
+                uid
+                for uid, word in zip(table.uids, table.words, strict=True)
+                if word & bit
+            ]
+            if changed:
+                table.version += 1
+            self._record_modseqs(changed)
+        self._notify(FolderChange(flags=tuple(changed)))
+        return True
+
+    def remove_keyword(self, keyword: str) -> bool:
+        """
+        Take keyword C{keyword} off every message of the folder (renaming
+        their files) and free its letter.  Returns whether the folder had
+        it.
+        """
+        with self._mutex:
+            self._ensure_scanned()
+            self._keywords.load()
+            letter = self._keywords.letter_of(keyword)
+            if letter is None:
+                return False
+            lowered = keyword.lower()
+            bit = 1 << (KEYWORD_SHIFT + ord(letter) - 97)
+            table = self._table
+            changes = {
+                uid: [f for f in self._flags_of_word(word) if f.lower() != lowered]
+                for uid, word in zip(table.uids, table.words, strict=True)
+                if word & bit
+            }
+            if changes:
+                self.set_flags(changes)
+            if not any(word & bit for word in self._table.words):
+                with self._locked():
+                    self._keywords.forget([keyword])
+        return True
 
     def _record_modseqs(self, uids: Iterable[int], *, sync: bool = False) -> None:
         """

@@ -41,14 +41,16 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import TypeVar
 
+from twisted.logger import Logger
+
 from twisted_netlab.durable import fsync_directory, fsync_path, replace_file
-from twisted_netlab.mail.lab.store.envelope import Delivery, Envelope, Retention
+from twisted_netlab.mail.lab.store.envelope import Delivery, Envelope, Retention, Tagger
 from twisted_netlab.mail.lab.store.errors import (
     InvalidName,
     KeywordLimit,
@@ -66,6 +68,7 @@ from twisted_netlab.mail.lab.store.folder import (
     FolderStatus,
     StoredMessage,
 )
+from twisted_netlab.mail.lab.store.keywords import MAX_KEYWORDS
 from twisted_netlab.mail.lab.store.names import (
     FLAG_LETTERS,
     HIERARCHY_DELIMITER,
@@ -89,6 +92,8 @@ _T = TypeVar("_T")
 #: (L{MailStore.remove_all_users}).
 _REMOVED_PREFIX = ".netlab-removed-"
 
+log = Logger()
+
 # Threads that write and sync the files of one batch of deliveries.
 _STAGING_THREADS = 8
 
@@ -110,6 +115,8 @@ class MailStore:
         self._mutex = threading.Lock()
         self._store_listeners: list[StoreListener] = []
         self._retention = Retention()
+        #: Gives each delivered copy its keywords (tags), or None.
+        self.tagger: Tagger | None = None
 
     # --- users ---------------------------------------------------------------
 
@@ -489,6 +496,7 @@ class MailStore:
                 failed.setdefault(i, e)
 
         _concurrently(stage, range(len(plans)))
+        keywords = self._keywords_of(items, plans, failed)
         # One append to each folder's UID list for all its copies.
         by_folder: dict[Path, list[int]] = {}
         for index, (i, _, folder, _) in enumerate(plans):
@@ -501,20 +509,34 @@ class MailStore:
             indexes = [index for index in indexes if plans[index][0] not in failed]
             if not indexes:
                 continue
+            infos = _keyword_infos(
+                folder, [keywords.get(index, ()) for index in indexes]
+            )
+            named = [
+                (
+                    f"{staged[index][0]}:2,{info}" if info else staged[index][0],
+                    staged[index][1],
+                )
+                for index, info in zip(indexes, infos, strict=True)
+            ]
             try:
                 uids = folder._commit(
                     [staged[index] for index in indexes],
                     [items[plans[index][0]].envelope for index in indexes],
                     sync=False,
+                    infos=infos,
                 )
             except Exception as e:
-                _abandon(folder, [staged[index] for index in indexes])
+                _abandon(folder, named)
                 for index in indexes:
                     failed.setdefault(plans[index][0], e)
                 continue
-            for index, uid in zip(indexes, uids, strict=True):
-                committed[index] = (uid, staged[index][0])
+            for index, (uid, name) in zip(indexes, uids, strict=True):
+                committed[index] = (uid, name)
             done.append((folder, indexes))
+            staged.update(
+                (index, pair) for index, pair in zip(indexes, named, strict=True)
+            )
         # The UID lists and the directories, synced together: a message is
         # durable (file, UID, name in new/) once both are.
         problems = _sync_all(
@@ -556,6 +578,44 @@ class MailStore:
         for i, error in failed.items():
             results[i] = error
         return results
+
+    def _keywords_of(
+        self,
+        items: list[Delivery],
+        plans: list[tuple[int, str, Folder, bytes]],
+        failed: dict[int, BaseException],
+    ) -> dict[int, tuple[str, ...]]:
+        """
+        The keywords of each copy (by its index in C{plans}): its
+        delivery's, and the L{tagger}'s, asked once per delivery in the
+        staging threads.  A tagger that fails costs the tags, never the
+        message.
+        """
+        copies: dict[int, list[int]] = {}
+        for index, (i, _, _, _) in enumerate(plans):
+            if i not in failed:
+                copies.setdefault(i, []).append(index)
+        tagger = self.tagger
+        if tagger is None and not any(items[i].keywords for i in copies):
+            return {}
+        keywords: dict[int, tuple[str, ...]] = {}
+
+        def tag(i: int) -> None:
+            item = items[i]
+            addresses = [plans[index][1] for index in copies[i]]
+            found: Mapping[str, Sequence[str]] = {}
+            if tagger is not None:
+                try:
+                    found = tagger(item.message, item.envelope, addresses)
+                except Exception:
+                    log.failure("tagging a delivered message failed; stored untagged")
+            for index, address in zip(copies[i], addresses, strict=True):
+                wanted = (*item.keywords, *found.get(address, ()))
+                unique = {k.lower(): k for k in reversed(wanted)}
+                keywords[index] = tuple(sorted(unique.values()))
+
+        _concurrently(tag, list(copies))
+        return keywords
 
     def envelope(self, address: str, uid: int, mailbox: str = INBOX) -> Envelope | None:
         """
@@ -607,9 +667,45 @@ class MailStore:
         return removed
 
 
+def _keyword_infos(folder: Folder, keywords: list[tuple[str, ...]]) -> list[str]:
+    """
+    The info letters of copies for C{folder} with C{keywords} each: the
+    keywords are given letters first (those that find none, when the
+    folder's 26 are all in use, are left out and logged: a delivery is
+    never refused for its tags).
+    """
+    wanted = [k for each in keywords for k in each]
+    if not wanted:
+        return ["" for _ in keywords]
+    try:
+        with folder._mutex:
+            kept = {k.lower() for k in folder._define_keywords(wanted, partial=True)}
+    except MailStoreError as e:
+        log.warn(
+            "delivered untagged to {folder}: {reason}",
+            folder=str(folder.path),
+            reason=str(e),
+        )
+        return ["" for _ in keywords]
+    dropped = sorted({k for k in wanted if k.lower() not in kept})
+    if dropped:
+        log.warn(
+            "delivered without the tags {tags} to {folder}: its {limit} keyword "
+            "letters are all in use",
+            tags=", ".join(dropped),
+            folder=str(folder.path),
+            limit=MAX_KEYWORDS,
+        )
+    return [
+        folder._info_with_flags("", [k for k in each if k.lower() in kept])
+        for each in keywords
+    ]
+
+
 def _abandon(folder: Folder, staged: list[tuple[str, Path]]) -> None:
     """
-    Remove staged or committed (unpublished) copies of a failed delivery.
+    Remove staged or committed (unpublished) copies of a failed delivery
+    (file name in C{new/}, temporary path).
     """
     for name, temporary in staged:
         with suppress(FileNotFoundError):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twisted_netlab.errors import NetlabError
+from twisted_netlab.mail.lab.store.keywords import is_keyword, keyword_for_tag
 from twisted_netlab.mail.lab.store.parsed import Address, ParsedMessage, html_to_text
 
 #: Headers whose decoded values the facts keep for HEADER searches of IMAP
@@ -521,10 +522,62 @@ class MessageIDIs(Query):
 
 @dataclass(frozen=True)
 class HasFlag(Query):
+    """
+    The message has the IMAP flag C{flag}: a system flag exactly, a
+    keyword (a tag: C{tag:NAME}) without regard to case, as IMAP compares
+    them.
+    """
+
     flag: str
 
     def matches(self, message: Candidate) -> bool:
-        return self.flag in message.flags
+        if self.flag.startswith("\\"):
+            return self.flag in message.flags
+        wanted = self.flag.lower()
+        return any(f.lower() == wanted for f in message.flags)
+
+
+@dataclass(frozen=True)
+class Tagged(Query):
+    """The message has a keyword (a tag): C{is:tagged}."""
+
+    def matches(self, message: Candidate) -> bool:
+        return any(is_keyword(f) for f in message.flags)
+
+
+def envelope_only(facts: SearchFacts | ParsedMessage, envelope: Any) -> tuple[str, ...]:
+    """
+    The envelope recipients that the message's To, Cc and Bcc do not name
+    (compared without regard to case): Bcc recipients the sender left out
+    of the headers, which Mailpit adds to the message's Bcc.
+    """
+    if envelope is None:
+        return ()
+    named = {a.address.lower() for a in (*facts.to, *facts.cc, *facts.bcc)}
+    found: dict[str, str] = {}
+    for address in envelope.rcpt_to:
+        if address.lower() not in named:
+            found.setdefault(address.lower(), address)
+    return tuple(found.values())
+
+
+@dataclass(frozen=True)
+class BccContains(Query):
+    """
+    C{bcc:}: the Bcc header, or an envelope recipient that To, Cc and Bcc
+    do not name (L{envelope_only}), contains C{needle}.
+    """
+
+    needle: str
+
+    def matches(self, message: Candidate) -> bool:
+        facts = message.facts
+        if contains(facts.addresses_folded["bcc"], self.needle):
+            return True
+        return any(
+            contains(a.casefold(), self.needle)
+            for a in envelope_only(facts, message.envelope)
+        )
 
 
 @dataclass(frozen=True)
@@ -594,6 +647,7 @@ _KNOWN_KEYS = _ADDRESS_KEYS | {
     "smaller",
     "mailbox",
     "addressed",
+    "tag",
 }
 
 
@@ -672,10 +726,14 @@ def parse_query(query: str, tz: datetime.tzinfo = datetime.UTC) -> Query:
     Parse a search in Mailpit's language into a L{Query}.
 
     Terms are ANDed: free words and C{"quoted phrases"} (subject, addresses,
-    Message-ID, body, attachment names); C{from:}, C{to:} (headers and the
-    SMTP envelope), C{cc:}, C{bcc:}, C{reply-to:}, C{addressed:} (To, Cc,
-    Bcc or envelope recipient), C{subject:}, C{message-id:} (exact);
-    C{is:read}, C{is:unread}, C{is:starred}, C{is:unstarred};
+    Message-ID, body, attachment names); C{from:} (the From header or the
+    envelope's MAIL FROM), C{to:} (the To header or any envelope recipient:
+    Bcc recipients included), C{cc:}, C{bcc:} (the Bcc header or an
+    envelope recipient To, Cc and Bcc do not name), C{reply-to:},
+    C{addressed:} (To, Cc, Bcc or envelope recipient), C{subject:},
+    C{message-id:} (exact); C{tag:NAME} (any case);
+    C{is:read}, C{is:unread}, C{is:starred}, C{is:unstarred},
+    C{is:tagged}, C{is:untagged};
     C{has:attachment}, C{has:inline}; C{before:DATE}, C{after:DATE};
     C{larger:SIZE}, C{smaller:SIZE}; C{mailbox:ADDRESS}. C{-} before a term
     negates it. An empty query matches everything.
@@ -700,6 +758,12 @@ def _term(key: str | None, value: str, tz: datetime.tzinfo) -> Query:
         raise QueryError(f"{key}: needs a value")
     if key in ("from", "to"):
         return AddressContains(key, value, envelope=True)
+    if key == "bcc":
+        return BccContains(value)
+    if key == "tag":
+        keyword = keyword_for_tag(value.strip())
+        # A tag is a keyword, never a system flag (tag:\\Seen finds none).
+        return HasFlag(keyword) if is_keyword(keyword) else Not(Everything())
     if key in _ADDRESS_KEYS:
         return AddressContains(key, value)
     if key == "addressed":
@@ -722,10 +786,13 @@ def _term(key: str | None, value: str, tz: datetime.tzinfo) -> Query:
             "unseen": Not(HasFlag("\\Seen")),
             "starred": HasFlag("\\Flagged"),
             "unstarred": Not(HasFlag("\\Flagged")),
+            "tagged": Tagged(),
+            "untagged": Not(Tagged()),
         }
         if value.lower() not in flags:
             raise QueryError(
-                f"unknown is:{value} (is:read, is:unread, is:starred, is:unstarred)"
+                f"unknown is:{value} (is:read, is:unread, is:starred, "
+                "is:unstarred, is:tagged, is:untagged)"
             )
         return flags[value.lower()]
     if key == "has":
@@ -751,6 +818,7 @@ def _term(key: str | None, value: str, tz: datetime.tzinfo) -> Query:
 
 __all__ = [
     "AddressContains",
+    "BccContains",
     "BodyContains",
     "Candidate",
     "FactsBacking",
@@ -761,8 +829,10 @@ __all__ = [
     "SearchFacts",
     "Stamp",
     "StampedFolder",
+    "Tagged",
     "TextContains",
     "contains",
+    "envelope_only",
     "facts_cache",
     "facts_of",
     "parse_facts",

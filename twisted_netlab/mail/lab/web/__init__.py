@@ -6,7 +6,8 @@ and the live inbox page (C{static/}, package data: no build step).
 Ours beside Mailpit's: C{/api/v1/wait} (a long poll), C{/api/v1/events}
 (Server-Sent Events), C{/api/v1/mailboxes} and C{?mailbox=ADDRESS} on
 lists, searches and waits; C{Mailbox} in summaries, C{Envelope} in the
-detail.
+detail.  Mailpit's tags, send, release, webui, thumbnails and C{/metrics}
+are served as Mailpit serves them (C{docs/lab.rst} says where they differ).
 
 Every request must name this server in its C{Host} (against DNS
 rebinding), and a request that changes something is refused from another
@@ -31,9 +32,17 @@ The modules, from the bottom up:
       - L{messages}: C{/api/v1/messages}, C{/api/v1/search} and
         C{/api/v1/wait};
       - L{message}: C{/api/v1/message/{ID}} and its C{headers}, C{raw}
-        and C{part/{PartID}};
-      - L{info}: C{/api/v1/info}, C{/api/v1/mailboxes}, C{/livez} and
-        C{/readyz};
+        and C{part/{PartID}} (and its C{thumb});
+      - L{info}: C{/api/v1/info}, C{/api/v1/mailboxes},
+        C{/api/v1/webui}, C{/livez} and C{/readyz};
+      - L{tags}: C{/api/v1/tags} and C{/api/v1/tags/{Tag}};
+      - L{sending}: C{/api/v1/send} (its request read by L{send}) and
+        C{/api/v1/message/{ID}/release};
+      - L{metrics}: C{/metrics} (Prometheus);
+      - L{thumbnail}: the JPEG of C{/api/v1/message/{ID}/part/{PartID}/thumb}
+        (a route of L{message});
+      - L{unsubscribe}: Mailpit's check of List-Unsubscribe (the message
+        answer's C{ListUnsubscribe});
       - L{checks}: the message checks below C{/api/v1/message/{ID}}
         (C{html-check}, C{link-check}, C{sa-check}, C{auth-check},
         C{lint});

@@ -13,10 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import Request
 
 from twisted_netlab import __version__
+from twisted_netlab.mail.lab.stats import RuntimeStats
 from twisted_netlab.mail.lab.store.catalog import Catalog, Entry
 from twisted_netlab.mail.lab.store.maildir import MessageGone
 from twisted_netlab.mail.lab.store.parsed import ParsedMessage
@@ -27,6 +29,7 @@ from twisted_netlab.mail.lab.store.search import (
     QueryError,
     parse_query,
 )
+from twisted_netlab.mail.lab.store.tags import tag_counts
 from twisted_netlab.mail.lab.web.events import EventStreams
 from twisted_netlab.mail.lab.web.route import (
     BadRequest,
@@ -39,6 +42,18 @@ from twisted_netlab.mail.lab.web.shapes import summary
 #: The most messages one page may hold (C{limit}), and one wait await
 #: (C{count}).
 MAX_LIMIT = 10_000
+
+
+class _WallClock:
+    """A clock for reactors that have none (C{MemoryReactor})."""
+
+    def seconds(self) -> float:
+        return time.time()
+
+
+def clock_of(reactor: Any) -> Any:
+    """C{reactor} if it keeps time, else the wall clock."""
+    return reactor if IReactorTime.providedBy(reactor) else _WallClock()
 
 
 class LabAPI:
@@ -54,7 +69,6 @@ class LabAPI:
         self.catalog = catalog
         self.reactor = reactor
         self.database = database
-        self.started = time.time()
         #: The open C{/api/v1/events} streams.
         self.events = EventStreams(catalog, reactor)
         #: More fields for C{/api/v1/info} (the lab's C{SearchFacts}).
@@ -66,6 +80,19 @@ class LabAPI:
         #: <twisted_netlab.mail.lab.checks.runner.CheckRunner>}, set by the
         #: lab; made with the default settings when first needed if not).
         self.checks: Any = None
+        #: The lab's runtime counters (C{/api/v1/info}, C{/metrics}).
+        self.stats = RuntimeStats(clock_of(reactor))
+        #: Measures the state directory in bytes (C{DatabaseSize}); None:
+        #: reported as 0.
+        self.database_size: Callable[[], Deferred[int]] | None = None
+        #: Releases stored messages (L{twisted_netlab.mail.lab.relay.Relay});
+        #: None without C{--relay}.
+        self.relay: Any = None
+        #: Stores the message of a C{POST /api/v1/send} as if received:
+        #: C{(composed, request) -> Deferred of its ID}; None: not served.
+        self.accept_sent: Callable[[Any, Request], Deferred[str]] | None = None
+        #: Mailpit's C{Label} (C{/api/v1/webui}).
+        self.label = ""
 
     def query(self, request: Request, *, required: bool) -> Query:
         """
@@ -137,35 +164,34 @@ class LabAPI:
             "messages_count": len(entries),
             "messages_unread": matched_unread,
             "start": start,
-            "tags": [],
+            "tags": sorted(tag_counts(self.catalog)),
             "messages": [summary(e) for e in entries[start : start + limit]],
         }
 
-    def info(self) -> dict[str, Any]:
+    def info(self, database_size: int = 0) -> dict[str, Any]:
         """
         The JSON of C{/api/v1/info} (Mailpit's C{AppInformation}, plus
-        L{extra_info}).
+        L{extra_info}), with the state's size C{database_size}.
         """
         total, unread = self.catalog.counts()
         extra = self.extra_info() if self.extra_info is not None else {}
-        return {
-            "Version": f"twisted_netlab {__version__}",
-            "LatestVersion": "",
-            "Database": self.database,
-            "DatabaseSize": 0,
-            "Messages": total,
-            "Unread": unread,
-            "Tags": {},
-            "RuntimeStats": {
-                "Uptime": int(time.time() - self.started),
-                "Memory": 0,
-                "MessagesDeleted": 0,
-                "SMTPAccepted": 0,
-                "SMTPAcceptedSize": 0,
-                "SMTPRejected": 0,
-                "SMTPIgnored": 0,
-            },
-        } | extra
+        return (
+            self.stats.as_json(
+                version=f"twisted_netlab {__version__}",
+                database=self.database,
+                database_size=database_size,
+                messages=total,
+                unread=unread,
+                tags=tag_counts(self.catalog),
+            )
+            | extra
+        )
+
+    def measured(self) -> Deferred[int]:
+        """The state's size in bytes (L{database_size}), once measured."""
+        if self.database_size is None:
+            return succeed(0)
+        return self.database_size()
 
     @property
     def stream_count(self) -> int:

@@ -2,7 +2,7 @@
 C{GET /api/v1/events}: the store's changes as Server-Sent Events, the feed
 of the live inbox page.
 
-Events: C{new} (a message's summary), C{update} (C{{"ID", "Read"}}),
+Events: C{new} (a message's summary), C{update} (C{{"ID", "Read", "Tags"}}),
 C{delete} (C{{"IDs"}}), then C{stats} (C{{"Total", "Unread"}}) after each
 batch; a comment line every L{KEEP_ALIVE_SECONDS}.  A client that stops
 reading is dropped once its send buffer is full, rather than have its
@@ -21,6 +21,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from twisted_netlab.mail.lab.store.catalog import Catalog, Event
+from twisted_netlab.mail.lab.store.tags import tags_of
 from twisted_netlab.mail.lab.web.route import Route
 from twisted_netlab.mail.lab.web.shapes import summary
 
@@ -114,7 +115,12 @@ class EventStreams:
                 except Exception:
                     continue
             elif event.kind == "update" and event.entry is not None:
-                data = {"ID": event.entry.id, "Read": event.entry.read}
+                flags = event.entry.flags
+                data = {
+                    "ID": event.entry.id,
+                    "Read": "\\Seen" in flags,
+                    "Tags": tags_of(flags),
+                }
             elif event.kind == "delete":
                 data = {"IDs": list(event.ids)}
             else:

@@ -6,6 +6,9 @@ One message: C{/api/v1/message/{ID}} (or C{latest}) and the paths below it.
     GET /api/v1/message/{ID}/headers          every header, by canonical name
     GET /api/v1/message/{ID}/raw              the message as stored
     GET /api/v1/message/{ID}/part/{PartID}    a part, always as a download
+    GET /api/v1/message/{ID}/part/{PartID}/thumb
+                                              Mailpit's 180x120 JPEG of an
+                                              image part (404 without Pillow)
 
 L{MessageResource} finds the paths below a message in a table of
 L{MessageRoute} factories (the table is L{v1.MESSAGE_ROUTES
@@ -19,6 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.threads import deferToThreadPool
 from twisted.web.resource import IResource
 from twisted.web.server import Request
 
@@ -34,6 +40,10 @@ from twisted_netlab.mail.lab.web.route import (
     send_text,
 )
 from twisted_netlab.mail.lab.web.shapes import canonical_header_name, detail
+from twisted_netlab.mail.lab.web.thumbnail import (
+    content_disposition as thumbnail_disposition,
+)
+from twisted_netlab.mail.lab.web.thumbnail import make_thumbnail, thumbnail_unavailable
 
 #: Makes the route of one path below a message, from the API and the ID.
 MessageRouteFactory = Callable[[LabAPI, str], IResource]
@@ -146,10 +156,9 @@ class PartsRoute(MessageRoute):
         raise NotFound("no such path")
 
 
-class PartRoute(MessageRoute):
+class _OnePart(MessageRoute):
     """
-    C{/api/v1/message/{ID}/part/{PartID}}: the part's decoded content, as
-    an attachment (never shown inline by the browser).
+    A route about one part of a message.
     """
 
     def __init__(self, api: LabAPI, message_id: str, part_id: str) -> None:
@@ -162,6 +171,18 @@ class PartRoute(MessageRoute):
             raise NotFound(f"message {self.message_id} has no part {self.part_id}")
         return part
 
+
+class PartRoute(_OnePart):
+    """
+    C{/api/v1/message/{ID}/part/{PartID}}: the part's decoded content, as
+    an attachment (never shown inline by the browser).
+    """
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        if segment(path) == "thumb":
+            return ThumbRoute(self.api, self.message_id, self.part_id)
+        return NoSuchPathBelowMessage()
+
     def render_GET(self, request: Request) -> bytes:
         part = self.part()
         request.setHeader(b"content-type", part.content_type.encode())
@@ -170,3 +191,31 @@ class PartRoute(MessageRoute):
             content_disposition("attachment", part.file_name or f"part-{part.part_id}"),
         )
         return bytes(part.content)
+
+
+class ThumbRoute(_OnePart):
+    """
+    C{/api/v1/message/{ID}/part/{PartID}/thumb}: a 180x120 JPEG of the
+    part as Mailpit makes it (L{thumbnail}); a part that is no image gets
+    a blank one.  Without Pillow, 404 with the reason.
+    """
+
+    def render_GET(self, request: Request) -> bytes | Deferred[bytes]:
+        reason = thumbnail_unavailable()
+        if reason is not None:
+            raise NotFound(reason)
+        part = self.part()
+        request.setHeader(b"content-type", b"image/jpeg")
+        name = part.file_name or part.content_id or part.part_id
+        request.setHeader(b"content-disposition", thumbnail_disposition(name).encode())
+        reactor = self.api.reactor
+        if not IReactorThreads.providedBy(reactor):
+            return make_thumbnail(bytes(part.content), part.content_type)
+        # Decoding a large image takes a while: not in the reactor thread.
+        return deferToThreadPool(
+            reactor,
+            reactor.getThreadPool(),
+            make_thumbnail,
+            bytes(part.content),
+            part.content_type,
+        )

@@ -26,6 +26,7 @@ from zope.interface import implementer
 from twisted_netlab.mail.lab.web.api import LabAPI
 from twisted_netlab.mail.lab.web.guard import HostGuard
 from twisted_netlab.mail.lab.web.info import HealthRoute
+from twisted_netlab.mail.lab.web.metrics import MetricsRoute
 from twisted_netlab.mail.lab.web.policy import PAGE_CSP, security_headers
 from twisted_netlab.mail.lab.web.route import Route
 from twisted_netlab.mail.lab.web.v1 import APIResource
@@ -37,6 +38,7 @@ SITE_ROUTES: Mapping[str, Callable[[LabAPI], IResource]] = {
     "view": ViewsRoute,
     "livez": lambda api: HealthRoute(),
     "readyz": lambda api: HealthRoute(),
+    "metrics": MetricsRoute,
 }
 
 

@@ -16,7 +16,7 @@ from twisted.web.resource import IResource
 from twisted_netlab.mail.lab.web.api import LabAPI
 from twisted_netlab.mail.lab.web.checks import CHECK_ROUTES
 from twisted_netlab.mail.lab.web.events import EventsRoute
-from twisted_netlab.mail.lab.web.info import InfoRoute, MailboxesRoute
+from twisted_netlab.mail.lab.web.info import InfoRoute, MailboxesRoute, WebUIRoute
 from twisted_netlab.mail.lab.web.message import (
     HeadersRoute,
     MessageRouteFactory,
@@ -26,12 +26,15 @@ from twisted_netlab.mail.lab.web.message import (
 )
 from twisted_netlab.mail.lab.web.messages import MessagesRoute, SearchRoute, WaitRoute
 from twisted_netlab.mail.lab.web.route import Route
+from twisted_netlab.mail.lab.web.sending import ReleaseRoute, SendRoute
+from twisted_netlab.mail.lab.web.tags import TagsRoute
 
 #: C{/api/v1/message/{ID}/NAME}: each made from the API and the message's ID.
 MESSAGE_ROUTES: Mapping[str, MessageRouteFactory] = {
     "headers": HeadersRoute,
     "raw": RawRoute,
     "part": PartsRoute,
+    "release": ReleaseRoute,
     **CHECK_ROUTES,
 }
 
@@ -44,6 +47,9 @@ ROUTES: Mapping[str, Callable[[LabAPI], IResource]] = {
     "info": InfoRoute,
     "mailboxes": MailboxesRoute,
     "message": lambda api: MessagesByID(api, MESSAGE_ROUTES),
+    "tags": TagsRoute,
+    "send": SendRoute,
+    "webui": WebUIRoute,
 }
 
 

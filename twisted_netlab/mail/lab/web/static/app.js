@@ -7,6 +7,7 @@
 // /view/{ID}.html.  Never through innerHTML.
 
 import { parseHeaders } from "./headers.js";
+import * as mailpit from "./mailpit.js";
 import { checkLoaders, clearChecks, showAuthBadge } from "./checks.js";
 
 const PAGE_SIZE = 50;
@@ -187,6 +188,7 @@ async function loadList() {
   const arrived = arrivedDuring || [];
   arrivedDuring = null;
   showError(null);
+  mailpit.pageLoaded(page, state.query);
   state.messages = page.messages || [];
   state.count = page.messages_count ?? state.messages.length;
   state.total = page.total ?? state.total;
@@ -257,6 +259,7 @@ function rowFor(message) {
   if (!state.mailbox && message.Mailbox) {
     row.querySelector(".line2").append(el("span", { cls: "mailbox-tag", text: message.Mailbox }));
   }
+  mailpit.decorateRow(row, message);
   return row;
 }
 
@@ -306,6 +309,7 @@ function belongsOnTop(summary) {
 
 const events = {
   new(summary) {
+    mailpit.arrived(summary);
     arrivedDuring?.push(summary);
     if (state.messages.some((m) => m.ID === summary.ID)) return;
     if (belongsOnTop(summary)) {
@@ -323,8 +327,11 @@ const events = {
       reloadSoon(); // the query decides whether it shows, or the page moved
     }
   },
-  update({ ID, Read }) {
+  update({ ID, Read, Tags }) {
+    const message = state.messages.find((m) => m.ID === ID);
+    if (message && Array.isArray(Tags)) message.Tags = Tags;
     markRow(ID, Read);
+    mailpit.updated({ ID, Tags });
   },
   delete({ IDs }) {
     const gone = new Set(IDs);
@@ -422,6 +429,7 @@ function closeMessage(replace = false) {
 }
 
 function clearMessage() {
+  mailpit.clearMessage();
   $("html-frame").removeAttribute("src");
   for (const id of ["subject", "addresses", "text", "headers", "raw", "envelope", "attachments", "preview"]) {
     $(id).replaceChildren();
@@ -446,6 +454,7 @@ function renderMessage() {
   for (const [name, value] of rows) {
     if (value) addresses.append(el("dt", { text: name }), el("dd", { text: value }));
   }
+  mailpit.showMessage(message);
   $("toggle-read").textContent = message.Read ? "Mark unread" : "Mark read";
   $("download").setAttribute("href", `api/v1/message/${encodeURIComponent(message.ID)}/raw`);
   $("download").setAttribute("download", `${message.ID}.eml`);
@@ -805,6 +814,14 @@ function wire() {
 
 async function main() {
   wire();
+  const settled = mailpit.init({
+    search(query) {
+      $("query").value = query;
+      search(query);
+    },
+    reload: reloadSoon,
+    open: (id) => openMessage(id),
+  });
   readLocation();
   // The list is asked for once the stream is open (or has had a second to
   // open): then every message is in the answer, or announced after it.
@@ -815,6 +832,7 @@ async function main() {
   listed.then(loadMailboxes);
   await listed;
   if (state.selected) openMessage(state.selected, { push: false });
+  await settled;
   document.body.dataset.ready = "true";
 }
 
