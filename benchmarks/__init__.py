@@ -8,7 +8,8 @@ L{benchmarks.core}); L{MODULES} lists them in the order they run.  The mail
 benchmarks (mail_fetch, mail_smtp, mail_imap, mail_capture, mail_api:
 docs/benchmarks-mail.rst) run after echo and hello; the web inbox in Chromium
 against MailDev 3's UI (web_inbox: docs/web-inbox.rst); the message checks
-on a newsletter (checks: docs/checks.rst) last.
+on a newsletter (checks: docs/checks.rst); the lab at 100,000 messages
+against Dovecot (scale: docs/benchmarks-mail.rst) last.
 """
 
 MODULES = [
@@ -21,4 +22,5 @@ MODULES = [
     "benchmarks.mail_api",
     "benchmarks.web_inbox",
     "benchmarks.checks",
+    "benchmarks.scale",
 ]

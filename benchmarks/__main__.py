@@ -110,6 +110,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "denies them the second core)",
     )
     parser.add_argument(
+        "--scale-size",
+        type=int,
+        metavar="N",
+        help="messages in the scale benchmark's INBOX (default 100000; "
+        "1000000 is the optional size; --quick 200)",
+    )
+    parser.add_argument(
         "--no-plot", action="store_true", help="skip the plot (no matplotlib needed)"
     )
     parser.add_argument(
@@ -120,10 +127,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "benchmarks.json",
     )
     args = parser.parse_args(argv)
-    for name in ("repeats", "duration", "warmup"):
+    for name in ("repeats", "duration", "warmup", "scale_size"):
         value = getattr(args, name)
         if value is not None and value <= 0:
-            parser.error(f"--{name} must be positive")
+            parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
 
 
@@ -187,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         server_cpus=pins[0] if pins else None,
         loadgen_cpus=pins[1] if pins else None,
         experiments=frozenset(args.experiment or ()),
+        scale_size=args.scale_size,
     )
     every = cases()
     names = [

@@ -39,6 +39,8 @@ class Context:
     loadgen_cpus: frozenset[int] | None = None
     #: experimental servers to measure too (echo: "twisted-transport", "write-now")
     experiments: frozenset[str] = frozenset()
+    #: the scale benchmark's mailbox size (None: its default)
+    scale_size: int | None = None
 
     def wants(self, case: str) -> bool:
         return self.cases is None or case in self.cases

@@ -55,6 +55,8 @@ def _measured(target: Target) -> str:
         return f"{target.value:.2f}x"
     if "KiB" in target.goal:
         return f"{target.value:.2f} KiB"
+    if target.goal.endswith((" ms", " s")):
+        return f"{target.value:,.1f}"
     return f"{target.value:,.0f}"
 
 
