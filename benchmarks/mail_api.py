@@ -25,7 +25,6 @@ import http.client
 import json
 import smtplib
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -34,7 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.core import Context, Section, Table, Target, fmt
-from benchmarks.servers import HOST, RunningServer, ServerError, ServerSpec, free_port
+from benchmarks.servers import (
+    HOST,
+    RunningServer,
+    ServerError,
+    ServerSpec,
+    free_port,
+    twistd_command,
+)
 
 NAME = "mail_api"
 CASES = ["api"]
@@ -92,13 +98,7 @@ def _lab(state: Path, smtp: list[int]) -> ServerSpec:
         smtp_port, imap_port = _other_ports({port}, 2)
         smtp[:] = [smtp_port]
         return [
-            sys.executable,
-            "-c",
-            "import sys; sys.argv[0] = 'twistd'; "
-            "from twisted.scripts.twistd import run; run()",
-            "--nodaemon",
-            "--pidfile=",
-            f"--logfile={log}",
+            *twistd_command(log),
             "netlab-mail",
             f"--state={state}",
             "--domain=bench.test",

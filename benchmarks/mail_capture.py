@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from benchmarks.servers import (
     ServerError,
     ServerSpec,
     free_port,
+    twistd_command,
 )
 
 NAME = "mail_capture"
@@ -78,13 +78,7 @@ MAILDEV_BIN = ROOT / "tests" / "interop" / "node" / "node_modules" / ".bin" / "m
 def netlab_capture(state: Path) -> Callable[[int, Path], list[str]]:
     def argv(port: int, log: Path) -> list[str]:
         return [
-            sys.executable,
-            "-c",
-            "import sys; sys.argv[0] = 'twistd'; "
-            "from twisted.scripts.twistd import run; run()",
-            "--nodaemon",
-            "--pidfile=",
-            f"--logfile={log}",
+            *twistd_command(log),
             "netlab-mail",
             f"--state={state}",
             "--domain=bench.test",

@@ -44,6 +44,7 @@ from benchmarks.servers import (
     ServerError,
     ServerSpec,
     free_port,
+    twistd_command,
 )
 
 NAME = "mail_imap"
@@ -74,13 +75,7 @@ SCENARIOS = [
 def netlab_mail(state: Path, imaps_port: int) -> Callable[[int, Path], list[str]]:
     def argv(port: int, log: Path) -> list[str]:
         return [
-            sys.executable,
-            "-c",
-            "import sys; sys.argv[0] = 'twistd'; "
-            "from twisted.scripts.twistd import run; run()",
-            "--nodaemon",
-            "--pidfile=",
-            f"--logfile={log}",
+            *twistd_command(log),
             "netlab-mail",
             f"--state={state}",
             "--domain=bench.test",

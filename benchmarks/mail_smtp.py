@@ -41,6 +41,7 @@ from benchmarks.servers import (
     ServerError,
     ServerSpec,
     free_port,
+    twistd_command,
 )
 
 NAME = "mail_smtp"
@@ -69,13 +70,7 @@ SCENARIOS = [Scenario("smtp-disk", "disk"), Scenario("smtp-tmpfs", "tmpfs")]
 def netlab_mail(state: Path) -> Callable[[int, Path], list[str]]:
     def argv(port: int, log: Path) -> list[str]:
         return [
-            sys.executable,
-            "-c",
-            "import sys; sys.argv[0] = 'twistd'; "
-            "from twisted.scripts.twistd import run; run()",
-            "--nodaemon",
-            "--pidfile=",
-            f"--logfile={log}",
+            *twistd_command(log),
             "netlab-mail",
             f"--state={state}",
             f"--domain={DOMAIN}",

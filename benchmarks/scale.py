@@ -39,7 +39,6 @@ import shutil
 import smtplib
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -49,7 +48,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.core import Context, Section, Table, Target, fmt, fmt_ratio
-from benchmarks.servers import HOST, RunningServer, ServerError, ServerSpec, free_port
+from benchmarks.servers import (
+    HOST,
+    RunningServer,
+    ServerError,
+    ServerSpec,
+    free_port,
+    twistd_command,
+)
 
 NAME = "scale"
 CASES = ["scale"]
@@ -117,13 +123,7 @@ def _lab(state: Path, ports: dict[str, int]) -> ServerSpec:
             taken.add(p)
             ports[kind] = p
         return [
-            sys.executable,
-            "-c",
-            "import sys; sys.argv[0] = 'twistd'; "
-            "from twisted.scripts.twistd import run; run()",
-            "--nodaemon",
-            "--pidfile=",
-            f"--logfile={log}",
+            *twistd_command(log),
             "netlab-mail",
             f"--state={state}",
             "--domain=bench.test",

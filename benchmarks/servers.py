@@ -44,6 +44,22 @@ class ServerSpec:
     argv: Callable[[int, Path], list[str]]
 
 
+def twistd_command(log: Path) -> list[str]:
+    """
+    The start of a C{twistd --nodaemon} command line run by this Python
+    (no pid file, its log in C{log}): the plugin and its options follow.
+    """
+    return [
+        sys.executable,
+        "-c",
+        "import sys; sys.argv[0] = 'twistd'; "
+        "from twisted.scripts.twistd import run; run()",
+        "--nodaemon",
+        "--pidfile=",
+        f"--logfile={log}",
+    ]
+
+
 def twistd(
     plugin: str, *options: str, env: tuple[str, ...] = ()
 ) -> Callable[[int, Path], list[str]]:
@@ -58,13 +74,7 @@ def twistd(
     def argv(port: int, log: Path) -> list[str]:
         return [
             *(["env", *env] if env else []),
-            sys.executable,
-            "-c",
-            "import sys; sys.argv[0] = 'twistd'; "
-            "from twisted.scripts.twistd import run; run()",
-            "--nodaemon",
-            "--pidfile=",
-            f"--logfile={log}",
+            *twistd_command(log),
             plugin,
             f"--listen=tcp:{port}:interface={HOST}:backlog={BACKLOG}",
             *options,

@@ -16,6 +16,13 @@ counts that IMAP's SELECT, EXAMINE and STATUS answer from (L{status}); the
 directories are listed again only when their modification times changed,
 and then only the files that came, went or were renamed cost more than a
 set lookup.
+
+This module is long because L{Folder} is one lock's state: the listing, the
+compact table, the UID list, flags, keywords and MODSEQs change together
+under that lock, and the methods that change them (deliver, store flags,
+expunge, rescan) must each keep all of them in step; the parts that stand
+alone are already their own modules (L{table}, L{uidlist}, L{keywords},
+L{modseq}, L{envelope}, L{names}).
 """
 
 from __future__ import annotations
